@@ -1,0 +1,85 @@
+import Foundation
+import GatewayCore
+import GRDB
+
+// MARK: - Upstreams as an operator sees them
+
+/// One upstream in `upstreams list`.
+public struct UpstreamListing: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var baseUrl: String
+    public var state: UpstreamRecord.State
+    /// Set while the upstream cools down after failures.
+    public var cooldownUntil: Date?
+    public var failureStreak: Int
+    public var lastFailureAt: Date?
+    public var lastFailureReason: String?
+    public var lastUsedAt: Date?
+    public var requests: Int
+    public var failedAttempts: Int
+}
+
+extension AppDatabase {
+    public func listUpstreams(now: Date = Date()) throws -> [UpstreamListing] {
+        try read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT u.*, COALESCE(r.requests, 0) AS requests, COALESCE(a.failed, 0) AS failed
+                FROM upstreams u
+                LEFT JOIN (SELECT upstream_id, COUNT(*) AS requests FROM requests GROUP BY upstream_id) r
+                       ON r.upstream_id = u.id
+                LEFT JOIN (SELECT upstream_id, COUNT(*) AS failed FROM attempts
+                           WHERE verdict IN ('upstream_failure', 'upstream_blocked', 'transient') GROUP BY upstream_id) a
+                       ON a.upstream_id = u.id
+                ORDER BY u.id
+                """)
+            return try rows.map { row in
+                let upstream = try UpstreamRecord(row: row)
+                return UpstreamListing(
+                    id: upstream.id!, baseUrl: upstream.baseUrl, state: upstream.state,
+                    cooldownUntil: upstream.cooldownUntil.flatMap { $0 > now ? $0 : nil },
+                    failureStreak: upstream.failureStreak, lastFailureAt: upstream.lastFailureAt,
+                    lastFailureReason: upstream.lastFailureReason, lastUsedAt: upstream.lastUsedAt,
+                    requests: row["requests"], failedAttempts: row["failed"]
+                )
+            }
+        }
+    }
+
+    /// Adds one upstream; returns nil when it was already there.
+    public func addUpstream(_ url: String, now: Date = Date()) throws -> UpstreamImportSummary {
+        switch ListFile.normalizeUpstreamURL(url) {
+        case .failure(let error):
+            throw StoreError.invalid("invalid upstream URL: \(error.message)")
+        case .success(let normalized):
+            var parsed = ListFile.Parsed<ListFile.UpstreamEntry>()
+            parsed.entries = [ListFile.UpstreamEntry(line: 1, baseURL: normalized)]
+            return try importUpstreams(parsed, now: now)
+        }
+    }
+
+    /// Finds an upstream by id or base URL.
+    static func resolveUpstream(_ selector: String, in db: Database) throws -> UpstreamRecord {
+        if let id = Int64(selector), let upstream = try UpstreamRecord.fetchOne(db, key: id) { return upstream }
+        let normalized = (try? ListFile.normalizeUpstreamURL(selector).get()) ?? selector
+        if let upstream = try UpstreamRecord.filter(UpstreamRecord.Columns.baseUrl == normalized).fetchOne(db) {
+            return upstream
+        }
+        throw StoreError.notFound("no upstream matches '\(selector)' (give an id or a base URL; see 'gemini-gateway upstreams list')")
+    }
+
+    /// Disables or restores an upstream. Restoring clears its cooldown and failure streak.
+    @discardableResult
+    public func setUpstreamState(_ selector: String, to state: UpstreamRecord.State, now: Date = Date()) throws -> UpstreamRecord {
+        try write { db in
+            var upstream = try Self.resolveUpstream(selector, in: db)
+            upstream.state = state
+            upstream.updatedAt = now
+            if state == .active {
+                upstream.cooldownUntil = nil
+                upstream.failureStreak = 0
+            }
+            try upstream.update(db)
+            return upstream
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import GRDB
+
+/// The gateway's SQLite database: keys, upstreams, cooldowns, clients and the request log.
+///
+/// Opened as a `DatabasePool` (WAL), so the CLI can read and write while `serve` runs; the schema
+/// comes only from `migrations/*.sql`, embedded in the binary at build time.
+public struct AppDatabase: Sendable {
+    /// The connection pool. Writes are transactions; reads run beside the single writer.
+    public let writer: any DatabaseWriter
+    /// The file, or nil for an in-memory database.
+    public let path: String?
+    let busyTimeout: TimeInterval
+
+    /// How long a writer waits for another process's write transaction before giving up.
+    public static let defaultBusyTimeout: TimeInterval = 5
+
+    init(writer: any DatabaseWriter, path: String? = nil, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
+        self.writer = writer
+        self.path = path
+        self.busyTimeout = busyTimeout
+        try Self.migrate(writer)
+    }
+
+    /// One write transaction; database errors become `StoreError`s that name the file.
+    public func write<T>(_ updates: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.write(updates)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(error, path: path ?? ":memory:", busyTimeout: busyTimeout)
+        }
+    }
+
+    /// One read; database errors become `StoreError`s that name the file.
+    public func read<T>(_ value: (Database) throws -> T) throws -> T {
+        do {
+            return try writer.read(value)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(error, path: path ?? ":memory:", busyTimeout: busyTimeout)
+        }
+    }
+
+    /// Opens (creating it with mode 0600 if needed) the database at `path` and brings its schema
+    /// up to date. Errors are `StoreError`s whose description is one line an operator can act on.
+    public static func open(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws -> AppDatabase {
+        try prepareFile(at: path)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "gateway"
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            return try AppDatabase(writer: pool, path: path, busyTimeout: busyTimeout)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(error, path: path, busyTimeout: busyTimeout)
+        }
+    }
+
+    /// An empty in-memory database with the full schema, for tests.
+    public static func inMemory() throws -> AppDatabase {
+        try AppDatabase(writer: DatabaseQueue())
+    }
+
+    // MARK: - Migrations
+
+    /// The identifiers of the migrations embedded in this binary, in order.
+    public static var migrationIdentifiers: [String] { embeddedMigrations.map(\.identifier) }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in embeddedMigrations {
+            migrator.registerMigration(migration.identifier) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return migrator
+    }
+
+    private static func migrate(_ writer: any DatabaseWriter) throws {
+        let migrator = migrator
+        // Read first: a database that is up to date is opened without taking the write lock,
+        // so reading commands work while another process writes.
+        let (complete, superseded) = try writer.read { db in
+            (try migrator.hasCompletedMigrations(db), try migrator.hasBeenSuperseded(db))
+        }
+        if superseded {
+            let unknown = try writer.read { db in
+                try migrator.appliedIdentifiers(db).subtracting(migrator.migrations).sorted()
+            }
+            throw StoreError.newerSchema(unknownMigrations: unknown)
+        }
+        if !complete {
+            try migrator.migrate(writer)
+        }
+    }
+
+    // MARK: - The file
+
+    /// Refuses a directory, and creates a missing file with mode 0600 so that the database (and the
+    /// -wal/-shm files SQLite derives from it) are readable by their owner only.
+    private static func prepareFile(at path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { throw StoreError.isDirectory(path: path) }
+            return
+        }
+        let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd < 0 {
+            let code = errno
+            if code == EEXIST { return }
+            throw StoreError.cannotCreate(path: path, reason: String(cString: strerror(code)))
+        }
+        close(fd)
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import GRDB
+
+// MARK: - One record type per table (columns in snake_case, properties in camelCase)
+
+/// A row of `keys`.
+public struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "keys"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public enum State: String, Codable, Sendable, CaseIterable { case active, disabled, deleted }
+
+    public var id: Int64?
+    public var secret: String
+    public var fingerprint: String
+    public var tail: String
+    public var project: String?
+    public var state: State
+    public var disabledAt: Date?
+    public var deletedAt: Date?
+    public var deletedReason: String?
+    public var lastUsedAt: Date?
+    public var lastThrottledAt: Date?
+    public var throttleStreak: Int
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let secret = Column("secret")
+        public static let fingerprint = Column("fingerprint")
+        public static let project = Column("project")
+        public static let state = Column("state")
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A row of `upstreams`.
+public struct UpstreamRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "upstreams"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public enum State: String, Codable, Sendable, CaseIterable { case active, disabled }
+
+    public var id: Int64?
+    public var baseUrl: String
+    public var state: State
+    public var cooldownUntil: Date?
+    public var failureStreak: Int
+    public var lastFailureAt: Date?
+    public var lastFailureReason: String?
+    public var lastUsedAt: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let baseUrl = Column("base_url")
+        public static let state = Column("state")
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A row of `key_cooldowns`: the key is not used for `model` ('*' = all) until `until`.
+public struct KeyCooldownRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "key_cooldowns"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public var keyId: Int64
+    public var model: String
+    public var until: Date
+    public var reason: String
+    public var quotaId: String?
+    public var createdAt: Date
+
+    public init(keyId: Int64, model: String, until: Date, reason: String, quotaId: String?, createdAt: Date) {
+        self.keyId = keyId
+        self.model = model
+        self.until = until
+        self.reason = reason
+        self.quotaId = quotaId
+        self.createdAt = createdAt
+    }
+}
+
+/// A row of `project_cooldowns`: every key labelled `project` is not used for `model` until `until`.
+public struct ProjectCooldownRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "project_cooldowns"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public var project: String
+    public var model: String
+    public var until: Date
+    public var reason: String
+    public var quotaId: String?
+    public var createdAt: Date
+
+    public init(project: String, model: String, until: Date, reason: String, quotaId: String?, createdAt: Date) {
+        self.project = project
+        self.model = model
+        self.until = until
+        self.reason = reason
+        self.quotaId = quotaId
+        self.createdAt = createdAt
+    }
+}
+
+/// A row of `clients`: a gateway token, stored as its SHA-256.
+public struct ClientRecord: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "clients"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public var id: Int64?
+    public var name: String
+    public var tokenHash: String
+    public var tokenTail: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let name = Column("name")
+        public static let tokenHash = Column("token_hash")
+        public static let revokedAt = Column("revoked_at")
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import GatewayStore
+
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "List and manage Gemini API keys (shown by fingerprint, never whole).",
+        subcommands: [List.self, Disable.self, Restore.self, Delete.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List keys: fingerprint, project, state, cooldowns in force, use and throttle times, counts."
+        )
+
+        @Option(name: .long, help: "Only keys in this state (active, disabled, deleted).")
+        var state: KeyRecord.State?
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try database.open().listKeys(states: state.map { [$0] } ?? Set(KeyRecord.State.allCases))
+                if output.json { return try Output.json(keys) }
+                Output.table(
+                    ["ID", "FINGERPRINT", "TAIL", "PROJECT", "STATE", "COOLDOWNS", "LAST USED", "LAST THROTTLED", "REQUESTS", "FAILED", "THROTTLES", "WHY DELETED"],
+                    keys.map { key in
+                        [
+                            String(key.id), key.fingerprint, "…" + key.tail, key.project ?? "-", key.state.rawValue,
+                            key.cooldowns.isEmpty ? "-" : key.cooldowns.map { "\($0.model) until \(Output.time($0.until)) (\($0.reason))" }.joined(separator: "; "),
+                            Output.time(key.lastUsedAt), Output.time(key.lastThrottledAt),
+                            String(key.requests), String(key.failedRequests), String(key.throttles),
+                            key.deletedReason.map { "\($0) at \(Output.time(key.deletedAt))" } ?? "-",
+                        ]
+                    }
+                )
+            }
+        }
+    }
+
+    struct Disable: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop using a key until it is restored.")
+        @Argument(help: "The key: its id, fingerprint (or a unique prefix), or last 4 characters.") var key: String
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let record = try database.open().setKeyState(key, to: .disabled)
+                print("key \(record.fingerprint) (…\(record.tail)) disabled")
+            }
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a disabled or deleted key active again and clear its cooldowns.")
+        @Argument(help: "The key: its id, fingerprint (or a unique prefix), or last 4 characters.") var key: String
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let record = try database.open().setKeyState(key, to: .active)
+                print("key \(record.fingerprint) (…\(record.tail)) active")
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Soft-delete a key: it is never used again, but its row and history stay (restore undoes it)."
+        )
+        @Argument(help: "The key: its id, fingerprint (or a unique prefix), or last 4 characters.") var key: String
+        @Option(name: .long, help: "Why, shown by 'keys list'.") var reason: String = "deleted by operator"
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let record = try database.open().setKeyState(key, to: .deleted, reason: reason)
+                print("key \(record.fingerprint) (…\(record.tail)) deleted (soft): \(reason)")
+            }
+        }
+    }
+}
+
+extension KeyRecord.State: ExpressibleByArgument {}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import GatewayStore
+
+// MARK: - Errors and exit codes a shell script can rely on
+
+/// A failure the CLI reports as one line on stderr with a specific exit code.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    var exitCode: Int32
+
+    static func noValidLine(_ message: String) -> CLIError { CLIError(description: message, exitCode: 65) }
+    static func cannotRead(_ message: String) -> CLIError { CLIError(description: message, exitCode: 66) }
+}
+
+/// Runs `body`, turning any failure into `error: <one line>` on stderr and the documented exit code.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as CLIError {
+        fail(error.description, code: error.exitCode)
+    } catch let error as StoreError {
+        if case .busy = error { fail(error.description, code: 75) }
+        fail(error.description, code: 1)
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        fail(String(describing: error), code: 1)
+    }
+}
+
+private func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    exit(code)
+}
+
+// MARK: - Output
+
+enum Output {
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    /// A plain table: a header row, aligned columns separated by two spaces.
+    static func table(_ header: [String], _ rows: [[String]]) {
+        var widths = header.map(\.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { index, cell in
+                index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        print(line(header))
+        for row in rows { print(line(row)) }
+    }
+
+    /// `2026-11-27 15:03:09` in UTC, or `-`.
+    static func time(_ date: Date?) -> String {
+        guard let date else { return "-" }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+    }
+
+    static func plural(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
+    }
+}

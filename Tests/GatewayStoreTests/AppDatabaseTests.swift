@@ -1,0 +1,117 @@
+import Foundation
+import GatewayCore
+import GRDB
+@testable import GatewayStore
+import Testing
+
+@Suite struct MigrationTests {
+    @Test func everyMigrationFileIsEmbeddedAndApplied() throws {
+        let files = try FileManager.default
+            .contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("migrations").path)
+            .filter { $0.hasSuffix(".sql") }
+            .map { String($0.dropLast(4)) }
+            .sorted()
+        #expect(!files.isEmpty)
+        #expect(AppDatabase.migrationIdentifiers == files)
+
+        let store = try AppDatabase.inMemory()
+        let applied = try store.read { db in try AppDatabase.migrator.appliedMigrations(db) }
+        #expect(applied == files)
+        let tables = try store.read { db in
+            try String.fetchSet(db, sql: "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+        }
+        for table in ["keys", "upstreams", "key_cooldowns", "project_cooldowns", "clients", "requests", "attempts"] {
+            #expect(tables.contains(table), "missing table \(table)")
+        }
+    }
+
+    @Test func migrationFileNamesAreNumberedAndOrdered() throws {
+        for identifier in AppDatabase.migrationIdentifiers {
+            #expect(identifier.range(of: #"^\d{4}_[a-z0-9_]+$"#, options: .regularExpression) != nil, "\(identifier)")
+        }
+    }
+}
+
+@Suite struct DatabaseFileTests {
+    @Test func createdWithMode0600InWALMode() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("gateway.db")
+        let store = try AppDatabase.open(path: path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let journal = try store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(journal == "wal")
+    }
+
+    @Test func reopeningKeepsData() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("gateway.db")
+        _ = try AppDatabase.open(path: path).importKeys(ListFile.parseKeys(Array("AIzaPersistedKey000001\n".utf8)))
+        let keys = try AppDatabase.open(path: path).listKeys()
+        #expect(keys.map(\.tail) == ["0001"])
+    }
+
+    @Test func aDirectoryIsRefused() throws {
+        let dir = TemporaryDirectory()
+        #expect(throws: StoreError.isDirectory(path: dir.path)) { try AppDatabase.open(path: dir.path) }
+    }
+
+    @Test func aReadOnlyPlaceIsRefused() throws {
+        // /proc refuses new files even to root, which ignores permission bits.
+        #expect {
+            try AppDatabase.open(path: "/proc/gateway-test.db")
+        } throws: { error in
+            guard case .cannotCreate(let path, _) = error as? StoreError else { return false }
+            return path == "/proc/gateway-test.db"
+        }
+    }
+
+    @Test func aMissingDirectoryIsRefused() throws {
+        let dir = TemporaryDirectory()
+        #expect {
+            try AppDatabase.open(path: dir.file("no/such/dir/gateway.db"))
+        } throws: { error in
+            (error as? StoreError).map { "\($0)".contains("No such file or directory") } ?? false
+        }
+    }
+
+    @Test func aFileThatIsNotADatabaseIsRefused() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("notes.txt")
+        try Data(String(repeating: "this is not sqlite\n", count: 200).utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.notADatabase(path: path)) { try AppDatabase.open(path: path) }
+    }
+
+    @Test func aNewerSchemaIsNeverDowngraded() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("gateway.db")
+        let store = try AppDatabase.open(path: path)
+        try store.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('9999_from_the_future')") }
+        #expect(throws: StoreError.newerSchema(unknownMigrations: ["9999_from_the_future"])) {
+            try AppDatabase.open(path: path)
+        }
+    }
+
+    @Test func aWriteWaitsForTheBusyTimeoutThenFailsCleanly() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("gateway.db")
+        let store = try AppDatabase.open(path: path, busyTimeout: 0.3)
+        // Another connection (as another process would) holds the write lock.
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: path, configuration: configuration)
+        try other.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        let started = Date()
+        #expect(throws: StoreError.busy(path: path, seconds: 0.3)) {
+            try store.importKeys(ListFile.parseKeys(Array("AIzaBlockedKey00000001\n".utf8)))
+        }
+        #expect(Date().timeIntervalSince(started) >= 0.25)
+        try other.inDatabase { db in try db.execute(sql: "ROLLBACK") }
+        // Nothing was half-written, and the database still works.
+        #expect(try store.listKeys().isEmpty)
+        let summary = try store.importKeys(ListFile.parseKeys(Array("AIzaBlockedKey00000001\n".utf8)))
+        #expect(summary.added == 1)
+        let integrity = try store.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") }
+        #expect(integrity == "ok")
+    }
+}
