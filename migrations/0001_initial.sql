@@ -22,6 +22,7 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_state ON keys(state);
 CREATE INDEX keys_project ON keys(project) WHERE project IS NOT NULL;
+CREATE INDEX keys_updated_at ON keys(updated_at);
 
 -- Upstream base URLs: Google itself or relays of it.
 CREATE TABLE upstreams (
@@ -36,6 +37,7 @@ CREATE TABLE upstreams (
     created_at          TEXT    NOT NULL,
     updated_at          TEXT    NOT NULL
 );
+CREATE INDEX upstreams_updated_at ON upstreams(updated_at);
 
 -- A key that must not be used for a model until `until` ('*' = every model).
 CREATE TABLE key_cooldowns (

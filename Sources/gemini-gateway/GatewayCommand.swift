@@ -11,7 +11,7 @@ struct GatewayCommand: AsyncParsableCommand {
             read, 75 the database is locked by another writer (try again).
             """,
         subcommands: [
-            ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, StatusCommand.self,
+            ServeCommand.self, ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, StatusCommand.self,
         ]
     )
 }

@@ -1,0 +1,207 @@
+import Foundation
+
+// MARK: - GeminiRoute
+
+/// What a client request addresses, parsed from its path and query string.
+///
+/// Parsing is total: any path yields a route, unknown shapes simply get ``Endpoint-swift.enum/other``
+/// and no model. Examples:
+///
+/// | path | apiVersion | model | method | endpoint |
+/// |---|---|---|---|---|
+/// | `/v1beta/models/gemini-2.5-flash:generateContent` | v1beta | gemini-2.5-flash | generateContent | generateContent |
+/// | `/v1/models/gemini-2.5-pro:streamGenerateContent?alt=sse` | v1 | gemini-2.5-pro | streamGenerateContent | streamGenerateContent |
+/// | `/v1beta/tunedModels/my-model:generateContent` | v1beta | tunedModels/my-model | generateContent | generateContent |
+/// | `/v1beta/models` | v1beta | nil | nil | models.list |
+/// | `/v1beta/models/gemini-2.5-flash` | v1beta | gemini-2.5-flash | nil | models.get |
+/// | `/v1beta/openai/chat/completions` | v1beta | nil (in the body) | nil | openai.chat.completions |
+public struct GeminiRoute: Sendable, Hashable {
+    // MARK: Endpoint
+
+    /// A low-cardinality label for the kind of call, suitable for a log column or a metric label.
+    public enum Endpoint: String, Sendable, Hashable, CaseIterable {
+        case generateContent
+        case streamGenerateContent
+        case countTokens
+        case embedContent
+        case batchEmbedContents
+        case modelsList = "models.list"
+        case modelsGet = "models.get"
+        case openAIChatCompletions = "openai.chat.completions"
+        case openAIEmbeddings = "openai.embeddings"
+        case openAIOther = "openai.other"
+        case other
+    }
+
+    // MARK: Properties
+
+    /// The API version segment (`v1`, `v1beta`, `v1alpha`, ...), or nil when the path has none.
+    public let apiVersion: String?
+
+    /// The model addressed by the path: `gemini-2.5-flash` for `models/gemini-2.5-flash`,
+    /// `tunedModels/x` for tuned models. Nil when the path names no model (use
+    /// ``openAIModel(fromBody:)`` for OpenAI-compatible calls).
+    public let model: String?
+
+    /// The custom method after the colon (`generateContent`, `countTokens`, ...), or nil.
+    public let method: String?
+
+    /// True when the query string asks for server-sent events (`alt=sse`).
+    public let isSSE: Bool
+
+    /// True for Google's OpenAI-compatible endpoints under `/v1beta/openai/` or `/v1/openai/`.
+    public let isOpenAI: Bool
+
+    /// The low-cardinality label for logs and metrics.
+    public let endpoint: Endpoint
+
+    /// True for `streamGenerateContent`, with or without `alt=sse` (without it the response is a
+    /// JSON array streamed element by element).
+    public var isStream: Bool { method == Self.streamMethod }
+
+    /// The model to scope cooldowns with: ``model`` or ``ModelName/unknown``.
+    public var cooldownModel: String { model ?? ModelName.unknown }
+
+    // MARK: Parsing
+
+    /// Parses a request target such as `/v1beta/models/x:streamGenerateContent?alt=sse`.
+    public init(target: String) {
+        if let mark = target.firstIndex(of: "?") {
+            self.init(path: String(target[..<mark]), query: String(target[target.index(after: mark)...]))
+        } else {
+            self.init(path: target, query: nil)
+        }
+    }
+
+    /// Parses a request path and its query string (without the `?`).
+    public init(path: String, query: String?) {
+        let decoded = path.removingPercentEncoding ?? path
+        var segments = decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        if segments.first == "upload" { segments.removeFirst() }
+
+        isSSE = Self.queryAsksForSSE(query)
+
+        guard let version = segments.first, Self.isVersionSegment(version) else {
+            apiVersion = nil
+            model = nil
+            method = nil
+            isOpenAI = false
+            endpoint = .other
+            return
+        }
+        apiVersion = version
+        let rest = segments.dropFirst()
+
+        // OpenAI-compatible: the model is in the body.
+        if rest.first == "openai" {
+            isOpenAI = true
+            model = nil
+            method = nil
+            switch rest.dropFirst().joined(separator: "/") {
+            case "chat/completions": endpoint = .openAIChatCompletions
+            case "embeddings": endpoint = .openAIEmbeddings
+            default: endpoint = .openAIOther
+            }
+            return
+        }
+        isOpenAI = false
+
+        guard let collection = rest.first, collection == "models" || collection == "tunedModels" else {
+            model = nil
+            method = nil
+            endpoint = .other
+            return
+        }
+        let afterCollection = Array(rest.dropFirst())
+        guard let resource = afterCollection.first else {
+            model = nil
+            method = nil
+            endpoint = collection == "models" ? .modelsList : .other
+            return
+        }
+
+        let name: Substring
+        let parsedMethod: String?
+        if let colon = resource.firstIndex(of: ":") {
+            name = resource[..<colon]
+            let tail = resource[resource.index(after: colon)...]
+            parsedMethod = tail.isEmpty ? nil : String(tail)
+        } else {
+            name = resource[...]
+            parsedMethod = nil
+        }
+        guard !name.isEmpty else {
+            model = nil
+            method = nil
+            endpoint = .other
+            return
+        }
+        model = collection == "models" ? String(name) : "tunedModels/\(name)"
+        // Deeper paths (`models/x/operations/y`) are sub-resources, not calls on the model.
+        method = afterCollection.count == 1 ? parsedMethod : nil
+
+        if afterCollection.count > 1 {
+            endpoint = .other
+        } else if let method {
+            endpoint = Self.endpoint(forMethod: method)
+        } else {
+            endpoint = collection == "models" ? .modelsGet : .other
+        }
+    }
+
+    // MARK: OpenAI bodies
+
+    /// The `model` of an OpenAI-compatible request body, without a leading `models/`.
+    ///
+    /// Cheap: a single forward scan of the top-level object that stops at the `model` key and
+    /// decodes nothing else. Returns nil for bodies that are not a JSON object, have no string
+    /// `model`, or have an empty one.
+    public static func openAIModel(fromBody body: [UInt8]) -> String? {
+        guard let raw = JSONBytes.topLevelScalar(forKey: "model", in: body),
+              var name = JSONBytes.decodeString(raw)
+        else { return nil }
+        if name.hasPrefix("models/") { name.removeFirst("models/".count) }
+        return name.isEmpty ? nil : name
+    }
+
+    /// True when an OpenAI-compatible request body asks for a stream (`"stream": true`).
+    public static func openAIStream(fromBody body: [UInt8]) -> Bool {
+        JSONBytes.topLevelScalar(forKey: "stream", in: body) == Array("true".utf8)
+    }
+
+    // MARK: Helpers
+
+    static let streamMethod = "streamGenerateContent"
+
+    private static func endpoint(forMethod method: String) -> Endpoint {
+        switch method {
+        case "generateContent": .generateContent
+        case "streamGenerateContent": .streamGenerateContent
+        case "countTokens": .countTokens
+        case "embedContent": .embedContent
+        case "batchEmbedContents": .batchEmbedContents
+        default: .other
+        }
+    }
+
+    /// `v1`, `v1beta`, `v1alpha`, `v2`, `v1beta3`: a `v` followed by a digit.
+    private static func isVersionSegment(_ segment: String) -> Bool {
+        let bytes = segment.utf8
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "v") else { return false }
+        let second = bytes[bytes.index(after: bytes.startIndex)]
+        return second >= UInt8(ascii: "0") && second <= UInt8(ascii: "9")
+    }
+
+    private static func queryAsksForSSE(_ query: String?) -> Bool {
+        guard let query, !query.isEmpty else { return false }
+        for pair in query.split(separator: "&") {
+            guard let equals = pair.firstIndex(of: "=") else { continue }
+            let name = pair[..<equals]
+            guard name == "alt" || name == "$alt" else { continue }
+            let rawValue = String(pair[pair.index(after: equals)...])
+            let value = rawValue.removingPercentEncoding ?? rawValue
+            if value.lowercased() == "sse" { return true }
+        }
+        return false
+    }
+}

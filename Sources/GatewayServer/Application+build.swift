@@ -1,0 +1,57 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The gateway, assembled: everything with a lifetime is a Service; the HTTP server starts last
+/// and so stops first, and the services outlive the requests in flight:
+/// server drains -> request log flushed -> pool state flushed -> HTTP client shut down.
+public struct Gateway: Sendable {
+    public let pool: KeyPool
+    public let authenticator: ClientAuthenticator
+    public let logWriter: RequestLogWriter
+    public let sync: PoolSync
+    public let transport: any UpstreamTransport & Service
+
+    /// Builds the gateway on `database` and loads its state.
+    public init(
+        configuration: GatewayConfiguration,
+        database: AppDatabase,
+        transport: (any UpstreamTransport & Service)? = nil,
+        logger: Logger
+    ) async throws {
+        pool = KeyPool(policy: configuration.policy)
+        authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
+        logWriter = RequestLogWriter(database: database, capacity: configuration.logBufferCapacity, logger: logger)
+        sync = PoolSync(
+            database: database, pool: pool, authenticator: authenticator,
+            reloadInterval: configuration.reloadInterval, logger: logger
+        )
+        self.transport = transport ?? AsyncHTTPClientTransport(configuration: configuration)
+        try await sync.loadInitial()
+    }
+
+    /// The Hummingbird application serving the gateway.
+    public func application(
+        configuration: GatewayConfiguration,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let proxy = ProxyHandler(
+            pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter,
+            configuration: configuration, logger: logger
+        )
+        return Application(
+            responder: GatewayResponder(proxy: proxy, pool: pool),
+            server: .http1(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            // Started in this order, stopped in reverse: the transport stops last.
+            services: [transport, sync, logWriter],
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+}

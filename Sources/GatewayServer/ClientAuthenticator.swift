@@ -1,0 +1,56 @@
+import GatewayCore
+import GatewayStore
+import HTTPTypes
+import Synchronization
+
+/// Who is calling: a client from `clients add`, or the static `--proxy-key`.
+public struct ClientIdentity: Sendable, Equatable {
+    public var id: Int64?
+    public var name: String
+}
+
+/// Checks gateway tokens without touching SQLite: the static token by a constant-time compare,
+/// the tokens from `clients add` by their SHA-256 in an in-memory table that the reloader keeps
+/// current.
+public final class ClientAuthenticator: Sendable {
+    private let staticToken: String?
+    private let clientsByHash = Mutex<[String: ClientIdentity]>([:])
+
+    public init(staticToken: String?) {
+        self.staticToken = staticToken.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// Replaces the table of hashed tokens (after `clients add` or `revoke`).
+    public func replaceClients(_ clients: [ClientRecord]) {
+        var table: [String: ClientIdentity] = [:]
+        for client in clients where client.revokedAt == nil {
+            table[client.tokenHash] = ClientIdentity(id: client.id, name: client.name)
+        }
+        clientsByHash.withLock { $0 = table }
+    }
+
+    /// Whether any token is configured at all.
+    public var hasAnyToken: Bool {
+        staticToken != nil || clientsByHash.withLock { !$0.isEmpty }
+    }
+
+    /// The identity behind the token the client presented, or nil.
+    public func authenticate(_ token: String?) -> ClientIdentity? {
+        guard let token, !token.isEmpty else { return nil }
+        if let staticToken, Secret.constantTimeEquals(token, staticToken) {
+            return ClientIdentity(id: nil, name: "proxy-key")
+        }
+        let hash = Secret.tokenHash(token)
+        return clientsByHash.withLock { $0[hash] }
+    }
+
+    /// The token a request carries: `x-goog-api-key`, then `Authorization: Bearer`, then `?key=`.
+    static func token(headers: HTTPFields, keyParameter: String?) -> String? {
+        if let value = headers[ForwardedHeaders.apiKey], !value.isEmpty { return value }
+        if let value = headers[.authorization] {
+            let parts = value.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
+        }
+        return keyParameter
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import GatewayCore
+
+/// Everything `serve` can be told. Defaults are what an operator gets without flags.
+public struct GatewayConfiguration: Sendable {
+    /// Address to listen on (default 0.0.0.0:8000, as the old proxy).
+    public var host = "0.0.0.0"
+    public var port = 8000
+
+    /// A static gateway token accepted besides the hashed tokens from `clients add`.
+    public var proxyKey: String?
+
+    /// Largest request body accepted (Gemini's inline limit): larger is answered 413.
+    public var maximumBodyBytes = 100 << 20
+
+    /// Upstream tries per client request, and the time after which no new try starts.
+    public var maximumAttempts = 5
+    public var retryBudget: Duration = .seconds(60)
+
+    /// How long to wait to connect to an upstream, and for a response head (a non-streaming
+    /// generateContent on a thinking model can take minutes before its first byte).
+    public var connectTimeout: Duration = .seconds(10)
+    public var responseHeadTimeout: Duration = .seconds(600)
+    /// Longest silence between two chunks of an upstream body before the upstream is given up.
+    public var readIdleTimeout: Duration = .seconds(300)
+
+    /// Concurrent connections per upstream host (every open stream holds one).
+    public var maximumConnectionsPerUpstream = 4096
+
+    /// How often the server looks for changes made by the CLI (import, keys, upstreams, clients).
+    public var reloadInterval: Duration = .seconds(1)
+
+    /// Request rows held in memory waiting to be written before new rows are dropped (and counted).
+    public var logBufferCapacity = 100_000
+
+    /// How long a graceful shutdown waits for in-flight requests and streams.
+    public var shutdownGracePeriod: Duration = .seconds(30)
+
+    /// Cooldown durations.
+    public var policy = CooldownPolicy()
+
+    /// The upstream used when none is configured.
+    public static let defaultUpstream = "https://generativelanguage.googleapis.com"
+
+    public init() {}
+}

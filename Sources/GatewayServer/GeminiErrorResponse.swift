@@ -1,0 +1,71 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An error the gateway itself answers, in Gemini's envelope
+/// `{"error":{"code":...,"message":"...","status":"..."}}` so SDKs report it properly.
+public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
+    public var status: HTTPResponse.Status
+    public var message: String
+    public var googleStatus: String
+    public var headers: HTTPFields
+
+    public init(_ status: HTTPResponse.Status, _ googleStatus: String, _ message: String, headers: HTTPFields = [:]) {
+        self.status = status
+        self.googleStatus = googleStatus
+        self.message = message
+        self.headers = headers
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        response()
+    }
+
+    /// The response with the envelope as its body.
+    public func response() -> Response {
+        let object: [String: Any] = ["error": ["code": status.code, "message": message, "status": googleStatus]]
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        var headers = self.headers
+        headers[.contentType] = "application/json; charset=UTF-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    // MARK: - The gateway's own errors
+
+    static let unauthenticated = GeminiErrorResponse(
+        .unauthorized, "UNAUTHENTICATED",
+        "Missing or invalid gateway token: send it as the x-goog-api-key header, the key query parameter, or Authorization: Bearer."
+    )
+
+    static func tooLarge(limit: Int) -> GeminiErrorResponse {
+        GeminiErrorResponse(.contentTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
+    }
+
+    static let noKeys = GeminiErrorResponse(
+        .serviceUnavailable, "UNAVAILABLE",
+        "The gateway has no active API key. Add keys with 'gemini-gateway import --keys api_keys.txt' (or restore one with 'gemini-gateway keys restore')."
+    )
+
+    static let noUpstreams = GeminiErrorResponse(
+        .serviceUnavailable, "UNAVAILABLE",
+        "The gateway has no enabled upstream. Add one with 'gemini-gateway import --upstreams proxy_urls.txt' or 'gemini-gateway upstreams add URL'."
+    )
+
+    static func allKeysCooling(model: String, retryAfter seconds: Int) -> GeminiErrorResponse {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(seconds)
+        return GeminiErrorResponse(
+            .tooManyRequests, "RESOURCE_EXHAUSTED",
+            "Every API key is rate limited for \(model). Retry in \(seconds)s.", headers: headers
+        )
+    }
+
+    static func upstreamsFailed(_ detail: String) -> GeminiErrorResponse {
+        GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")
+    }
+
+    static let notFound = GeminiErrorResponse(
+        .notFound, "NOT_FOUND", "Unknown path: the gateway serves /v1/..., /v1beta/..., /healthz, /readyz and /metrics."
+    )
+}

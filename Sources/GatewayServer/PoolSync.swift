@@ -1,0 +1,84 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import Logging
+import ServiceLifecycle
+
+/// Keeps the in-memory pool and SQLite in step, as one Service:
+/// - writes state changes (cooldowns, deletions, upstream failures) behind, within ~100 ms;
+/// - writes last-use times in batches, once a second;
+/// - notices changes made by the CLI (`import`, `keys`, `upstreams`, `clients`) by polling a cheap
+///   marker, and reloads the pool and the client tokens when it moves.
+/// On graceful shutdown it writes what is pending, then returns.
+public final class PoolSync: Service, Sendable {
+    let database: AppDatabase
+    let pool: KeyPool
+    let authenticator: ClientAuthenticator
+    let reloadInterval: Duration
+    let logger: Logger
+
+    public init(database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator, reloadInterval: Duration, logger: Logger) {
+        self.database = database
+        self.pool = pool
+        self.authenticator = authenticator
+        self.reloadInterval = reloadInterval
+        self.logger = logger
+    }
+
+    /// Loads everything once, before the server starts; returns the marker it saw.
+    @discardableResult
+    public func loadInitial() async throws -> String {
+        let marker = try await database.poolMarker()
+        let state = try await database.loadPoolState()
+        pool.load(state)
+        authenticator.replaceClients(state.clients)
+        return marker
+    }
+
+    public func run() async throws {
+        var marker = try await database.poolMarker()
+        var lastReload = Date()
+        var lastUsageFlush = ContinuousClock.now
+        var lastReloadCheck = ContinuousClock.now
+        let tick: Duration = .milliseconds(100)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: tick)
+            let now = ContinuousClock.now
+            let flushUsage = now - lastUsageFlush >= .seconds(1)
+            if flushUsage { lastUsageFlush = now }
+            await flush(includingUsage: flushUsage)
+            guard now - lastReloadCheck >= reloadInterval else { continue }
+            lastReloadCheck = now
+            do {
+                let current = try await database.poolMarker()
+                guard current != marker else { continue }
+                let started = Date()
+                let state = try await database.loadPoolState(changedSince: lastReload.addingTimeInterval(-1))
+                pool.load(state)
+                authenticator.replaceClients(state.clients)
+                marker = current
+                lastReload = started
+                logger.info("reloaded keys and upstreams", metadata: [
+                    "keys": "\(state.keys.count)", "upstreams": "\(state.upstreams.count)", "clients": "\(state.clients.count)",
+                ])
+            } catch {
+                logger.error("reload failed; will retry", metadata: ["error": "\(error)"])
+            }
+        }
+        await flush(includingUsage: true)
+    }
+
+    /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on
+    /// the next tick: the changes go back to the queue.
+    func flush(includingUsage: Bool) async {
+        let changes = pool.changes.drain()
+        let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
+        guard !changes.isEmpty || !usage.isEmpty else { return }
+        do {
+            try await database.apply(changes, lastUsed: usage)
+        } catch {
+            pool.changes.requeue(changes)
+            logger.error("writing pool state failed; will retry", metadata: ["changes": "\(changes.count)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,387 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The request path: authenticate, read the body, then pick a pair, send, classify, and either
+/// relay the answer or try the next pair, within a budget of attempts and time.
+struct ProxyHandler: Sendable {
+    let pool: KeyPool
+    let authenticator: ClientAuthenticator
+    let transport: any UpstreamTransport
+    let logWriter: RequestLogWriter
+    let configuration: GatewayConfiguration
+    let logger: Logger
+
+    /// Largest error body read from an upstream to classify it.
+    static let maximumErrorBody = 4 << 20
+
+    static let requestIDHeader = HTTPField.Name("x-gateway-request-id")!
+
+    func handle(_ request: Request) async throws -> Response {
+        let target = ForwardedTarget(target: request.head.path ?? "/")
+        let route = GeminiRoute(path: target.path, query: target.query)
+        var entry = RequestLogEntry(
+            requestId: Self.newRequestID(), startedAt: Date(),
+            method: request.method.rawValue, endpoint: route.endpoint.rawValue
+        )
+        entry.apiVersion = route.apiVersion
+        entry.model = route.model
+        entry.isStream = route.isStream
+        let recorder = RequestRecorder(entry: entry, writer: logWriter, logger: logger)
+        var response = await proxy(request, target: target, route: route, recorder: recorder)
+        response.headers[Self.requestIDHeader] = recorder.requestID
+        return response
+    }
+
+    // MARK: - The loop
+
+    private func proxy(_ request: Request, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> Response {
+        // 1. The client.
+        let token = ClientAuthenticator.token(headers: request.headers, keyParameter: target.keyParameter)
+        guard let client = authenticator.authenticate(token) else {
+            return fail(recorder, GeminiErrorResponse.unauthenticated, outcome: "unauthorized")
+        }
+        recorder.update {
+            $0.clientId = client.id
+            $0.clientName = client.name
+        }
+
+        // 2. The body, up to the limit; it is replayed on every try.
+        let limit = configuration.maximumBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            return fail(recorder, .tooLarge(limit: limit), outcome: "too_large")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch {
+            if error is CancellationError { return fail(recorder, .init(.badRequest, "CANCELLED", "cancelled"), outcome: "cancelled") }
+            return fail(recorder, .tooLarge(limit: limit), outcome: "too_large")
+        }
+        recorder.update { $0.requestBytes = body.readableBytes }
+
+        var model = route.cooldownModel
+        var isStream = route.isStream
+        if route.isOpenAI {
+            let bytes = body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
+            if let openAIModel = GeminiRoute.openAIModel(fromBody: bytes) { model = openAIModel }
+            isStream = GeminiRoute.openAIStream(fromBody: bytes)
+            recorder.update {
+                $0.model = model
+                $0.isStream = isStream
+            }
+        }
+
+        // 3-6. Pick, send, classify; relay or try again.
+        var tried = Set<PairID>()
+        var lastFailure: Failure?
+        let deadline = ContinuousClock.now + configuration.retryBudget
+        for attempt in 1...max(1, configuration.maximumAttempts) {
+            if attempt > 1 && ContinuousClock.now >= deadline { break }
+            let key: PoolKey, upstream: PoolUpstream
+            switch pool.pick(model: model, tried: tried) {
+            case .pair(let k, let u):
+                key = k
+                upstream = u
+            case .noKeys:
+                return lastFailure.map { finishWithFailure($0, recorder) } ?? fail(recorder, .noKeys, outcome: "no_capacity")
+            case .noUpstreams:
+                return lastFailure.map { finishWithFailure($0, recorder) } ?? fail(recorder, .noUpstreams, outcome: "no_capacity")
+            case .allKeysCooling(let until):
+                let seconds = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
+                return fail(recorder, .allKeysCooling(model: model, retryAfter: seconds), outcome: "throttled")
+            case .exhausted:
+                return lastFailure.map { finishWithFailure($0, recorder) }
+                    ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: "upstream_error")
+            }
+            let pair = PairID(key: key.id, upstream: upstream.id)
+            tried.insert(pair)
+            recorder.update {
+                $0.keyId = key.id
+                $0.keyFingerprint = key.fingerprint
+                $0.upstreamId = upstream.id
+                $0.upstreamUrl = upstream.baseURL
+            }
+
+            let attemptStarted = ContinuousClock.now
+            var attemptRow = AttemptRow(
+                attempt: attempt, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending"
+            )
+            let outgoing = UpstreamRequest(
+                method: request.method,
+                url: upstream.baseURL + target.forwarded,
+                headers: ForwardedHeaders.toUpstream(request.headers, credential: key.secret, bearer: route.isOpenAI),
+                body: body
+            )
+
+            // Send; a transport failure blames the upstream.
+            var response: UpstreamResponse
+            do {
+                response = try await transport.send(outgoing)
+            } catch {
+                if Task.isCancelled {
+                    return cancelled(recorder, attempt: attemptRow, started: attemptStarted)
+                }
+                let failure = (error as? UpstreamTransportError)
+                    ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+                let verdict = OutcomeClassifier.classify(transport: failure.failure)
+                pool.record(verdict, pair: pair, model: model)
+                attemptRow.verdict = verdict.label
+                attemptRow.reason = verdict.reason
+                attemptRow.latencyMs = milliseconds(since: attemptStarted)
+                let row = attemptRow
+                recorder.update { $0.attempts.append(row) }
+                lastFailure = .transport(failure)
+                logger.debug("upstream transport failure", metadata: ["upstream": "\(upstream.baseURL)", "error": "\(failure)"])
+                continue
+            }
+            attemptRow.status = response.status
+
+            if (200..<300).contains(response.status) {
+                // Before the first byte reaches the client a failure can still fail over: read the
+                // first chunk here.
+                let first: ByteBuffer?
+                do {
+                    first = try await response.body.next()
+                } catch {
+                    let failure = (error as? UpstreamTransportError)
+                        ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+                    let verdict = OutcomeClassifier.classify(transport: failure.failure)
+                    pool.record(verdict, pair: pair, model: model)
+                    attemptRow.verdict = verdict.label
+                    attemptRow.reason = verdict.reason
+                    attemptRow.latencyMs = milliseconds(since: attemptStarted)
+                    let row = attemptRow
+                    recorder.update { $0.attempts.append(row) }
+                    lastFailure = .transport(failure)
+                    continue
+                }
+                pool.record(.success, pair: pair, model: model)
+                attemptRow.verdict = Verdict.success.label
+                attemptRow.latencyMs = milliseconds(since: attemptStarted)
+                let row = attemptRow
+                recorder.update {
+                    $0.attempts.append(row)
+                    $0.status = response.status
+                }
+                return relay(response, first: first, route: route, isStream: isStream, recorder: recorder)
+            }
+
+            // An error answer: read it (bounded) and classify it from status and body.
+            let errorBody: ByteBuffer
+            do {
+                errorBody = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
+            } catch {
+                let failure = (error as? UpstreamTransportError)
+                    ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+                let verdict = OutcomeClassifier.classify(transport: failure.failure)
+                pool.record(verdict, pair: pair, model: model)
+                attemptRow.verdict = verdict.label
+                attemptRow.reason = verdict.reason
+                let row = attemptRow
+                recorder.update { $0.attempts.append(row) }
+                lastFailure = .transport(failure)
+                continue
+            }
+            let outcome = OutcomeClassifier.analyze(
+                status: response.status, body: errorBody.getBytes(at: errorBody.readerIndex, length: errorBody.readableBytes) ?? []
+            )
+            let verdict = outcome.verdict
+            pool.record(verdict, pair: pair, model: model)
+            attemptRow.verdict = verdict.label
+            attemptRow.reason = verdict.reason
+            attemptRow.googleStatus = outcome.googleStatus
+            if case .throttled(let throttle) = verdict { attemptRow.quotaId = throttle.quotaID }
+            attemptRow.latencyMs = milliseconds(since: attemptStarted)
+            let row = attemptRow
+            recorder.update { $0.attempts.append(row) }
+            let answer = Failure.answer(status: response.status, headers: response.headers, body: errorBody, verdict: verdict, googleStatus: outcome.googleStatus)
+            if !verdict.shouldRetry {
+                return finishWithFailure(answer, recorder)
+            }
+            lastFailure = answer
+        }
+        return lastFailure.map { finishWithFailure($0, recorder) }
+            ?? fail(recorder, .upstreamsFailed("no attempt could be made"), outcome: "upstream_error")
+    }
+
+    // MARK: - Relaying a success
+
+    /// The response to the client: the upstream's status and headers, and its body passed through
+    /// chunk by chunk as it arrives (never re-framed). A failure of the upstream after the first
+    /// byte aborts the client's connection, so the client sees an error, never a clean but
+    /// truncated answer; a client that goes away stops the upstream read.
+    private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, isStream: Bool, recorder: RequestRecorder) -> Response {
+        let expectsUsage = Self.expectsUsage(route.endpoint)
+        // The stream moves from this task to the response writer's; nothing else touches it.
+        let upstreamBody = UnsafeTransfer(response.body)
+        let headers = ForwardedHeaders.toClient(response.headers)
+        let body = ResponseBody { writer in
+            var upstream = upstreamBody.value
+            var scanner = UsageScanner()
+            var bytes = 0
+            var ttfb: Double?
+            var next = first
+            while let chunk = next {
+                scanner.feed(chunk.readableBytesView)
+                bytes += chunk.readableBytes
+                do {
+                    try await writer.write(chunk)
+                } catch {
+                    recorder.finish { entry in
+                        entry.outcome = "cancelled"
+                        entry.status = 499
+                        entry.responseBytes = bytes
+                        entry.ttfbMs = ttfb
+                        Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: true, to: &entry)
+                    }
+                    throw error
+                }
+                if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
+                do {
+                    next = try await upstream.next()
+                } catch {
+                    recorder.finish { entry in
+                        entry.outcome = "truncated"
+                        entry.responseBytes = bytes
+                        entry.ttfbMs = ttfb
+                        entry.errorReason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
+                        Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: true, to: &entry)
+                    }
+                    throw error
+                }
+            }
+            try await writer.finish(nil)
+            recorder.finish { entry in
+                entry.outcome = scanner.sawErrorEvent ? "truncated" : "success"
+                entry.responseBytes = bytes
+                entry.ttfbMs = ttfb ?? recorder.elapsedMilliseconds()
+                Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: scanner.sawErrorEvent, to: &entry)
+                if scanner.sawErrorEvent { entry.errorReason = "ERROR_EVENT_IN_STREAM" }
+            }
+        }
+        return Response(status: .init(code: response.status), headers: headers, body: body)
+    }
+
+    private static func expectsUsage(_ endpoint: GeminiRoute.Endpoint) -> Bool {
+        switch endpoint {
+        case .generateContent, .streamGenerateContent, .openAIChatCompletions: true
+        default: false
+        }
+    }
+
+    private static func applyUsage(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool, to entry: inout RequestLogEntry) {
+        if let usage = scanner.last {
+            entry.promptTokens = usage.prompt
+            entry.cachedTokens = usage.cached
+            entry.candidatesTokens = usage.candidates
+            entry.thoughtsTokens = usage.thoughts
+            entry.toolUseTokens = usage.toolUse
+            entry.totalTokens = usage.total
+        }
+        if truncated {
+            entry.usageStatus = "truncated"
+        } else if scanner.last != nil {
+            entry.usageStatus = "complete"
+        } else {
+            entry.usageStatus = expectsUsage ? "missing" : "none"
+        }
+    }
+
+    // MARK: - Failures
+
+    /// The last thing that went wrong, kept to answer with when no attempt succeeds.
+    private enum Failure {
+        case answer(status: Int, headers: HTTPFields, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
+        case transport(UpstreamTransportError)
+    }
+
+    /// Answers with the last failure: a Google answer is passed through as it came; a relay's
+    /// non-Google page or a transport failure becomes a 502 in Gemini's envelope.
+    private func finishWithFailure(_ failure: Failure, _ recorder: RequestRecorder) -> Response {
+        switch failure {
+        case .answer(let status, let headers, let body, let verdict, let googleStatus):
+            if case .upstreamFailure(let reason) = verdict {
+                return fail(recorder, .upstreamsFailed("the last upstream answered \(status) (\(reason))"), outcome: "upstream_error")
+            }
+            let outcome: String = switch verdict {
+            case .clientError: "client_error"
+            case .throttled: "throttled"
+            case .keyDead, .keyUnusable: "key_error"
+            default: "upstream_error"
+            }
+            recorder.finish { entry in
+                entry.status = status
+                entry.outcome = outcome
+                entry.responseBytes = body.readableBytes
+                entry.errorStatus = googleStatus
+                entry.errorReason = verdict.reason
+                entry.ttfbMs = recorder.elapsedMilliseconds()
+            }
+            return Response(
+                status: .init(code: status), headers: ForwardedHeaders.toClient(headers),
+                body: ResponseBody(byteBuffer: body)
+            )
+        case .transport(let error):
+            return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: "upstream_error")
+        }
+    }
+
+    /// Answers with one of the gateway's own errors and logs the request.
+    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String) -> Response {
+        recorder.finish { entry in
+            entry.status = Int(error.status.code)
+            entry.outcome = outcome
+            entry.errorStatus = error.googleStatus
+            entry.ttfbMs = recorder.elapsedMilliseconds()
+        }
+        return error.response()
+    }
+
+    private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> Response {
+        var row = attempt
+        row.verdict = Verdict.cancelled.label
+        row.latencyMs = milliseconds(since: started)
+        let finished = row
+        recorder.update { $0.attempts.append(finished) }
+        return fail(recorder, .init(.init(code: 499), "CANCELLED", "The client went away."), outcome: "cancelled")
+    }
+
+    // MARK: - Helpers
+
+    /// Reads a whole (error) body up to `limit` bytes.
+    static func collect(_ body: inout any UpstreamBodyStream, limit: Int) async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        while var chunk = try await body.next() {
+            if collected.readableBytes + chunk.readableBytes > limit {
+                collected.writeBuffer(&chunk)
+                return collected.getSlice(at: collected.readerIndex, length: limit) ?? collected
+            }
+            collected.writeBuffer(&chunk)
+        }
+        return collected
+    }
+
+    private func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+
+    /// 16 hex digits from the system's CSPRNG.
+    static func newRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Moves a value that is not `Sendable` from one task to another that uses it alone afterwards.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,145 @@
+import AsyncHTTPClient
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+// MARK: - The seam between the proxy loop and whatever carries bytes upstream
+
+/// One request to an upstream. The body is a buffer, so it can be sent again on a retry.
+public struct UpstreamRequest: Sendable {
+    public var method: HTTPRequest.Method
+    /// The full URL: upstream base URL + the client's path + its query without `key`.
+    public var url: String
+    public var headers: HTTPFields
+    public var body: ByteBuffer
+}
+
+/// The body of an upstream response, read chunk by chunk as it arrives. Read by one task at a
+/// time: the proxy loop reads the first chunk, then hands the stream to the response writer.
+public protocol UpstreamBodyStream {
+    /// The next chunk, nil at the end; throws when the upstream fails mid-body.
+    mutating func next() async throws -> ByteBuffer?
+}
+
+/// An upstream's response head, with its body still to be read.
+public struct UpstreamResponse {
+    public var status: Int
+    public var headers: HTTPFields
+    public var body: any UpstreamBodyStream
+}
+
+/// Sends requests upstream over pooled keep-alive connections.
+public protocol UpstreamTransport: Sendable {
+    /// Sends `request` and returns when the response head has arrived. Throws
+    /// `UpstreamTransportError` when no HTTP answer could be had.
+    func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
+}
+
+/// No HTTP answer: what went wrong, in the classifier's terms.
+public struct UpstreamTransportError: Error, Sendable, CustomStringConvertible {
+    public var failure: OutcomeClassifier.TransportFailure
+    public var detail: String
+    public var description: String { "\(failure.rawValue): \(detail)" }
+}
+
+// MARK: - AsyncHTTPClient
+
+/// The transport on AsyncHTTPClient: one `HTTPClient` for the process with a high per-host
+/// connection limit (every open stream holds a connection), an idle read timeout for long
+/// streams, and a deadline that covers only the wait for the response head.
+public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
+    public let client: HTTPClient
+    private let headTimeout: TimeAmount
+
+    public init(configuration: GatewayConfiguration) {
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.timeout = .init(
+            connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000),
+            read: .nanoseconds(Int64(configuration.readIdleTimeout.components.seconds) * 1_000_000_000)
+        )
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerUpstream
+        )
+        // A refused connection is the upstream's failure now, not after retrying until the
+        // deadline: the proxy loop fails over to another upstream instead.
+        clientConfiguration.connectionPool.retryConnectionEstablishment = false
+        clientConfiguration.redirectConfiguration = .disallow
+        clientConfiguration.decompression = .disabled
+        clientConfiguration.httpVersion = .http1Only
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        self.headTimeout = .nanoseconds(Int64(configuration.responseHeadTimeout.components.seconds) * 1_000_000_000)
+    }
+
+    public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        var outgoing = HTTPClientRequest(url: request.url)
+        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.headers.count + 1)
+        for field in request.headers { headers.add(name: field.name.rawName, value: field.value) }
+        outgoing.headers = headers
+        if request.body.readableBytes > 0 || request.method == .post || request.method == .put || request.method == .patch {
+            outgoing.body = .bytes(request.body)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(outgoing, timeout: headTimeout)
+        } catch {
+            throw Self.transportError(error)
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(response.headers.count)
+        for (name, value) in response.headers {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        return UpstreamResponse(status: Int(response.status.code), headers: fields, body: Body(iterator: response.body.makeAsyncIterator()))
+    }
+
+    struct Body: UpstreamBodyStream {
+        var iterator: HTTPClientResponse.Body.AsyncIterator
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                return try await iterator.next()
+            } catch {
+                throw AsyncHTTPClientTransport.transportError(error)
+            }
+        }
+    }
+
+    static func transportError(_ error: any Error) -> UpstreamTransportError {
+        if let error = error as? UpstreamTransportError { return error }
+        let text = String(describing: error)
+        let failure: OutcomeClassifier.TransportFailure
+        switch error {
+        case let error as HTTPClientError:
+            switch error {
+            case .connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout: failure = .timeout
+            case .remoteConnectionClosed: failure = .connectionReset
+            default: failure = text.contains("TLS") || text.contains("SSL") ? .tls : .other
+            }
+        case let error as IOError where error.errnoCode == ECONNREFUSED:
+            failure = .connectionRefused
+        case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
+            failure = .connectionReset
+        default:
+            if text.contains("refused") { failure = .connectionRefused }
+            else if text.contains("reset") || text.contains("Connection") { failure = .connectionReset }
+            else if text.contains("SSL") || text.contains("TLS") || text.contains("certificate") { failure = .tls }
+            else if text.contains("resolve") || text.contains("getaddrinfo") { failure = .dns }
+            else { failure = .other }
+        }
+        return UpstreamTransportError(failure: failure, detail: text)
+    }
+
+    /// Keeps the client until the service group stops, then shuts it down: the server stops
+    /// first (draining requests), so no request is still using it.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}

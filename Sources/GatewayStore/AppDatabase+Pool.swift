@@ -1,0 +1,111 @@
+import Foundation
+import GatewayCore
+import GRDB
+
+// MARK: - The scheduler's state: loaded on start and on change, written behind
+
+/// Everything the in-memory pool is built from.
+public struct PoolState: Sendable {
+    public var keys: [PoolKey]
+    public var upstreams: [PoolUpstream]
+    public var cooldowns: [KeyCooldown]
+    public var projectCooldowns: [ProjectCooldown]
+    public var clients: [ClientRecord]
+    /// Keys whose row an operator changed since the `since` date given to `loadPoolState`.
+    public var keysChangedByOperator: Set<Int64>
+}
+
+extension AppDatabase {
+    /// A value that changes whenever an operator (the CLI) changes keys, upstreams or clients.
+    /// Cheap (index lookups), so the server can poll it every second.
+    public func poolMarker() async throws -> String {
+        try await writer.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT (SELECT MAX(updated_at) FROM keys) AS k, (SELECT MAX(id) FROM keys) AS ki,
+                       (SELECT MAX(updated_at) FROM upstreams) AS u, (SELECT MAX(id) FROM upstreams) AS ui,
+                       (SELECT MAX(id) FROM clients) AS c, (SELECT MAX(revoked_at) FROM clients) AS cr
+                """)!
+            return row.databaseValues.map { $0.description }.joined(separator: "|")
+        }
+    }
+
+    /// The active keys, enabled upstreams, cooldowns in force and active clients.
+    public func loadPoolState(now: Date = Date(), changedSince: Date? = nil) async throws -> PoolState {
+        try await writer.read { db in
+            let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).map {
+                PoolKey(
+                    id: $0.id!, secret: $0.secret, fingerprint: $0.fingerprint, project: $0.project,
+                    lastUsedAt: $0.lastUsedAt, lastThrottledAt: $0.lastThrottledAt, throttleStreak: $0.throttleStreak
+                )
+            }
+            let upstreams = try UpstreamRecord.filter(UpstreamRecord.Columns.state == UpstreamRecord.State.active.rawValue)
+                .fetchAll(db).map {
+                    PoolUpstream(
+                        id: $0.id!, baseURL: $0.baseUrl, cooldownUntil: $0.cooldownUntil, failureStreak: $0.failureStreak,
+                        lastFailureAt: $0.lastFailureAt, lastUsedAt: $0.lastUsedAt
+                    )
+                }
+            let cooldowns = try KeyCooldownRecord.filter(Column("until") > now).fetchAll(db).map {
+                KeyCooldown(keyID: $0.keyId, model: $0.model, until: $0.until, reason: $0.reason, quotaID: $0.quotaId)
+            }
+            let projectCooldowns = try ProjectCooldownRecord.filter(Column("until") > now).fetchAll(db).map {
+                ProjectCooldown(project: $0.project, model: $0.model, until: $0.until, reason: $0.reason, quotaID: $0.quotaId)
+            }
+            let clients = try ClientRecord.filter(ClientRecord.Columns.revokedAt == nil).fetchAll(db)
+            var changed = Set<Int64>()
+            if let changedSince {
+                changed = try Set(Int64.fetchAll(db, sql: "SELECT id FROM keys WHERE updated_at > ?", arguments: [changedSince]))
+            }
+            return PoolState(
+                keys: keys, upstreams: upstreams, cooldowns: cooldowns, projectCooldowns: projectCooldowns,
+                clients: clients, keysChangedByOperator: changed
+            )
+        }
+    }
+
+    /// Writes pool state changes and last-use times in one transaction. These writes do not touch
+    /// `updated_at` of keys, which marks operator changes; a soft delete does, so that every
+    /// reader sees the key gone.
+    public func apply(_ changes: [StateChange], lastUsed: LastUsedBatch = LastUsedBatch(), now: Date = Date()) async throws {
+        try await writer.write { db in
+            for change in changes {
+                switch change {
+                case .keyCooldown(let c):
+                    try db.execute(sql: """
+                        INSERT INTO key_cooldowns (key_id, model, until, reason, quota_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (key_id, model) DO UPDATE SET until = MAX(until, excluded.until), reason = excluded.reason,
+                            quota_id = excluded.quota_id, created_at = excluded.created_at
+                        """, arguments: [c.keyID, c.model, c.until, c.reason, c.quotaID, now])
+                case .projectCooldown(let c):
+                    try db.execute(sql: """
+                        INSERT INTO project_cooldowns (project, model, until, reason, quota_id, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (project, model) DO UPDATE SET until = MAX(until, excluded.until), reason = excluded.reason,
+                            quota_id = excluded.quota_id, created_at = excluded.created_at
+                        """, arguments: [c.project, c.model, c.until, c.reason, c.quotaID, now])
+                case .keyThrottled(let id, let at, let streak):
+                    try db.execute(sql: "UPDATE keys SET last_throttled_at = ?, throttle_streak = ? WHERE id = ?",
+                                   arguments: [at, streak, id])
+                case .keyRecovered(let id):
+                    try db.execute(sql: "UPDATE keys SET throttle_streak = 0 WHERE id = ?", arguments: [id])
+                case .keyDeleted(let id, let reason, let at):
+                    try db.execute(sql: """
+                        UPDATE keys SET state = 'deleted', deleted_at = ?, deleted_reason = ?, updated_at = ?
+                        WHERE id = ? AND state = 'active'
+                        """, arguments: [at, reason, at, id])
+                case .upstreamFailed(let id, let until, let streak, let reason, let at):
+                    try db.execute(sql: """
+                        UPDATE upstreams SET cooldown_until = COALESCE(?, cooldown_until), failure_streak = ?,
+                            last_failure_at = ?, last_failure_reason = ? WHERE id = ?
+                        """, arguments: [until, streak, at, reason, id])
+                case .upstreamRecovered(let id):
+                    try db.execute(sql: "UPDATE upstreams SET cooldown_until = NULL, failure_streak = 0 WHERE id = ?",
+                                   arguments: [id])
+                }
+            }
+            let key = try db.cachedStatement(sql: "UPDATE keys SET last_used_at = MAX(COALESCE(last_used_at, ''), ?) WHERE id = ?")
+            for (id, at) in lastUsed.keys { try key.execute(arguments: [at, id]) }
+            let upstream = try db.cachedStatement(sql: "UPDATE upstreams SET last_used_at = MAX(COALESCE(last_used_at, ''), ?) WHERE id = ?")
+            for (id, at) in lastUsed.upstreams { try upstream.execute(arguments: [at, id]) }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Synchronization
+
+/// A bounded buffer between many producers on the request path and one consumer that writes
+/// batches: `enqueue` never waits (it takes a lock for a few instructions), and a full buffer
+/// drops the element and counts it instead of stalling anyone.
+public final class BatchQueue<Element: Sendable>: Sendable {
+    private struct Buffer {
+        var elements: [Element] = []
+        var dropped = 0
+        var finished = false
+    }
+
+    private let buffer = Mutex(Buffer())
+    private let wakeUps: AsyncStream<Void>
+    private let wakeUp: AsyncStream<Void>.Continuation
+    /// The most elements held at once.
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Adds an element; returns false (and counts it as dropped) when the buffer is full or closed.
+    @discardableResult
+    public func enqueue(_ element: Element) -> Bool {
+        let accepted = buffer.withLock { buffer in
+            guard !buffer.finished, buffer.elements.count < capacity else {
+                buffer.dropped += 1
+                return false
+            }
+            buffer.elements.append(element)
+            return true
+        }
+        if accepted { wakeUp.yield() }
+        return accepted
+    }
+
+    /// Puts a batch that could not be written back at the front, as far as capacity allows.
+    public func requeue(_ batch: [Element]) {
+        buffer.withLock { buffer in
+            let room = max(0, capacity - buffer.elements.count)
+            buffer.elements.insert(contentsOf: batch.prefix(room), at: 0)
+            buffer.dropped += max(0, batch.count - room)
+        }
+    }
+
+    /// Wakes the consumer even though nothing new arrived (after a requeue).
+    public func poke() { wakeUp.yield() }
+
+    /// Elements waiting to be written.
+    public var depth: Int { buffer.withLock { $0.elements.count } }
+
+    /// Elements dropped because the buffer was full, since the start.
+    public var dropped: Int { buffer.withLock { $0.dropped } }
+
+    /// Takes everything buffered now.
+    public func drain() -> [Element] {
+        buffer.withLock { buffer in
+            defer { buffer.elements.removeAll(keepingCapacity: true) }
+            return buffer.elements
+        }
+    }
+
+    /// No more elements are accepted; `batches()` ends after handing out what is left.
+    public func finish() {
+        buffer.withLock { $0.finished = true }
+        wakeUp.finish()
+    }
+
+    /// Calls `body` with each non-empty batch as elements arrive, until `finish()`; the last call
+    /// gets whatever was still buffered when it finished.
+    public func consume(_ body: ([Element]) async -> Void) async {
+        for await _ in wakeUps {
+            let batch = drain()
+            if !batch.isEmpty { await body(batch) }
+        }
+        let rest = drain()
+        if !rest.isEmpty { await body(rest) }
+    }
+}

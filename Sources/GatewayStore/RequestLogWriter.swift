@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The batched request-log writer: one Service. The request path only enqueues (never waits on
+/// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
+/// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
+/// logs it; a failed write is retried, not lost.
+public final class RequestLogWriter: Service, Sendable {
+    private let database: AppDatabase
+    private let queue: BatchQueue<RequestLogEntry>
+    private let logger: Logger
+    /// The most rows written in one transaction.
+    private let maximumBatch: Int
+
+    public init(database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 2_000, logger: Logger) {
+        self.database = database
+        self.queue = BatchQueue(capacity: capacity)
+        self.maximumBatch = maximumBatch
+        self.logger = logger
+    }
+
+    /// Hands a row to the writer without waiting. Returns false if it had to be dropped.
+    @discardableResult
+    public func enqueue(_ entry: RequestLogEntry) -> Bool {
+        let accepted = queue.enqueue(entry)
+        if !accepted {
+            logger.error("request log buffer full: row dropped", metadata: ["request_id": "\(entry.requestId)", "dropped_total": "\(queue.dropped)"])
+        }
+        return accepted
+    }
+
+    /// Rows waiting to be written.
+    public var queueDepth: Int { queue.depth }
+    /// Rows dropped because the buffer was full.
+    public var droppedRows: Int { queue.dropped }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await queue.consume { batch in
+                await self.write(batch)
+            }
+        } onGracefulShutdown: {
+            self.queue.finish()
+        }
+        logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
+    }
+
+    private func write(_ batch: [RequestLogEntry]) async {
+        var start = 0
+        while start < batch.count {
+            let slice = Array(batch[start..<min(start + maximumBatch, batch.count)])
+            var delay: Duration = .milliseconds(100)
+            while true {
+                do {
+                    try await database.insert(slice)
+                    break
+                } catch {
+                    if Task.isCancelled {
+                        logger.critical("request log writer cancelled with rows unwritten", metadata: ["rows_lost": "\(batch.count - start)", "error": "\(error)"])
+                        return
+                    }
+                    // The database may be locked for longer than the busy timeout (a long CLI
+                    // transaction, a backup): keep the rows and try again, backing off.
+                    logger.error("request log write failed; retrying", metadata: ["rows": "\(slice.count)", "error": "\(error)"])
+                    try? await Task.sleep(for: delay)
+                    delay = min(delay * 2, .seconds(5))
+                }
+            }
+            start += maximumBatch
+        }
+    }
+}

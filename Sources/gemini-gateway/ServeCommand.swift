@@ -1,0 +1,180 @@
+import ArgumentParser
+import Foundation
+import GatewayCore
+import GatewayServer
+import GatewayStore
+import Logging
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the gateway.",
+        discussion: """
+            Every option can also be set in the environment (the name in brackets). SIGTERM or SIGINT \
+            stops accepting requests, lets those in flight finish (up to --shutdown-grace seconds), \
+            writes the request log, then exits. Keys, upstreams and clients changed with the other \
+            commands while serving are picked up within --reload-interval seconds.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Address to listen on [GEMINI_GATEWAY_HOST].", valueName: "address"))
+    var host: String = env("GEMINI_GATEWAY_HOST") ?? "0.0.0.0"
+
+    @Option(help: ArgumentHelp("Port to listen on [GEMINI_GATEWAY_PORT].", valueName: "port"))
+    var port: Int = envNumber("GEMINI_GATEWAY_PORT") ?? 8000
+
+    @Option(
+        name: .customLong("proxy-key"),
+        help: ArgumentHelp(
+            "A static gateway token clients may use besides those from 'clients add' [GEMINI_GATEWAY_PROXY_KEY].",
+            valueName: "token"
+        )
+    )
+    var proxyKey: String? = env("GEMINI_GATEWAY_PROXY_KEY")
+
+    @Option(help: ArgumentHelp("Import this keys file before serving [GEMINI_GATEWAY_KEYS_FILE].", valueName: "file"))
+    var keys: String? = env("GEMINI_GATEWAY_KEYS_FILE")
+
+    @Option(help: ArgumentHelp("Import this upstreams file before serving [GEMINI_GATEWAY_UPSTREAMS_FILE].", valueName: "file"))
+    var upstreams: String? = env("GEMINI_GATEWAY_UPSTREAMS_FILE")
+
+    @Option(help: ArgumentHelp("Largest request body in bytes; larger is answered 413 [GEMINI_GATEWAY_MAX_BODY_BYTES].", valueName: "bytes"))
+    var maxBodyBytes: Int = envNumber("GEMINI_GATEWAY_MAX_BODY_BYTES") ?? GatewayConfiguration().maximumBodyBytes
+
+    @Option(help: ArgumentHelp("Upstream tries per request [GEMINI_GATEWAY_MAX_ATTEMPTS].", valueName: "n"))
+    var maxAttempts: Int = envNumber("GEMINI_GATEWAY_MAX_ATTEMPTS") ?? GatewayConfiguration().maximumAttempts
+
+    @Option(help: ArgumentHelp("Seconds after which no new try of a request starts [GEMINI_GATEWAY_RETRY_BUDGET].", valueName: "seconds"))
+    var retryBudget: Double = envNumber("GEMINI_GATEWAY_RETRY_BUDGET") ?? 60
+
+    @Option(help: ArgumentHelp("Seconds to connect to an upstream [GEMINI_GATEWAY_CONNECT_TIMEOUT].", valueName: "seconds"))
+    var connectTimeout: Double = envNumber("GEMINI_GATEWAY_CONNECT_TIMEOUT") ?? 10
+
+    @Option(help: ArgumentHelp("Seconds to wait for an upstream's response head [GEMINI_GATEWAY_HEAD_TIMEOUT].", valueName: "seconds"))
+    var headTimeout: Double = envNumber("GEMINI_GATEWAY_HEAD_TIMEOUT") ?? 600
+
+    @Option(help: ArgumentHelp("Longest silence within an upstream body, in seconds [GEMINI_GATEWAY_READ_TIMEOUT].", valueName: "seconds"))
+    var readTimeout: Double = envNumber("GEMINI_GATEWAY_READ_TIMEOUT") ?? 300
+
+    @Option(help: ArgumentHelp("Seconds between checks for changes made by the CLI [GEMINI_GATEWAY_RELOAD_INTERVAL].", valueName: "seconds"))
+    var reloadInterval: Double = envNumber("GEMINI_GATEWAY_RELOAD_INTERVAL") ?? 1
+
+    @Option(help: ArgumentHelp("Seconds a shutdown waits for requests in flight [GEMINI_GATEWAY_SHUTDOWN_GRACE].", valueName: "seconds"))
+    var shutdownGrace: Double = envNumber("GEMINI_GATEWAY_SHUTDOWN_GRACE") ?? 30
+
+    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical [GEMINI_GATEWAY_LOG_LEVEL].", valueName: "level"))
+    var logLevel: String = env("GEMINI_GATEWAY_LOG_LEVEL") ?? "info"
+
+    @OptionGroup var database: DatabaseOptions
+
+    func validate() throws {
+        for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts)] {
+            if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }
+            _ = value
+        }
+        for name in ["GEMINI_GATEWAY_RETRY_BUDGET", "GEMINI_GATEWAY_CONNECT_TIMEOUT", "GEMINI_GATEWAY_HEAD_TIMEOUT",
+                     "GEMINI_GATEWAY_READ_TIMEOUT", "GEMINI_GATEWAY_RELOAD_INTERVAL", "GEMINI_GATEWAY_SHUTDOWN_GRACE"] {
+            if let text = env(name), Double(text) == nil { throw ValidationError("\(name)='\(text)' is not a number") }
+        }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
+        guard (1...20).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1 to 20") }
+        for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
+                              ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace)] {
+            guard value > 0, value.isFinite else { throw ValidationError("\(name) must be a positive number of seconds") }
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "gemini-gateway")
+        try await reportingErrors {
+            let store = try database.open()
+            try importFiles(into: store)
+            try ensureUpstream(in: store, logger: logger)
+            try ensureToken(in: store)
+
+            var configuration = GatewayConfiguration()
+            configuration.host = host
+            configuration.port = port
+            configuration.proxyKey = proxyKey
+            configuration.maximumBodyBytes = maxBodyBytes
+            configuration.maximumAttempts = maxAttempts
+            configuration.retryBudget = .seconds(retryBudget)
+            configuration.connectTimeout = .seconds(connectTimeout)
+            configuration.responseHeadTimeout = .seconds(headTimeout)
+            configuration.readIdleTimeout = .seconds(readTimeout)
+            configuration.reloadInterval = .seconds(reloadInterval)
+            configuration.shutdownGracePeriod = .seconds(shutdownGrace)
+
+            let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
+            let app = gateway.application(configuration: configuration, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [app],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: logger
+            ).withGracePeriod(configuration.shutdownGracePeriod))
+            try await group.run()
+        }
+    }
+
+    /// `serve --keys --upstreams`: the old proxy's way of starting.
+    private func importFiles(into store: AppDatabase) throws {
+        guard keys != nil || upstreams != nil else { return }
+        let parsedKeys = try keys.map { path in
+            let parsed = ListFile.parseKeys(try ImportCommand.readFile(path, what: "keys"))
+            try ImportCommand.requireEntries(parsed, path: path, what: "keys")
+            return parsed
+        }
+        let parsedUpstreams = try upstreams.map { path in
+            let parsed = ListFile.parseUpstreams(try ImportCommand.readFile(path, what: "upstreams"))
+            try ImportCommand.requireEntries(parsed, path: path, what: "upstreams")
+            return parsed
+        }
+        let result = try store.importLists(keys: parsedKeys, upstreams: parsedUpstreams)
+        if let summary = result.keys, let path = keys { ImportCommand.print(summary, path: path) }
+        if let summary = result.upstreams, let path = upstreams { ImportCommand.print(summary, path: path) }
+    }
+
+    /// With no upstream configured at all, Google itself is the upstream.
+    private func ensureUpstream(in store: AppDatabase, logger: Logger) throws {
+        guard try store.listUpstreams().isEmpty else { return }
+        _ = try store.addUpstream(GatewayConfiguration.defaultUpstream)
+        logger.notice("no upstream configured: using \(GatewayConfiguration.defaultUpstream)")
+    }
+
+    /// The gateway never runs open: with no token configured, make one and show it once.
+    private func ensureToken(in store: AppDatabase) throws {
+        guard proxyKey?.isEmpty ?? true, try store.activeClients().isEmpty else { return }
+        let (client, token) = try store.addClient(name: "default")
+        print("No gateway token was configured, so one was created (client '\(client.name)'). It is shown only now:")
+        print(token)
+        print("Clients send it as x-goog-api-key, ?key= or Authorization: Bearer. More: gemini-gateway clients add NAME")
+    }
+}
+
+private func env(_ name: String) -> String? {
+    ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+}
+
+private func envNumber<T: LosslessStringConvertible>(_ name: String) -> T? {
+    env(name).flatMap(T.init)
+}
+
+extension ServiceGroupConfiguration {
+    func withGracePeriod(_ duration: Duration) -> Self {
+        var copy = self
+        copy.maximumGracefulShutdownDuration = duration
+        return copy
+    }
+}

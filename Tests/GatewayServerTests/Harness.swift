@@ -1,0 +1,297 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import GatewayCore
+import GatewayServer
+import GatewayStore
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+// MARK: - Timeouts
+
+struct TimedOut: Error, CustomStringConvertible {
+    let seconds: Double
+    var description: String { "timed out after \(seconds) s" }
+}
+
+/// Runs `operation`, failing with `TimedOut` if it takes longer than `seconds`.
+func withTimeout<T: Sendable>(_ seconds: Double = 30, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw TimedOut(seconds: seconds)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
+
+// MARK: - Captured logs
+
+/// Every log line the gateway writes during a test, to check that no secret leaks into them.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    func append(_ line: String) { lines.withLock { $0.append(line) } }
+    var all: [String] { lines.withLock { $0 } }
+
+    func logger() -> Logger {
+        Logger(label: "gateway-test") { _ in CapturingHandler(capture: self) }
+    }
+
+    struct CapturingHandler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.append("\(event.level) \(event.message) \(merged)")
+        }
+    }
+}
+
+// MARK: - A gateway on a real socket, in front of fake upstreams
+
+/// A running gateway on 127.0.0.1 (port 0) with its own temporary SQLite database.
+final class GatewayHarness: Sendable {
+    let directory: String
+    let databasePath: String
+    let database: AppDatabase
+    let gateway: Gateway
+    let port: Int
+    let token: String
+    let logs: LogCapture
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Keys named by the test (a project label after a space), upstream base URLs, and tweaks to
+    /// the configuration. `directory` reuses an earlier harness's database (a restart).
+    static func start(
+        keys: [String],
+        upstreams: [String],
+        directory: String? = nil,
+        configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in }
+    ) async throws -> GatewayHarness {
+        let directory = directory ?? (NSTemporaryDirectory() + "gateway-server-" + UUID().uuidString)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/gateway.db"
+        let database = try AppDatabase.open(path: path)
+        if !keys.isEmpty {
+            _ = try database.importKeys(ListFile.parseKeys(Array(keys.joined(separator: "\n").utf8)))
+        }
+        if !upstreams.isEmpty {
+            _ = try database.importUpstreams(ListFile.parseUpstreams(Array(upstreams.joined(separator: "\n").utf8)))
+        }
+        let token = try database.activeClients().isEmpty
+            ? database.addClient(name: "tests").token
+            : "gw-static-token-for-restarts"
+        var configuration = GatewayConfiguration()
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configuration.proxyKey = "gw-static-token-for-restarts"
+        configuration.reloadInterval = .milliseconds(200)
+        configuration.connectTimeout = .seconds(2)
+        configure(&configuration)
+        let logs = LogCapture()
+        let logger = logs.logger()
+        let gateway = try await Gateway(configuration: configuration, database: database, logger: logger)
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let app = gateway.application(configuration: configuration, logger: logger) { channel in
+            portContinuation.yield(channel.localAddress?.port ?? 0)
+            portContinuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else {
+            task.cancel()
+            throw TimedOut(seconds: 0)
+        }
+        return GatewayHarness(
+            directory: directory, databasePath: path, database: database, gateway: gateway, port: port,
+            token: token, logs: logs, group: group, task: task
+        )
+    }
+
+    private init(
+        directory: String, databasePath: String, database: AppDatabase, gateway: Gateway, port: Int,
+        token: String, logs: LogCapture, group: ServiceGroup, task: Task<Void, any Error>
+    ) {
+        self.directory = directory
+        self.databasePath = databasePath
+        self.database = database
+        self.gateway = gateway
+        self.port = port
+        self.token = token
+        self.logs = logs
+        self.group = group
+        self.task = task
+    }
+
+    /// Graceful shutdown, as on SIGTERM: in-flight requests finish, the log is flushed.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    // MARK: Requests
+
+    /// Sends a request to the gateway with the test token in `x-goog-api-key`.
+    func request(
+        _ path: String,
+        method: HTTPMethod = .POST,
+        token: String?? = .none,
+        headers: [(String, String)] = [],
+        body: String? = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
+    ) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        let credential: String? = switch token {
+        case .none: self.token
+        case .some(let value): value
+        }
+        if let credential { request.headers.add(name: "x-goog-api-key", value: credential) }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body, method != .GET {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
+        return request
+    }
+
+    /// Sends and reads the whole answer.
+    func send(_ request: HTTPClientRequest) async throws -> Answer {
+        let response = try await testClient.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 64 << 20)
+        return Answer(
+            status: Int(response.status.code),
+            headers: response.headers.map { ($0.name, $0.value) },
+            body: Array(buffer: body)
+        )
+    }
+
+    /// `POST /v1beta/models/MODEL:generateContent`.
+    func generate(model: String = "gemini-2.5-flash") async throws -> Answer {
+        try await send(request("/v1beta/models/\(model):generateContent"))
+    }
+
+    // MARK: The database
+
+    /// Waits until the log writer has written `count` request rows, then returns all rows.
+    func requestRows(count: Int, timeout: Double = 10) async throws -> [Row] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM requests ORDER BY id") }
+            if rows.count >= count || Date() > deadline { return rows }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    func attemptRows(requestID: String) throws -> [Row] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM attempts WHERE request_id = ? ORDER BY attempt", arguments: [requestID])
+        }
+    }
+
+    /// Waits until `condition` holds on the database (written behind), or the timeout.
+    func eventually(timeout: Double = 5, _ condition: @Sendable (AppDatabase) throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition(database) { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try condition(database)
+    }
+}
+
+import GRDB
+
+/// A whole answer from the gateway.
+struct Answer: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+
+    var text: String { String(decoding: body, as: UTF8.self) }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
+    func json() throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(body))
+        return try #require(object as? [String: Any], "not a JSON object: \(text)")
+    }
+}
+
+/// One client for all tests, with room for many concurrent streams.
+let testClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 2048)
+    configuration.decompression = .disabled
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}()
+
+/// A port on 127.0.0.1 where nothing listens (bound, then closed).
+func closedPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Fake keys for tests, shaped like real ones.
+func testKey(_ letter: String) -> String { "AIzaFAKE-key-\(letter)-0000000000000000000\(letter)" }
+
+/// Starts fakes and a gateway, runs `body`, and always stops everything.
+func withGateway(
+    keys: [String],
+    fakes count: Int = 1,
+    extraUpstreams: [String] = [],
+    settings: FakeGemini.Settings = .init(),
+    timeout: Double = 60,
+    configure: @escaping @Sendable (inout GatewayConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (GatewayHarness, [FakeGemini]) async throws -> Void
+) async throws {
+    var fakes: [FakeGemini] = []
+    for _ in 0..<count { fakes.append(try await FakeGemini.start(settings: settings)) }
+    let all = fakes
+    let harness = try await GatewayHarness.start(
+        keys: keys, upstreams: all.map(\.baseURL) + extraUpstreams, configure: configure
+    )
+    do {
+        try await withTimeout(timeout) { try await body(harness, all) }
+    } catch {
+        try? await harness.stop()
+        for fake in all { await fake.stop() }
+        harness.removeFiles()
+        throw error
+    }
+    try await harness.stop()
+    for fake in all { await fake.stop() }
+    harness.removeFiles()
+}
