@@ -64,7 +64,7 @@ public final class FakeGemini: Sendable {
         let bound = StartupSignal()
         var app = Application(
             responder: FakeResponder(core: core),
-            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
                 bound.succeed(channel.localAddress?.port ?? port)
             }

@@ -30,6 +30,8 @@ public struct CooldownPolicy: Sendable, Hashable {
     public var upstreamFailureMax: TimeInterval = 5 * 60
     /// Cooldown of an upstream whose egress location Google refuses.
     public var upstreamBlockedCooldown: TimeInterval = 30 * 60
+    /// How long an upstream's last failure still ranks it behind the others once its cooldown is over.
+    public var upstreamFailureMemory: TimeInterval = 30
 
     /// The defaults described above.
     public init() {}

@@ -47,7 +47,8 @@ public struct Gateway: Sendable {
         return Application(
             responder: GatewayResponder(proxy: proxy, pool: pool),
             server: .http1(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            // A deep accept queue: a burst of thousands of new connections must not overflow it.
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),
             // Started in this order, stopped in reverse: the transport stops last.
             services: [transport, sync, logWriter],
             onServerRunning: onServerRunning,

@@ -7,12 +7,15 @@ import Synchronization
 /// for a few microseconds; what must be persisted is queued for the `PoolSync` service, never
 /// written on the request path.
 public final class KeyPool: Sendable {
-    private let scheduler = Mutex(Scheduler())
+    private let scheduler: Mutex<Scheduler>
     let changes = BatchQueue<StateChange>(capacity: 100_000)
     let policy: CooldownPolicy
 
     public init(policy: CooldownPolicy) {
         self.policy = policy
+        var scheduler = Scheduler()
+        scheduler.upstreamFailureMemory = policy.upstreamFailureMemory
+        self.scheduler = Mutex(scheduler)
     }
 
     /// A healthy (key, upstream) pair for `model`, excluding pairs already `tried`.

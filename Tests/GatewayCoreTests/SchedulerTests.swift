@@ -311,11 +311,30 @@ struct SchedulerTests {
         for step in 1...20 {
             #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(Double(step))).upstreamID == 2)
         }
-        // Once its cooldown is over it is healthy again, but one that never failed still goes first.
+        // Once its cooldown is over it is healthy again and, its failure forgotten, takes its share
+        // of the load: it is the least recently used, then they alternate.
         #expect(scheduler.upstream(id: 1)?.isCooling(at: baseDate.addingTimeInterval(1800)) == false)
-        #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(1800)).upstreamID == 2)
+        #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(1800)).upstreamID == 1)
+        #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(1800.5)).upstreamID == 2)
+        // A recent failure (here a transient one on 2) ranks an upstream behind the others.
         _ = scheduler.record(.transient(reason: "INTERNAL"), key: 1, upstream: 2, model: flash, now: baseDate.addingTimeInterval(1801), policy: policy)
         #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(1802)).upstreamID == 1)
+        #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(1803)).upstreamID == 1)
+    }
+
+    @Test func aFailureIsRememberedForAWhileAfterTheCooldownThenForgotten() {
+        var scheduler = Scheduler(keys: poolKeys(2), upstreams: poolUpstreams(2))
+        scheduler.upstreamFailureMemory = 30
+        // A connection reset cools upstream 1 for 2 s (the first backoff step).
+        _ = scheduler.record(.upstreamFailure(reason: "CONNECTION_RESET"), key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        // Out of its cooldown but within the memory: the upstream that did not fail goes first.
+        for step in 3...10 {
+            #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(Double(step))).upstreamID == 2)
+        }
+        // Past the memory, load alternates again.
+        let later = (31...34).map { scheduler.pick(model: flash, now: baseDate.addingTimeInterval(Double($0))).upstreamID }
+        #expect(later.filter { $0 == 1 }.count == 2)
+        #expect(later.filter { $0 == 2 }.count == 2)
     }
 
     @Test func allUpstreamsCoolingFallsBackToTheSoonestEnd() {

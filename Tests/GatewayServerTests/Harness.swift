@@ -245,7 +245,9 @@ struct Answer: Sendable {
 /// One client for all tests, with room for many concurrent streams.
 let testClient: HTTPClient = {
     var configuration = HTTPClient.Configuration()
-    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 2048)
+    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1000)
+    // Requests queued behind the connection limit wait for a connection instead of failing.
+    configuration.timeout = .init(connect: .seconds(120), read: .seconds(60))
     configuration.decompression = .disabled
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()

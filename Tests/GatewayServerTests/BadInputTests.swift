@@ -1,0 +1,134 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import GatewayCore
+import GatewayStore
+import GRDB
+import NIOCore
+import Testing
+
+/// Garbage, huge and odd requests: a clear answer, no crash, nothing buffered past the limit.
+@Suite struct BadInputTests {
+    let a = testKey("a")
+
+    @Test func garbageHTTPIsRefusedAndTheServerKeepsServing() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            for garbage in ["GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", String(repeating: "\u{01}\u{ff}", count: 5000)] {
+                let reply = try rawExchange(port: gateway.port, bytes: Array(garbage.utf8))
+                #expect(reply.isEmpty || reply.hasPrefix("HTTP/1.1 4"), "\(reply.prefix(40))")
+            }
+            #expect(try await gateway.generate().status == 200)
+        }
+    }
+
+    @Test func aBodyOverTheLimitIs413WithoutBeingRead() async throws {
+        try await withGateway(keys: [a], configure: { $0.maximumBodyBytes = 1 << 20 }) { gateway, fakes in
+            // Declared too large: refused before reading.
+            var declared = gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", body: nil)
+            let size = 200 << 20
+            declared.body = .stream(AsyncStream<ByteBuffer> { continuation in
+                continuation.yield(ByteBuffer(repeating: UInt8(ascii: "a"), count: 1024))
+                continuation.finish()
+            }, length: .known(Int64(size)))
+            let refused = try? await gateway.send(declared)
+            if let refused {
+                #expect(refused.status == 413)
+                #expect((try refused.json()["error"] as? [String: Any])?["status"] as? String == "INVALID_ARGUMENT")
+            }
+            // Streamed without a length: refused once the limit is passed.
+            var streamed = gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", body: nil)
+            streamed.body = .stream(AsyncStream<ByteBuffer> { continuation in
+                for _ in 0..<(3 << 10) { continuation.yield(ByteBuffer(repeating: UInt8(ascii: "b"), count: 1024)) }
+                continuation.finish()
+            }, length: .unknown)
+            if let answer = try? await gateway.send(streamed) {
+                #expect(answer.status == 413)
+            }
+            #expect(fakes[0].received().isEmpty)
+            let rows = try await gateway.requestRows(count: 2)
+            #expect(rows.count == 2)
+            #expect(rows.allSatisfy { $0["status"] as Int == 413 && $0["outcome"] as String == "too_large" })
+            // Under the limit is fine.
+            #expect(try await gateway.generate().status == 200)
+        }
+    }
+
+    @Test func unknownPathsAre404InGeminisEnvelope() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            for path in ["/", "/admin", "/v2/models", "/v1beta"] {
+                let answer = try await gateway.send(gateway.request(path, method: .GET))
+                #expect(answer.status == 404, "\(path)")
+                #expect((try answer.json()["error"] as? [String: Any])?["status"] as? String == "NOT_FOUND")
+            }
+            #expect(fakes[0].received().isEmpty)
+        }
+    }
+
+    @Test func invalidJSONIsPassedThroughForTheUpstreamToJudge() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let body = #"{"contents": [ this is not json "#
+            fakes[0].setRules([.init(reply: .fixture("400-malformed-request"))])
+            let answer = try await gateway.send(gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", body: body))
+            #expect(answer.status == 400)
+            #expect(fakes[0].received().first?.bodyText == body)
+        }
+    }
+
+    /// Heavy (tens of seconds on 2 cores in a debug build): run on its own by `scripts/test`, after
+    /// the rest, so it does not starve the timing of other tests.
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["GATEWAY_LOAD_TESTS"] == "1", "scripts/test runs it separately"))
+    func tenThousandRequestsAtOnce() async throws {
+        try await withGateway(keys: [a, testKey("b")], timeout: 240) { gateway, fakes in
+            let statuses = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<10_000 {
+                    group.addTask {
+                        do {
+                            let response = try await testClient.execute(
+                                gateway.request("/v1beta/models/gemini-2.5-flash:generateContent"), timeout: .seconds(200)
+                            )
+                            _ = try await response.body.collect(upTo: 1 << 20)
+                            return String(response.status.code)
+                        } catch {
+                            return String(describing: error)
+                        }
+                    }
+                }
+                var statuses: [String: Int] = [:]
+                for try await status in group { statuses[status, default: 0] += 1 }
+                return statuses
+            }
+            // Every request got an answer (none crashed the gateway), and the gateway still serves.
+            #expect(statuses["200"] == 10_000, "\(statuses)")
+            #expect(try await gateway.generate().status == 200)
+            let rows = try await gateway.requestRows(count: 10_001, timeout: 30)
+            #expect(rows.count == 10_001)
+            #expect(fakes[0].received().count == 10_001)
+        }
+    }
+}
+
+/// Sends raw bytes to 127.0.0.1:port and returns what comes back before the server closes
+/// (or 2 s pass).
+func rawExchange(port: Int, bytes: [UInt8]) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    var timeout = timeval(tv_sec: 2, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var reply: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(fd, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        reply += buffer[0..<count]
+    }
+    return String(decoding: reply, as: UTF8.self)
+}

@@ -1,0 +1,137 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import GatewayCore
+import GatewayStore
+import GRDB
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Scenario 9: only gateway tokens get in, and only the pool key goes out.
+@Suite struct ClientAuthTests {
+    let a = testKey("a")
+
+    @Test func aMissingOrWrongTokenIs401AndNothingIsForwarded() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            for token: String? in [nil, "gw-wrong-token", "", testKey("a")] {
+                let answer = try await gateway.send(gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", token: .some(token)))
+                #expect(answer.status == 401)
+                let error = try #require(try answer.json()["error"] as? [String: Any])
+                #expect(error["status"] as? String == "UNAUTHENTICATED")
+                #expect(error["code"] as? Int == 401)
+            }
+            #expect(fakes[0].received().isEmpty)
+            let rows = try await gateway.requestRows(count: 4)
+            #expect(rows.map { $0["outcome"] as String } == Array(repeating: "unauthorized", count: 4))
+        }
+    }
+
+    @Test func theTokenIsAcceptedInEachPlaceAndNeverForwarded() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let token = gateway.token
+            // x-goog-api-key
+            #expect(try await gateway.generate().status == 200)
+            // ?key=, with another parameter kept
+            var query = gateway.request("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=\(token)", token: .some(nil))
+            query.headers.remove(name: "x-goog-api-key")
+            #expect(try await gateway.send(query).status == 200)
+            // Authorization: Bearer, on a native path (Google would take it for an OAuth token)
+            let bearer = gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", token: .some(nil), headers: [("Authorization", "Bearer \(token)")])
+            #expect(try await gateway.send(bearer).status == 200)
+            // The OpenAI-compatible endpoint: the pool key goes up as a Bearer token.
+            let openAI = gateway.request(
+                "/v1beta/openai/chat/completions", token: .some(nil), headers: [("Authorization", "Bearer \(token)")],
+                body: #"{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hi"}]}"#
+            )
+            let openAIAnswer = try await gateway.send(openAI)
+            #expect(openAIAnswer.status == 200)
+
+            let received = fakes[0].received()
+            #expect(received.count == 4)
+            for request in received.prefix(3) {
+                #expect(request.header("x-goog-api-key") == a)
+                #expect(!request.hasHeader("authorization"))
+            }
+            #expect(received[1].query == "alt=sse")
+            #expect(received[3].header("authorization") == "Bearer \(a)")
+            #expect(!received[3].hasHeader("x-goog-api-key"))
+            for request in received {
+                let everything = request.headers.map(\.description).joined(separator: "\n") + request.query + request.bodyText
+                #expect(!everything.contains(token), "the gateway token reached the upstream")
+            }
+        }
+    }
+
+    @Test func hopByHopHeadersAreDroppedAndOthersKept() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let request = gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", headers: [
+                ("Connection", "keep-alive, X-Hop-Custom"),
+                ("X-Hop-Custom", "dropped"),
+                ("Keep-Alive", "timeout=5"),
+                ("Proxy-Authorization", "Basic c2VjcmV0"),
+                ("TE", "trailers"),
+                ("Proxy-Connection", "keep-alive"),
+                ("X-Goog-Api-Client", "genai-py/1.0"),
+                ("User-Agent", "tests/1.0"),
+            ])
+            #expect(try await gateway.send(request).status == 200)
+            let received = try #require(fakes[0].received().first)
+            for name in ["x-hop-custom", "keep-alive", "proxy-authorization", "te", "proxy-connection", "authorization"] {
+                #expect(!received.hasHeader(name), "\(name) was forwarded")
+            }
+            #expect(received.header("x-goog-api-client") == "genai-py/1.0")
+            #expect(received.header("user-agent") == "tests/1.0")
+            #expect(received.headerValues("x-goog-api-key") == [a])
+            #expect(received.bodyText == #"{"contents":[{"parts":[{"text":"hi"}]}]}"#)
+        }
+    }
+
+    @Test func eachRequestIsAttributedToItsClient() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (bob, bobToken) = try gateway.database.addClient(name: "bob")
+            // Picked up by the reloader within its interval (200 ms in tests, 1 s by default).
+            var answer = try await gateway.send(gateway.request("/v1beta/models/m:generateContent", token: .some(bobToken)))
+            let deadline = Date().addingTimeInterval(2)
+            while answer.status == 401 && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                answer = try await gateway.send(gateway.request("/v1beta/models/m:generateContent", token: .some(bobToken)))
+            }
+            #expect(answer.status == 200)
+            #expect(try await gateway.generate().status == 200)
+            let staticAnswer = try await gateway.send(gateway.request("/v1beta/models/m:generateContent", token: .some("gw-static-token-for-restarts")))
+            #expect(staticAnswer.status == 200)
+            let rows = try await gateway.requestRows(count: 3).filter { $0["status"] as Int == 200 }
+            #expect(rows.map { $0["client_name"] as String? } == ["bob", "tests", "proxy-key"])
+            #expect(rows[0]["client_id"] as Int64? == bob.id)
+            // Revoked: refused within the reload interval.
+            try gateway.database.revokeClient("bob")
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await gateway.send(gateway.request("/v1beta/models/m:generateContent", token: .some(bobToken))).status == 401)
+        }
+    }
+
+    @Test func keysAndTokensNeverAppearInTheLogs() async throws {
+        let b = testKey("b")
+        try await withGateway(keys: [a, b]) { gateway, fakes in
+            fakes[0].setRules([.init(key: b, times: 1, reply: .fixture("400-api-key-invalid"))])
+            _ = try await gateway.generate()
+            _ = try await gateway.generate()
+            _ = try await gateway.send(gateway.request("/v1beta/models/m:generateContent?key=\(gateway.token)", token: .some(nil)))
+            _ = try await gateway.send(gateway.request("/v1beta/models/m:generateContent", token: .some("gw-wrong-token-xyz")))
+            _ = try await gateway.send(gateway.request(
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", body: #"{"contents":[]}"#
+            ))
+            _ = try await gateway.requestRows(count: 5)
+            let logs = gateway.logs.all
+            #expect(logs.count >= 5)
+            for line in logs {
+                for secret in [a, b, gateway.token, "gw-wrong-token-xyz", "gw-static-token-for-restarts"] {
+                    #expect(!line.contains(secret), "a secret in the log: \(line)")
+                }
+            }
+            let requestLines = logs.filter { $0.contains("request_id") }
+            #expect(requestLines.contains { $0.contains(Secret.fingerprint(a)) }, "log lines name keys by fingerprint")
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import GatewayCore
+import GatewayStore
+import GRDB
+import NIOCore
+import Testing
+
+/// Scenario 11 and live reloads: a graceful shutdown loses no request and no row, and what the
+/// CLI changes while serving is picked up without a restart.
+@Suite struct LifecycleTests {
+    let a = testKey("a"), b = testKey("b"), c = testKey("c")
+
+    @Test func aGracefulShutdownFinishesFiftyRequestsInFlightAndLogsEachOnce() async throws {
+        let fake = try await FakeGemini.start()
+        fake.setRules([.init(reply: .delay(.milliseconds(700), then: .ok))])
+        let gateway = try await GatewayHarness.start(keys: [a, b], upstreams: [fake.baseURL])
+        let results = Task {
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<50 { group.addTask { try await gateway.generate().status } }
+                var statuses: [Int] = []
+                for try await status in group { statuses.append(status) }
+                return statuses
+            }
+        }
+        // Every request is in flight at the upstream when the shutdown starts (as on SIGTERM).
+        #expect(await fake.wait(timeout: .seconds(20)) { $0.requestCount == 50 })
+        try await gateway.stop()
+        let statuses = try await results.value
+        #expect(statuses.count == 50)
+        #expect(statuses.allSatisfy { $0 == 200 })
+        // The log was flushed before the process would exit: exactly one row per request.
+        let reopened = try AppDatabase.open(path: gateway.databasePath)
+        let (rows, distinct, attempts) = try reopened.read { db in
+            (try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests")!,
+             try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT request_id) FROM requests")!,
+             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attempts")!)
+        }
+        #expect(rows == 50)
+        #expect(distinct == 50)
+        #expect(attempts == 50)
+        await fake.stop()
+        gateway.removeFiles()
+    }
+
+    @Test func keysAndUpstreamsChangedWhileServingArePickedUpWithinTwoSeconds() async throws {
+        try await withGateway(keys: [a], fakes: 2) { gateway, fakes in
+            // A new key imported while serving is used.
+            _ = try gateway.database.importKeys(ListFile.parseKeys(Array(b.utf8)))
+            try await Task.sleep(for: .seconds(2))
+            for _ in 0..<4 { #expect(try await gateway.generate().status == 200) }
+            let keysUsed = Set(fakes.flatMap { $0.received() }.compactMap(\.key))
+            #expect(keysUsed == [a, b])
+
+            // A disabled key and a disabled upstream are no longer used.
+            try gateway.database.setKeyState(a, to: .disabled)
+            try gateway.database.setUpstreamState(fakes[1].baseURL, to: .disabled)
+            try await Task.sleep(for: .seconds(2))
+            for fake in fakes { fake.clearReceived() }
+            for _ in 0..<4 { #expect(try await gateway.generate().status == 200) }
+            #expect(fakes[0].received().allSatisfy { $0.key == b })
+            #expect(fakes[0].received().count == 4)
+            #expect(fakes[1].received().isEmpty)
+        }
+    }
+
+    @Test func restoringAKeyClearsItsCooldownInTheRunningGateway() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            fakes[0].setRules([.init(times: 1, reply: .fixture("429-per-minute"))])
+            #expect(try await gateway.generate().status == 429)
+            #expect(try await gateway.generate().status == 429)
+            #expect(try await gateway.eventually { db in try !db.listKeys()[0].cooldowns.isEmpty })
+            try gateway.database.setKeyState(a, to: .active)
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await gateway.generate().status == 200)
+        }
+    }
+
+    @Test func readinessFollowsThePool() async throws {
+        try await withGateway(keys: []) { gateway, _ in
+            let health = try await gateway.send(gateway.request("/healthz", method: .GET, token: .some(nil)))
+            #expect(health.status == 200)
+            var ready = try await gateway.send(gateway.request("/readyz", method: .GET, token: .some(nil)))
+            #expect(ready.status == 503)
+            _ = try gateway.database.importKeys(ListFile.parseKeys(Array(a.utf8)))
+            try await Task.sleep(for: .seconds(2))
+            ready = try await gateway.send(gateway.request("/readyz", method: .GET, token: .some(nil)))
+            #expect(ready.status == 200)
+            #expect(try ready.json()["active_keys"] as? Int == 1)
+        }
+    }
+}
