@@ -109,7 +109,11 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayCLITests",
-            dependencies: ["gemini-gateway", "GatewayStore", "GatewayCore"]
+            dependencies: [
+                "gemini-gateway", "GatewayStore", "GatewayCore", "FakeGemini",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ]
 )

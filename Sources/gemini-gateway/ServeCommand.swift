@@ -102,6 +102,8 @@ struct ServeCommand: AsyncParsableCommand {
             try importFiles(into: store)
             try ensureUpstream(in: store, logger: logger)
             try ensureToken(in: store)
+            // Standard output may be a pipe (systemd, a supervisor): show it now, not at exit.
+            fflush(nil)
 
             var configuration = GatewayConfiguration()
             configuration.host = host

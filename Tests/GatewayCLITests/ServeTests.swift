@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import Glibc
+import GatewayCore
+import GRDB
+import NIOCore
+import Synchronization
+import Testing
+
+/// `gemini-gateway serve` as an operator runs it: a real process, real signals.
+@Suite struct ServeTests {
+    @Test func servesImportsMakesATokenAndDrainsOnSIGTERM() async throws {
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        fake.setRules([.init(model: "slow-model", reply: .delay(.milliseconds(1500), then: .ok))])
+        ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1]) proj\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        let port = try freePort()
+        let serve = try ServeProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt"],
+            in: ws.path
+        )
+        defer { serve.kill() }
+
+        // The import summary, then the one-time token (no token was configured).
+        let token = try #require(await serve.waitForStdout(timeout: 30) { $0.hasPrefix("gw-") })
+        #expect(serve.stdout.contains("keys from api_keys.txt: 2 added"))
+        #expect(serve.stdout.contains("upstreams from proxy_urls.txt: 1 added"))
+        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil)
+
+        let client = HTTPClient.shared
+        func generate(_ model: String) async throws -> Int {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/\(model):generateContent")
+            request.method = .POST
+            request.headers.add(name: "x-goog-api-key", value: token)
+            request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
+            let response = try await client.execute(request, timeout: .seconds(30))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        }
+        #expect(try await generate("gemini-2.5-flash") == 200)
+        #expect(fake.received().first?.header("x-goog-api-key") == secrets[0])
+
+        // SIGTERM while a request is in flight: it finishes, then the process exits 0.
+        let slow = Task { try await generate("slow-model") }
+        #expect(await fake.wait(timeout: .seconds(10)) { $0.requestCount == 2 })
+        serve.terminate()
+        let slowStatus = try await slow.value
+        #expect(slowStatus == 200)
+        let status = try #require(await serve.waitForExit(timeout: 30))
+        #expect(status == 0)
+
+        // Both requests are in the log, and no secret reached the output.
+        let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
+        let rows = try await queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests")! }
+        #expect(rows == 2)
+        for secret in secrets {
+            #expect(!serve.stdout.contains(secret) && !serve.stderr.contains(secret))
+        }
+        #expect(!serve.stderr.contains(token))
+        #expect(serve.stdout.components(separatedBy: token).count == 2, "the token is printed exactly once")
+    }
+
+    @Test func withNoUpstreamGoogleIsTheUpstreamAndATokenIsNotMadeTwice() async throws {
+        let ws = Workspace()
+        #expect(try ws.run("clients", "add", "ops").status == 0)
+        let port = try freePort()
+        let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
+        defer { serve.kill() }
+        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil)
+        serve.terminate()
+        #expect(await serve.waitForExit(timeout: 30) == 0)
+        #expect(!serve.stdout.contains("gw-"), "a client token exists, so none is made")
+        let upstreams = try ws.run("upstreams", "list", "--json")
+        #expect(upstreams.stdout.contains("https://generativelanguage.googleapis.com"))
+    }
+
+    @Test func badSettingsAreUsageErrors() throws {
+        let ws = Workspace()
+        #expect(try ws.run("serve", "--port", "70000").status == 64)
+        #expect(try ws.run("serve", "--max-attempts", "0").status == 64)
+        #expect(try ws.run("serve", "--log-level", "loud").status == 64)
+        let fromEnv = try ws.run("serve", environment: ["GEMINI_GATEWAY_PORT": "eighty"])
+        #expect(fromEnv.status == 64)
+        #expect(fromEnv.stderr.contains("GEMINI_GATEWAY_PORT"))
+        let missing = try ws.run("serve", "--keys", "nope.txt")
+        #expect(missing.status == 66)
+    }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A running `gemini-gateway` process whose output is collected as it comes.
+final class ServeProcess: Sendable {
+    private let process: Process
+    private let output = Output()
+
+    final class Output: Sendable {
+        let text = Mutex<(stdout: String, stderr: String)>(("", ""))
+        func withLock<T>(_ body: (inout (stdout: String, stderr: String)) -> T) -> T { text.withLock { body(&$0) } }
+    }
+
+    init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = CLI.executable
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "GEMINI_GATEWAY_DB")
+        env.merge(environment) { $1 }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        self.process = process
+        let output = self.output
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            output.withLock { $0.stdout += text }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let text = String(decoding: handle.availableData, as: UTF8.self)
+            output.withLock { $0.stderr += text }
+        }
+        try process.run()
+    }
+
+    var stdout: String { output.withLock { $0.stdout } }
+    var stderr: String { output.withLock { $0.stderr } }
+
+    /// The first stdout line matching `predicate`, waiting up to `timeout` seconds.
+    func waitForStdout(timeout: Double, _ predicate: (String) -> Bool) async -> String? {
+        await waitForLine(timeout: timeout, in: { $0.stdout }, predicate)
+    }
+
+    func waitForStderr(timeout: Double, _ predicate: (String) -> Bool) async -> String? {
+        await waitForLine(timeout: timeout, in: { $0.stderr }, predicate)
+    }
+
+    private func waitForLine(timeout: Double, in text: (ServeProcess) -> String, _ predicate: (String) -> Bool) async -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = text(self).split(separator: "\n").map(String.init).first(where: predicate) { return line }
+            if !process.isRunning { return nil }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
+    func terminate() { Glibc.kill(process.processIdentifier, SIGTERM) }
+
+    /// The exit status, or nil if it did not exit in time.
+    func waitForExit(timeout: Double) async -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func kill() {
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+    }
+}
