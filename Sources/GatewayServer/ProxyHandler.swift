@@ -220,7 +220,9 @@ struct ProxyHandler: Sendable {
         // The stream moves from this task to the response writer's; nothing else touches it.
         let upstreamBody = UnsafeTransfer(response.body)
         let headers = ForwardedHeaders.toClient(response.headers)
-        let body = ResponseBody { writer in
+        // A known length is kept (no chunked re-framing of a plain JSON answer); streams have none.
+        let length = response.headers[.contentLength].flatMap(Int.init)
+        let body = ResponseBody(contentLength: length) { writer in
             var upstream = upstreamBody.value
             var scanner = UsageScanner()
             var bytes = 0

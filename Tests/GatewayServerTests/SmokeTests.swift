@@ -10,6 +10,9 @@ import Testing
         try await withGateway(keys: [testKey("a")]) { gateway, fakes in
             let answer = try await gateway.generate()
             #expect(answer.status == 200, "\(answer.text)")
+            // A plain JSON answer keeps its length: no chunked re-framing.
+            #expect(answer.header("content-length") == String(answer.body.count))
+            #expect(answer.header("transfer-encoding") == nil)
             let json = try answer.json()
             #expect(json["candidates"] != nil)
             let requestID = try #require(answer.header("x-gateway-request-id"))
