@@ -126,17 +126,7 @@ struct ProxyHandler: Sendable {
                 if Task.isCancelled {
                     return cancelled(recorder, attempt: attemptRow, started: attemptStarted)
                 }
-                let failure = (error as? UpstreamTransportError)
-                    ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
-                let verdict = OutcomeClassifier.classify(transport: failure.failure)
-                pool.record(verdict, pair: pair, model: model)
-                attemptRow.verdict = verdict.label
-                attemptRow.reason = verdict.reason
-                attemptRow.latencyMs = milliseconds(since: attemptStarted)
-                let row = attemptRow
-                recorder.update { $0.attempts.append(row) }
-                lastFailure = .transport(failure)
-                logger.debug("upstream transport failure", metadata: ["upstream": "\(upstream.baseURL)", "error": "\(failure)"])
+                lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
                 continue
             }
             attemptRow.status = response.status
@@ -148,16 +138,7 @@ struct ProxyHandler: Sendable {
                 do {
                     first = try await response.body.next()
                 } catch {
-                    let failure = (error as? UpstreamTransportError)
-                        ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
-                    let verdict = OutcomeClassifier.classify(transport: failure.failure)
-                    pool.record(verdict, pair: pair, model: model)
-                    attemptRow.verdict = verdict.label
-                    attemptRow.reason = verdict.reason
-                    attemptRow.latencyMs = milliseconds(since: attemptStarted)
-                    let row = attemptRow
-                    recorder.update { $0.attempts.append(row) }
-                    lastFailure = .transport(failure)
+                    lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
                     continue
                 }
                 pool.record(.success, pair: pair, model: model)
@@ -176,15 +157,7 @@ struct ProxyHandler: Sendable {
             do {
                 errorBody = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
             } catch {
-                let failure = (error as? UpstreamTransportError)
-                    ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
-                let verdict = OutcomeClassifier.classify(transport: failure.failure)
-                pool.record(verdict, pair: pair, model: model)
-                attemptRow.verdict = verdict.label
-                attemptRow.reason = verdict.reason
-                let row = attemptRow
-                recorder.update { $0.attempts.append(row) }
-                lastFailure = .transport(failure)
+                lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
                 continue
             }
             let outcome = OutcomeClassifier.analyze(
@@ -207,6 +180,26 @@ struct ProxyHandler: Sendable {
         }
         return lastFailure.map { finishWithFailure($0, recorder) }
             ?? fail(recorder, .upstreamsFailed("no attempt could be made"), outcome: "upstream_error")
+    }
+
+    /// An attempt that got no usable HTTP answer (no connection, a reset, a timeout, a body that
+    /// broke off before the first byte was relayed): the upstream is blamed.
+    private func transportFailed(
+        _ error: any Error, pair: PairID, model: String, attempt: AttemptRow,
+        started: ContinuousClock.Instant, recorder: RequestRecorder
+    ) -> Failure {
+        let failure = (error as? UpstreamTransportError)
+            ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+        let verdict = OutcomeClassifier.classify(transport: failure.failure)
+        pool.record(verdict, pair: pair, model: model)
+        var row = attempt
+        row.verdict = verdict.label
+        row.reason = verdict.reason
+        row.latencyMs = milliseconds(since: started)
+        let finished = row
+        recorder.update { $0.attempts.append(finished) }
+        logger.debug("upstream transport failure", metadata: ["upstream_id": "\(pair.upstream)", "error": "\(failure)"])
+        return .transport(failure)
     }
 
     // MARK: - Relaying a success
@@ -277,6 +270,12 @@ struct ProxyHandler: Sendable {
     }
 
     private static func applyUsage(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool, to entry: inout RequestLogEntry) {
+        // countTokens, embeddings and the rest carry no token usage to account (an OpenAI-style
+        // embeddings `usage` object included): their rows keep 0 tokens and usage_status 'none'.
+        guard expectsUsage else {
+            entry.usageStatus = "none"
+            return
+        }
         if let usage = scanner.last {
             entry.promptTokens = usage.prompt
             entry.cachedTokens = usage.cached

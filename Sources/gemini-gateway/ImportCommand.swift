@@ -38,26 +38,34 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            // Read and check both files before touching the database.
-            let parsedKeys = try keys.map { path in
-                let parsed = ListFile.parseKeys(try Self.readFile(path, what: "keys"))
-                try Self.requireEntries(parsed, path: path, what: "keys")
-                return parsed
-            }
-            let parsedUpstreams = try upstreams.map { path in
-                let parsed = ListFile.parseUpstreams(try Self.readFile(path, what: "upstreams"))
-                try Self.requireEntries(parsed, path: path, what: "upstreams")
-                return parsed
-            }
-            let store = try database.open()
-            let result = try store.importLists(keys: parsedKeys, upstreams: parsedUpstreams)
+            let result = try Self.importFiles(keys: keys, upstreams: upstreams, into: database.open, printing: !output.json)
             if output.json {
                 try Output.json(Report(keys: result.keys, upstreams: result.upstreams))
-                return
             }
-            if let summary = result.keys, let path = keys { Self.print(summary, path: path) }
-            if let summary = result.upstreams, let path = upstreams { Self.print(summary, path: path) }
         }
+    }
+
+    /// Reads and checks both files before the database is opened (a bad file creates and changes
+    /// nothing), imports them in one transaction, and prints the human summaries if asked to.
+    static func importFiles(
+        keys: String?, upstreams: String?, into open: () throws -> AppDatabase, printing: Bool
+    ) throws -> (keys: KeyImportSummary?, upstreams: UpstreamImportSummary?) {
+        let parsedKeys = try keys.map { path in
+            let parsed = ListFile.parseKeys(try readFile(path, what: "keys"))
+            try requireEntries(parsed, path: path, what: "keys")
+            return parsed
+        }
+        let parsedUpstreams = try upstreams.map { path in
+            let parsed = ListFile.parseUpstreams(try readFile(path, what: "upstreams"))
+            try requireEntries(parsed, path: path, what: "upstreams")
+            return parsed
+        }
+        let result = try open().importLists(keys: parsedKeys, upstreams: parsedUpstreams)
+        if printing {
+            if let summary = result.keys, let path = keys { print(summary, path: path) }
+            if let summary = result.upstreams, let path = upstreams { print(summary, path: path) }
+        }
+        return result
     }
 
     /// The whole file, or a `CLIError` (exit 66) that says why it cannot be read.

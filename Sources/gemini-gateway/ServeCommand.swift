@@ -63,13 +63,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds a shutdown waits for requests in flight [GEMINI_GATEWAY_SHUTDOWN_GRACE].", valueName: "seconds"))
     var shutdownGrace: Double = envNumber("GEMINI_GATEWAY_SHUTDOWN_GRACE") ?? 30
 
+    @Option(help: ArgumentHelp(
+        "Whole days of raw request rows kept besides today; older ones are pruned, daily totals stay; 0 keeps all [GEMINI_GATEWAY_LOG_RETENTION_DAYS].",
+        valueName: "days"
+    ))
+    var logRetentionDays: Int = envNumber("GEMINI_GATEWAY_LOG_RETENTION_DAYS") ?? GatewayConfiguration().logRetentionDays
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical [GEMINI_GATEWAY_LOG_LEVEL].", valueName: "level"))
     var logLevel: String = env("GEMINI_GATEWAY_LOG_LEVEL") ?? "info"
 
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
-        for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts)] {
+        for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts),
+                             ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays)] {
             if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }
             _ = value
         }
@@ -80,6 +87,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard (1...20).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1 to 20") }
+        guard (0...36_500).contains(logRetentionDays) else { throw ValidationError("--log-retention-days must be 0 (keep all) to 36500") }
         for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
                               ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace)] {
             guard value > 0, value.isFinite else { throw ValidationError("\(name) must be a positive number of seconds") }
@@ -117,6 +125,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.readIdleTimeout = .seconds(readTimeout)
             configuration.reloadInterval = .seconds(reloadInterval)
             configuration.shutdownGracePeriod = .seconds(shutdownGrace)
+            configuration.logRetentionDays = logRetentionDays
 
             let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
             let app = gateway.application(configuration: configuration, logger: logger)
@@ -133,19 +142,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// `serve --keys --upstreams`: the old proxy's way of starting.
     private func importFiles(into store: AppDatabase) throws {
         guard keys != nil || upstreams != nil else { return }
-        let parsedKeys = try keys.map { path in
-            let parsed = ListFile.parseKeys(try ImportCommand.readFile(path, what: "keys"))
-            try ImportCommand.requireEntries(parsed, path: path, what: "keys")
-            return parsed
-        }
-        let parsedUpstreams = try upstreams.map { path in
-            let parsed = ListFile.parseUpstreams(try ImportCommand.readFile(path, what: "upstreams"))
-            try ImportCommand.requireEntries(parsed, path: path, what: "upstreams")
-            return parsed
-        }
-        let result = try store.importLists(keys: parsedKeys, upstreams: parsedUpstreams)
-        if let summary = result.keys, let path = keys { ImportCommand.print(summary, path: path) }
-        if let summary = result.upstreams, let path = upstreams { ImportCommand.print(summary, path: path) }
+        _ = try ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: { store }, printing: true)
     }
 
     /// With no upstream configured at all, Google itself is the upstream.
