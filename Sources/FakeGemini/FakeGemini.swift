@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import NIOCore
 import Synchronization
 
@@ -37,12 +39,14 @@ public final class FakeGemini: Sendable {
     public let port: Int
     /// The host the fake listens on, as given to ``start(host:port:settings:)``.
     public let host: String
+    /// `http`, or `https` when started with TLS.
+    public let scheme: String
     let core: Core
     private let runTask: Mutex<Task<Void, Never>?>
 
-    /// `http://HOST:PORT`, without a trailing slash.
+    /// `http://HOST:PORT` (or `https://`), without a trailing slash.
     public var baseURL: String {
-        host.contains(":") ? "http://[\(host)]:\(port)" : "http://\(host):\(port)"
+        host.contains(":") ? "\(scheme)://[\(host)]:\(port)" : "\(scheme)://\(host):\(port)"
     }
 
     /// Knobs of the default answers; changes apply to requests that arrive afterwards.
@@ -51,19 +55,25 @@ public final class FakeGemini: Sendable {
         set { core.state.withLock { $0.settings = newValue } }
     }
 
-    private init(host: String, port: Int, core: Core, task: Task<Void, Never>) {
+    private init(host: String, port: Int, scheme: String, core: Core, task: Task<Void, Never>) {
         self.host = host
         self.port = port
+        self.scheme = scheme
         self.core = core
         self.runTask = Mutex(task)
     }
 
     /// Starts a fake on `host:port` (port 0: a free port, see ``port``) and returns once it listens.
-    public static func start(host: String = "127.0.0.1", port: Int = 0, settings: Settings = Settings()) async throws -> FakeGemini {
+    /// With `tls` (a server configuration with a certificate), it speaks https and ``baseURL``
+    /// says so.
+    public static func start(
+        host: String = "127.0.0.1", port: Int = 0, settings: Settings = Settings(), tls: TLSConfiguration? = nil
+    ) async throws -> FakeGemini {
         let core = Core(settings: settings)
         let bound = StartupSignal()
         var app = Application(
             responder: FakeResponder(core: core),
+            server: try tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
             configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4096),
             onServerRunning: { channel in
                 bound.succeed(channel.localAddress?.port ?? port)
@@ -89,7 +99,7 @@ public final class FakeGemini: Sendable {
             } onCancel: {
                 task.cancel()
             }
-            return FakeGemini(host: host, port: boundPort, core: core, task: task)
+            return FakeGemini(host: host, port: boundPort, scheme: tls == nil ? "http" : "https", core: core, task: task)
         } catch {
             task.cancel()
             await task.value

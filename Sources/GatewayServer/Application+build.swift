@@ -15,6 +15,8 @@ public struct Gateway: Sendable {
     public let logWriter: RequestLogWriter
     public let sync: PoolSync
     public let transport: any UpstreamTransport & Service
+    /// Prunes raw log rows older than `configuration.logRetentionDays`.
+    public let retention: RetentionService
 
     /// Builds the gateway on `database` and loads its state.
     public init(
@@ -30,7 +32,17 @@ public struct Gateway: Sendable {
             database: database, pool: pool, authenticator: authenticator,
             reloadInterval: configuration.reloadInterval, logger: logger
         )
-        self.transport = transport ?? AsyncHTTPClientTransport(configuration: configuration)
+        if let transport {
+            self.transport = transport
+        } else {
+            switch configuration.transport {
+            case .nio: self.transport = try NIOHTTP1Transport(configuration: configuration, trustRoots: configuration.upstreamCAFile)
+            case .asyncHTTPClient: self.transport = AsyncHTTPClientTransport(configuration: configuration)
+            }
+        }
+        retention = RetentionService(
+            database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
+        )
         try await sync.loadInitial()
     }
 
@@ -50,7 +62,7 @@ public struct Gateway: Sendable {
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),
             // Started in this order, stopped in reverse: the transport stops last.
-            services: [transport, sync, logWriter],
+            services: [transport, sync, logWriter, retention],
             onServerRunning: onServerRunning,
             logger: logger
         )

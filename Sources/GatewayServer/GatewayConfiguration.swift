@@ -24,14 +24,30 @@ public struct GatewayConfiguration: Sendable {
     /// Longest silence between two chunks of an upstream body before the upstream is given up.
     public var readIdleTimeout: Duration = .seconds(300)
 
-    /// Concurrent connections per upstream host (every open stream holds one).
+    /// Concurrent connections per upstream host (every open stream holds one; AsyncHTTPClient only).
     public var maximumConnectionsPerUpstream = 4096
+
+    /// What carries requests upstream.
+    public enum Transport: String, Sendable, CaseIterable {
+        /// The lean pooled HTTP/1.1 client built on SwiftNIO (`NIOHTTP1Transport`).
+        case nio
+        /// AsyncHTTPClient.
+        case asyncHTTPClient = "async-http-client"
+    }
+    public var transport = Transport.nio
+
+    /// A PEM file of extra CA certificates to trust for https upstreams (relays behind a private CA).
+    public var upstreamCAFile: String?
 
     /// How often the server looks for changes made by the CLI (import, keys, upstreams, clients).
     public var reloadInterval: Duration = .seconds(1)
 
     /// Request rows held in memory waiting to be written before new rows are dropped (and counted).
     public var logBufferCapacity = 100_000
+
+    /// Whole UTC days of raw request and attempt rows kept besides today (0 keeps them all);
+    /// older rows are pruned in the background, their counts stay in the daily totals.
+    public var logRetentionDays = 30
 
     /// How long a graceful shutdown waits for in-flight requests and streams.
     public var shutdownGracePeriod: Duration = .seconds(30)

@@ -113,7 +113,8 @@ struct ProxyHandler: Sendable {
             )
             let outgoing = UpstreamRequest(
                 method: request.method,
-                url: upstream.baseURL + target.forwarded,
+                baseURL: upstream.baseURL,
+                target: target.forwarded,
                 headers: ForwardedHeaders.toUpstream(request.headers, credential: key.secret, bearer: route.isOpenAI),
                 body: body
             )
@@ -372,12 +373,8 @@ struct ProxyHandler: Sendable {
         return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
     }
 
-    /// 16 hex digits from the system's CSPRNG.
     static func newRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
-        let hex = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
+        RequestID.next()
     }
 }
 

@@ -34,12 +34,12 @@ final class RequestRecorder: Sendable {
 
     /// Completes the row and queues it (once; later calls do nothing).
     func finish(_ change: (inout RequestLogEntry) -> Void = { _ in }) {
-        let latency = elapsedMilliseconds()
         let entry: RequestLogEntry? = state.withLock { state in
             guard !state.done else { return nil }
             state.done = true
             change(&state.entry)
-            state.entry.latencyMs = latency
+            // Measured after `change`, which may stamp the time to first byte: latency >= ttfb.
+            state.entry.latencyMs = elapsedMilliseconds()
             return state.entry
         }
         guard let entry else { return }
@@ -54,7 +54,7 @@ final class RequestRecorder: Sendable {
             "attempts": "\(entry.attempts.count)",
             "key": "\(entry.keyFingerprint ?? "-")",
             "upstream": "\(entry.upstreamUrl ?? "-")",
-            "latency_ms": "\(Int(latency.rounded()))",
+            "latency_ms": "\(Int((entry.latencyMs ?? 0).rounded()))",
         ])
     }
 

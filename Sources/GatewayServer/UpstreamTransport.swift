@@ -12,10 +12,23 @@ import ServiceLifecycle
 /// One request to an upstream. The body is a buffer, so it can be sent again on a retry.
 public struct UpstreamRequest: Sendable {
     public var method: HTTPRequest.Method
-    /// The full URL: upstream base URL + the client's path + its query without `key`.
-    public var url: String
+    /// The upstream's base URL (`https://host[:port][/prefix]`, no trailing slash).
+    public var baseURL: String
+    /// The client's path and query, without its `key` parameter.
+    public var target: String
     public var headers: HTTPFields
     public var body: ByteBuffer
+
+    /// The full URL.
+    public var url: String { baseURL + target }
+
+    public init(method: HTTPRequest.Method, baseURL: String, target: String, headers: HTTPFields, body: ByteBuffer) {
+        self.method = method
+        self.baseURL = baseURL
+        self.target = target
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// The body of an upstream response, read chunk by chunk as it arrives. Read by one task at a

@@ -69,9 +69,14 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     }
 
     /// Calls `body` with each non-empty batch as elements arrive, until `finish()`; the last call
-    /// gets whatever was still buffered when it finished.
-    public func consume(_ body: ([Element]) async -> Void) async {
+    /// gets whatever was still buffered when it finished. After a wake-up it waits `coalescing`
+    /// before taking the batch, so that under load one write carries many elements (one SQLite
+    /// transaction per batch is what costs, not the rows in it).
+    public func consume(coalescing: Duration = .zero, _ body: ([Element]) async -> Void) async {
         for await _ in wakeUps {
+            if coalescing > .zero, !buffer.withLock({ $0.finished }) {
+                try? await Task.sleep(for: coalescing)
+            }
             let batch = drain()
             if !batch.isEmpty { await body(batch) }
         }

@@ -87,40 +87,48 @@ public struct RequestLogEntry: Sendable, Equatable {
 }
 
 extension AppDatabase {
-    /// Writes a batch of request rows and their attempts in ONE transaction.
+    /// Writes a batch of request rows and their attempts in ONE transaction, and folds them into
+    /// the daily totals (migration 0002) in the same transaction.
     public func insert(_ entries: [RequestLogEntry]) async throws {
         try await writer.write { db in
-            let request = try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO requests (
-                    request_id, started_at, client_id, client_name, method, endpoint, api_version, model,
-                    is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
-                    latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
-                    candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
-                    error_status, error_reason)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let attempt = try db.cachedStatement(sql: """
-                INSERT OR IGNORE INTO attempts (
-                    request_id, attempt, started_at, key_id, upstream_id, status, verdict, google_status,
-                    reason, quota_id, latency_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for e in entries {
+            try Self.lowerFoldBookmarks(db)
+            try Self.insertRows(entries, db)
+            try Self.foldPendingRows(db)
+        }
+    }
+
+    /// The rows alone, without folding (the benchmark of folding compares with this).
+    static func insertRows(_ entries: [RequestLogEntry], _ db: Database) throws {
+        let request = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO requests (
+                request_id, started_at, client_id, client_name, method, endpoint, api_version, model,
+                is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
+                latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
+                candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
+                error_status, error_reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        let attempt = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO attempts (
+                request_id, attempt, started_at, key_id, upstream_id, status, verdict, google_status,
+                reason, quota_id, latency_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for e in entries {
+            let values: [(any DatabaseValueConvertible)?] = [
+                e.requestId, e.startedAt, e.clientId, e.clientName, e.method, e.endpoint, e.apiVersion, e.model,
+                e.isStream, e.status, e.outcome, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
+                e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
+                e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
+                e.usageStatus, e.errorStatus, e.errorReason,
+            ]
+            try request.execute(arguments: StatementArguments(values))
+            for a in e.attempts {
                 let values: [(any DatabaseValueConvertible)?] = [
-                    e.requestId, e.startedAt, e.clientId, e.clientName, e.method, e.endpoint, e.apiVersion, e.model,
-                    e.isStream, e.status, e.outcome, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
-                    e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
-                    e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                    e.usageStatus, e.errorStatus, e.errorReason,
+                    e.requestId, a.attempt, a.startedAt, a.keyId, a.upstreamId, a.status, a.verdict,
+                    a.googleStatus, a.reason, a.quotaId, a.latencyMs,
                 ]
-                try request.execute(arguments: StatementArguments(values))
-                for a in e.attempts {
-                    let values: [(any DatabaseValueConvertible)?] = [
-                        e.requestId, a.attempt, a.startedAt, a.keyId, a.upstreamId, a.status, a.verdict,
-                        a.googleStatus, a.reason, a.quotaId, a.latencyMs,
-                    ]
-                    try attempt.execute(arguments: StatementArguments(values))
-                }
+                try attempt.execute(arguments: StatementArguments(values))
             }
         }
     }

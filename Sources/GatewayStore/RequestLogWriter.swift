@@ -12,11 +12,17 @@ public final class RequestLogWriter: Service, Sendable {
     private let logger: Logger
     /// The most rows written in one transaction.
     private let maximumBatch: Int
+    /// How long rows gather after the first one arrives before they are written together.
+    private let coalescing: Duration
 
-    public init(database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 2_000, logger: Logger) {
+    public init(
+        database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 5_000,
+        coalescing: Duration = .milliseconds(100), logger: Logger
+    ) {
         self.database = database
         self.queue = BatchQueue(capacity: capacity)
         self.maximumBatch = maximumBatch
+        self.coalescing = coalescing
         self.logger = logger
     }
 
@@ -37,7 +43,7 @@ public final class RequestLogWriter: Service, Sendable {
 
     public func run() async throws {
         await withGracefulShutdownHandler {
-            await queue.consume { batch in
+            await queue.consume(coalescing: coalescing) { batch in
                 await self.write(batch)
             }
         } onGracefulShutdown: {

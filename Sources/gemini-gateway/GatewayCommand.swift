@@ -12,6 +12,7 @@ struct GatewayCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, StatusCommand.self,
+            ReportCommand.self,
         ]
     )
 }

@@ -69,6 +69,12 @@ struct ServeCommand: AsyncParsableCommand {
     ))
     var logRetentionDays: Int = envNumber("GEMINI_GATEWAY_LOG_RETENTION_DAYS") ?? GatewayConfiguration().logRetentionDays
 
+    @Option(help: ArgumentHelp("What carries requests upstream: nio or async-http-client [GEMINI_GATEWAY_UPSTREAM_TRANSPORT].", valueName: "transport"))
+    var upstreamTransport: String = env("GEMINI_GATEWAY_UPSTREAM_TRANSPORT") ?? GatewayConfiguration.Transport.nio.rawValue
+
+    @Option(help: ArgumentHelp("PEM file of extra CA certificates to trust for https upstreams [GEMINI_GATEWAY_UPSTREAM_CA_FILE].", valueName: "file"))
+    var upstreamCAFile: String? = env("GEMINI_GATEWAY_UPSTREAM_CA_FILE")
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical [GEMINI_GATEWAY_LOG_LEVEL].", valueName: "level"))
     var logLevel: String = env("GEMINI_GATEWAY_LOG_LEVEL") ?? "info"
 
@@ -91,6 +97,12 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
                               ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace)] {
             guard value > 0, value.isFinite else { throw ValidationError("\(name) must be a positive number of seconds") }
+        }
+        guard GatewayConfiguration.Transport(rawValue: upstreamTransport) != nil else {
+            throw ValidationError("--upstream-transport must be nio or async-http-client")
+        }
+        if let upstreamCAFile, !FileManager.default.isReadableFile(atPath: upstreamCAFile) {
+            throw ValidationError("--upstream-ca-file '\(upstreamCAFile)' cannot be read")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -125,6 +137,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.readIdleTimeout = .seconds(readTimeout)
             configuration.reloadInterval = .seconds(reloadInterval)
             configuration.shutdownGracePeriod = .seconds(shutdownGrace)
+            configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
+            configuration.upstreamCAFile = upstreamCAFile
             configuration.logRetentionDays = logRetentionDays
 
             let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)

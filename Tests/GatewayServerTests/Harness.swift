@@ -105,6 +105,11 @@ final class GatewayHarness: Sendable {
         configuration.proxyKey = "gw-static-token-for-restarts"
         configuration.reloadInterval = .milliseconds(200)
         configuration.connectTimeout = .seconds(2)
+        // GATEWAY_TEST_TRANSPORT=async-http-client runs the suite over the other transport.
+        if let name = ProcessInfo.processInfo.environment["GATEWAY_TEST_TRANSPORT"],
+           let transport = GatewayConfiguration.Transport(rawValue: name) {
+            configuration.transport = transport
+        }
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger()

@@ -1,0 +1,496 @@
+import Foundation
+import GatewayCore
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+
+/// A lean HTTP/1.1 upstream transport built from SwiftNIO's own pieces: pooled keep-alive
+/// connections per upstream endpoint, the request head and body written in one flush, the
+/// response body streamed with back-pressure, TLS through NIOSSL with certificate verification.
+///
+/// It does what the AsyncHTTPClient transport does, with less work per request: no per-request
+/// state machine copies, no deadline timer when nothing is waiting, no URL re-parsing (base URLs
+/// are parsed once), no separate head and body writes.
+///
+/// - Every request holds its own connection until its response has been read; a connection goes
+///   back to the pool when its response is complete and both sides keep it alive.
+/// - A pooled connection is closed after `poolIdleTimeout` unused, well before servers usually
+///   close idle keep-alive connections, so that a request rarely meets one the upstream is
+///   closing. When it does, that is an upstream failure like any other (no hidden re-send):
+///   the proxy loop fails over, exactly as with AsyncHTTPClient.
+/// - Timeouts: connecting (`connectTimeout`), waiting for the response head (`headTimeout`), and
+///   silence while a body streams (`readIdleTimeout`), which also closes idle pooled connections.
+public final class NIOHTTP1Transport: UpstreamTransport, Service {
+    /// Where requests go: scheme, host and port of a base URL, and its path prefix.
+    struct Endpoint: Hashable, Sendable {
+        var tls: Bool
+        var host: String
+        var port: Int
+        /// `Host` header value: the port only when it is not the scheme's default.
+        var authority: String
+        var pathPrefix: String
+    }
+
+    private let group: any EventLoopGroup
+    private let connectTimeout: TimeAmount
+    private let headTimeout: TimeAmount
+    private let readIdleTimeout: TimeAmount
+    private let maximumIdlePerEndpoint: Int
+    /// How long a connection waits in the pool before it is closed.
+    let poolIdleTimeout: TimeAmount = .seconds(60)
+    private let sslContext: NIOSSLContext
+    /// Idle connections by endpoint and event loop: a request takes one on the loop it runs on
+    /// (Hummingbird runs handlers on their connection's loop), so no thread hop is needed.
+    private let idle = Mutex<[PoolKey: [Connection]]>([:])
+
+    struct PoolKey: Hashable, Sendable {
+        var endpoint: Endpoint
+        var loop: ObjectIdentifier
+    }
+
+    /// A connection and its handler, which is touched only on the connection's event loop.
+    struct Connection: Sendable {
+        var channel: any Channel
+        var handler: NIOLoopBound<UpstreamConnectionHandler>
+    }
+    private let endpoints = Mutex<[String: Endpoint]>([:])
+
+    /// - Parameter trustRoots: extra CA certificates (PEM file) to trust besides the system's,
+    ///   for relays behind a private CA.
+    public init(configuration: GatewayConfiguration, trustRoots: String? = nil) throws {
+        group = MultiThreadedEventLoopGroup.singleton
+        connectTimeout = .init(configuration.connectTimeout)
+        headTimeout = .init(configuration.responseHeadTimeout)
+        readIdleTimeout = .init(configuration.readIdleTimeout)
+        maximumIdlePerEndpoint = 1024
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let trustRoots {
+            tls.additionalTrustRoots = [.file(trustRoots)]
+        }
+        sslContext = try NIOSSLContext(configuration: tls)
+    }
+
+    // MARK: - Sending
+
+    public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        let endpoint = try endpoint(for: request.baseURL)
+        let head = Self.requestHead(request, endpoint: endpoint)
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
+        let connection: Connection
+        if let idle = takeIdle(PoolKey(endpoint: endpoint, loop: ObjectIdentifier(loop))) {
+            connection = idle
+        } else {
+            connection = try await connect(endpoint, on: loop)
+        }
+        return try await exchange(on: connection, head: head, body: request.body)
+    }
+
+    private func exchange(on connection: Connection, head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
+        let loop = connection.channel.eventLoop
+        let promise = loop.makePromise(of: ResponseStart.self)
+        let headTimeout = self.headTimeout
+        if loop.inEventLoop {
+            connection.handler.value.start(head: head, body: body, promise: promise, headTimeout: headTimeout)
+        } else {
+            loop.execute {
+                connection.handler.value.start(head: head, body: body, promise: promise, headTimeout: headTimeout)
+            }
+        }
+        let start = try await promise.futureResult.get()
+        return UpstreamResponse(status: Int(start.head.status.code), headers: Self.fields(start.head.headers), body: start.body)
+    }
+
+    // MARK: - The pool
+
+    private func takeIdle(_ key: PoolKey) -> Connection? {
+        idle.withLock { idle in
+            while let connection = idle[key]?.popLast() {
+                if connection.channel.isActive { return connection }
+            }
+            return nil
+        }
+    }
+
+    /// Called on the connection's loop when its response is complete and both sides keep it alive.
+    fileprivate func release(_ connection: Connection, endpoint: Endpoint) {
+        let key = PoolKey(endpoint: endpoint, loop: ObjectIdentifier(connection.channel.eventLoop))
+        let kept = idle.withLock { idle in
+            guard (idle[key]?.count ?? 0) < maximumIdlePerEndpoint else { return false }
+            idle[key, default: []].append(connection)
+            return true
+        }
+        if !kept { connection.channel.close(promise: nil) }
+    }
+
+    fileprivate func forget(_ channel: any Channel, endpoint: Endpoint) {
+        let key = PoolKey(endpoint: endpoint, loop: ObjectIdentifier(channel.eventLoop))
+        idle.withLock { idle in
+            idle[key]?.removeAll { $0.channel === channel }
+        }
+    }
+
+    private func connect(_ endpoint: Endpoint, on loop: any EventLoop) async throws -> Connection {
+        let sslContext = self.sslContext
+        let readIdleTimeout = self.readIdleTimeout
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if endpoint.tls {
+                        let isIP = endpoint.host.contains(":") || endpoint.host.allSatisfy { $0.isNumber || $0 == "." }
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
+                    }
+                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .fireError)
+                    try sync.addHandler(IdleStateHandler(readTimeout: readIdleTimeout))
+                    try sync.addHandler(UpstreamConnectionHandler(endpoint: endpoint, transport: self))
+                }
+            }
+        do {
+            let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+            let handler = try await channel.eventLoop.submit {
+                try NIOLoopBound(channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+            return Connection(channel: channel, handler: handler)
+        } catch {
+            throw Self.transportError(error)
+        }
+    }
+
+    // MARK: - Requests and responses
+
+    private func endpoint(for baseURL: String) throws -> Endpoint {
+        if let known = endpoints.withLock({ $0[baseURL] }) { return known }
+        guard let components = URLComponents(string: baseURL), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else {
+            throw UpstreamTransportError(failure: .other, detail: "not an http(s) base URL: \(baseURL)")
+        }
+        let tls = scheme == "https"
+        let port = components.port ?? (tls ? 443 : 80)
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        let authority = components.port.map { "\(bracketed):\($0)" } ?? bracketed
+        var prefix = components.percentEncodedPath
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        let endpoint = Endpoint(tls: tls, host: host, port: port, authority: authority, pathPrefix: prefix)
+        endpoints.withLock { $0[baseURL] = endpoint }
+        return endpoint
+    }
+
+    private static func requestHead(_ request: UpstreamRequest, endpoint: Endpoint) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(request.headers.count + 3)
+        headers.add(name: "Host", value: endpoint.authority)
+        for field in request.headers { headers.add(name: field.name.rawName, value: field.value) }
+        let method = HTTPMethod(rawValue: request.method.rawValue)
+        if request.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH {
+            headers.add(name: "Content-Length", value: String(request.body.readableBytes))
+        }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.pathPrefix + request.target, headers: headers)
+    }
+
+    private static func fields(_ headers: HTTPHeaders) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        return fields
+    }
+
+    static func transportError(_ error: any Error) -> UpstreamTransportError {
+        if let error = error as? UpstreamTransportError { return error }
+        let text = String(describing: error)
+        switch error {
+        case let error as IOError where error.errnoCode == ECONNREFUSED:
+            return UpstreamTransportError(failure: .connectionRefused, detail: text)
+        case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
+            return UpstreamTransportError(failure: .connectionReset, detail: text)
+        case is ChannelError:
+            if case .connectTimeout = error as? ChannelError { return UpstreamTransportError(failure: .timeout, detail: text) }
+            return UpstreamTransportError(failure: .connectionReset, detail: text)
+        case is NIOConnectionError:
+            // Every address of the host failed: refused, or no answer in time.
+            return UpstreamTransportError(failure: text.contains("refused") ? .connectionRefused : .timeout, detail: text)
+        case is NIOSSLError, is BoringSSLError:
+            return UpstreamTransportError(failure: .tls, detail: text)
+        default:
+            let type = String(reflecting: Swift.type(of: error))
+            if type.contains("SSL") || text.contains("SSL") || text.contains("certificate") || text.contains("handshake") {
+                return UpstreamTransportError(failure: .tls, detail: "\(type): \(text)")
+            }
+            if text.contains("refused") { return UpstreamTransportError(failure: .connectionRefused, detail: text) }
+            if text.contains("resolve") || text.contains("getaddrinfo") || text.contains("NXDOMAIN") {
+                return UpstreamTransportError(failure: .dns, detail: text)
+            }
+            return UpstreamTransportError(failure: .other, detail: "\(type): \(text)")
+        }
+    }
+
+    // MARK: - Service
+
+    /// Keeps the pool until the service group stops, then closes the idle connections.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
+    /// Closes the idle connections (those in use close when their exchange ends).
+    public func shutdown() async {
+        let channels = idle.withLock { idle in
+            defer { idle.removeAll() }
+            return idle.values.flatMap { $0 }
+        }
+        for connection in channels { try? await connection.channel.close() }
+    }
+}
+
+/// The response head and its body, handed from the event loop to the proxy loop.
+struct ResponseStart: Sendable {
+    var head: HTTPResponseHead
+    var body: NIOHTTP1Transport.Body
+}
+
+extension NIOHTTP1Transport {
+    typealias Producer = NIOThrowingAsyncSequenceProducer<
+        ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDelegate
+    >
+
+    /// The response body as the proxy loop reads it.
+    struct Body: UpstreamBodyStream, @unchecked Sendable {
+        // Sendable only to cross from the event loop to the one task that reads it.
+        var iterator: Producer.AsyncIterator
+
+        mutating func next() async throws -> ByteBuffer? {
+            do {
+                return try await iterator.next()
+            } catch {
+                throw NIOHTTP1Transport.transportError(error)
+            }
+        }
+    }
+
+    /// Tells the connection when the reader wants more, or has gone.
+    /// Its calls name the exchange they belong to: a connection back in the pool may already
+    /// carry the next request when the last reader of the previous one lets go.
+    struct BodyDelegate: NIOAsyncSequenceProducerDelegate {
+        let loop: any EventLoop
+        let handler: NIOLoopBound<UpstreamConnectionHandler>
+        let exchange: Int
+
+        func produceMore() {
+            loop.execute { handler.value.readerWantsMore(exchange: exchange) }
+        }
+
+        func didTerminate() {
+            loop.execute { handler.value.readerStopped(exchange: exchange) }
+        }
+    }
+}
+
+// MARK: - One connection
+
+/// Drives one upstream connection on its event loop: writes a request, turns the response parts
+/// into a head and a back-pressured body stream, and returns the connection to the pool when the
+/// exchange is complete.
+final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = Never
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        /// In the pool, or new and not yet used.
+        case idle
+        case awaitingHead(EventLoopPromise<ResponseStart>, timeout: Scheduled<Void>?)
+        case streaming(NIOHTTP1Transport.Producer.Source)
+        case closed
+    }
+
+    private let endpoint: NIOHTTP1Transport.Endpoint
+    private weak var transport: NIOHTTP1Transport?
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// Closes the connection when it has waited in the pool for too long.
+    private var poolTimer: Scheduled<Void>?
+    /// Counts the exchanges on this connection; the current one's number.
+    private var exchange = 0
+    private var keepAlive = true
+    /// Whether the reader wants more body; reads are held back while it does not.
+    private var readerReady = true
+    private var readPending = false
+    /// Whether the current response is fully received.
+    private var responseComplete = false
+
+    init(endpoint: NIOHTTP1Transport.Endpoint, transport: NIOHTTP1Transport?) {
+        self.endpoint = endpoint
+        self.transport = transport
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Requests
+
+    func start(head: HTTPRequestHead, body: ByteBuffer, promise: EventLoopPromise<ResponseStart>, headTimeout: TimeAmount) {
+        guard let context, case .idle = state, context.channel.isActive else {
+            promise.fail(UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
+            return
+        }
+        poolTimer?.cancel()
+        poolTimer = nil
+        exchange += 1
+        keepAlive = head.isKeepAlive
+        responseComplete = false
+        readerReady = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timeout = context.eventLoop.scheduleTask(in: headTimeout) {
+            bound.value.fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(headTimeout.nanoseconds / 1_000_000_000) s"))
+        }
+        state = .awaitingHead(promise, timeout: timeout)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.read()
+    }
+
+    // MARK: Responses
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .awaitingHead(let promise, let timeout) = state else { return }
+            timeout?.cancel()
+            if head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 { return }  // 100-continue
+            keepAlive = keepAlive && head.isKeepAlive
+            let delegate = NIOHTTP1Transport.BodyDelegate(
+                loop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange
+            )
+            let producer = NIOHTTP1Transport.Producer.makeSequence(
+                backPressureStrategy: .init(lowWatermark: 2, highWatermark: 16),
+                finishOnDeinit: false,
+                delegate: delegate
+            )
+            state = .streaming(producer.source)
+            promise.succeed(ResponseStart(head: head, body: .init(iterator: producer.sequence.makeAsyncIterator())))
+        case .body(let buffer):
+            guard case .streaming(let source) = state else { return }
+            if source.yield(buffer) == .stopProducing { readerReady = false }
+        case .end:
+            guard case .streaming(let source) = state else { return }
+            source.finish()
+            responseComplete = true
+            state = .idle
+            readerReady = true
+            if keepAlive, let transport {
+                let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                poolTimer = context.eventLoop.scheduleTask(in: transport.poolIdleTimeout) {
+                    bound.value.closeIfIdle()
+                }
+                transport.release(
+                    .init(channel: context.channel, handler: NIOLoopBound(self, eventLoop: context.eventLoop)), endpoint: endpoint
+                )
+            } else {
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    private func closeIfIdle() {
+        guard case .idle = state else { return }
+        context?.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readerReady {
+            context.read()
+        } else {
+            readPending = true
+        }
+    }
+
+    func readerWantsMore(exchange: Int) {
+        guard exchange == self.exchange else { return }
+        readerReady = true
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// The reader dropped the body (the client went away) or finished reading it. A connection
+    /// whose response is not complete cannot be reused: close it, which also stops the upstream.
+    func readerStopped(exchange: Int) {
+        guard exchange == self.exchange, case .streaming = state else { return }
+        context?.close(promise: nil)
+    }
+
+    // MARK: Failures
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? IdleStateHandler.IdleStateEvent, event == .read {
+            switch state {
+            case .streaming:
+                fail(UpstreamTransportError(failure: .timeout, detail: "no data from the upstream within the read timeout"))
+            case .idle, .awaitingHead, .closed:
+                break  // the pool timer and the head timeout cover these
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(NIOHTTP1Transport.transportError(error))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        transport?.forget(context.channel, endpoint: endpoint)
+        switch state {
+        case .awaitingHead(let promise, let timeout):
+            timeout?.cancel()
+            state = .closed
+            // Nothing of the answer arrived: on a reused connection the upstream closed it
+            // while idle, and the request can go again on a fresh one.
+            promise.fail(UpstreamTransportError(failure: .connectionReset, detail: "connection closed before the response"))
+        case .streaming(let source):
+            state = .closed
+            source.finish(UpstreamTransportError(failure: .connectionReset, detail: "connection closed mid-body"))
+        case .idle, .closed:
+            state = .closed
+        }
+        poolTimer?.cancel()
+        poolTimer = nil
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: UpstreamTransportError) {
+        switch state {
+        case .awaitingHead(let promise, let timeout):
+            timeout?.cancel()
+            state = .closed
+            promise.fail(error)
+        case .streaming(let source):
+            state = .closed
+            source.finish(error)
+        case .idle, .closed:
+            state = .closed
+        }
+        context?.close(promise: nil)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

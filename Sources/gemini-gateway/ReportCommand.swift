@@ -1,0 +1,168 @@
+import ArgumentParser
+import Foundation
+import GatewayStore
+
+/// `gemini-gateway report clients|models|keys|upstreams|health`: the common usage questions,
+/// answered from the daily totals (so they stay fast, and survive log retention) and the raw rows.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Usage reports: per client or model per day, per key, per upstream, and health now.",
+        discussion: """
+            Times are UTC. --since and --until take a date (2026-11-01; a date in --until includes that \
+            day), a date and time (2026-11-01 12:00) or a duration back from now (90m, 24h, 7d, 2w); the \
+            default range is the last 7 days. Days whose raw rows were pruned by --log-retention-days \
+            are counted whole (noted on stderr). The same numbers are in the SQL views usage_by_client_day, \
+            usage_by_model_day, usage_by_key_day, usage_by_upstream_day and health (see README).
+            """,
+        subcommands: [Clients.self, Models.self, Keys.self, Upstreams.self, Health.self]
+    )
+
+    // MARK: - Per client / per model per day
+
+    struct Clients: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Requests, errors and tokens per client per day (--totals: per client for the whole range)."
+        )
+        @OptionGroup var range: ReportRangeOptions
+        @OptionGroup var filter: ReportFilterOptions
+        @Flag(name: .long, help: "One row per client for the whole range instead of one per day.") var totals = false
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let range = try range.parsed()
+                let report = try database.openExisting().usageReport(by: .client, range: range, filter: filter.filter, perDay: !totals)
+                ReportOutput.print(report, format: format.effective, caption: range.caption("requests per client\(totals ? "" : " per day")"), empty: "no requests in this range")
+            }
+        }
+    }
+
+    struct Models: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Requests, errors and tokens per model per day (--totals: per model for the whole range)."
+        )
+        @OptionGroup var range: ReportRangeOptions
+        @OptionGroup var filter: ReportFilterOptions
+        @Flag(name: .long, help: "One row per model for the whole range instead of one per day.") var totals = false
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let range = try range.parsed()
+                let report = try database.openExisting().usageReport(by: .model, range: range, filter: filter.filter, perDay: !totals)
+                ReportOutput.print(report, format: format.effective, caption: range.caption("requests per model\(totals ? "" : " per day")"), empty: "no requests in this range")
+            }
+        }
+    }
+
+    // MARK: - Per key / per upstream over the range
+
+    struct Keys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per key used in the range (fingerprint, never the key): requests, errors, tries, throttles, failures, tokens.",
+            discussion: "Not split by model (see 'report health' for the cooldowns of each key per model)."
+        )
+        @OptionGroup var range: ReportRangeOptions
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let range = try range.parsed()
+                let report = try database.openExisting().keyReport(range: range)
+                ReportOutput.print(report, format: format.effective, caption: range.caption("keys"), empty: "no key was used in this range")
+            }
+        }
+    }
+
+    struct Upstreams: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per upstream used in the range: requests, tries, failure rate, latency (average, max, p50/p95 approximate)."
+        )
+        @OptionGroup var range: ReportRangeOptions
+        @Option(name: .long, help: ArgumentHelp("Only this model.", valueName: "model")) var model: String?
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let range = try range.parsed()
+                let report = try database.openExisting().upstreamReport(range: range, model: model)
+                ReportOutput.print(report, format: format.effective, caption: range.caption("upstreams"), empty: "no upstream was used in this range")
+            }
+        }
+    }
+
+    // MARK: - Health now
+
+    struct Health: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Every upstream and key now: usable, cooling (which models, until when, why), disabled or deleted (why)."
+        )
+        @Flag(name: .long, help: "Only what is not usable.") var problems = false
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let report = try database.openExisting().healthReport(problemsOnly: problems)
+                ReportOutput.print(report, format: format.effective, empty: problems ? "everything is usable" : "no keys or upstreams")
+            }
+        }
+    }
+}
+
+// MARK: - Options
+
+/// `--since` and `--until`, checked before anything runs (a bad one is a usage error, exit 64).
+struct ReportRangeOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Start: a date, date and time, or duration back from now (default 7d).", valueName: "time"))
+    var since: String?
+
+    @Option(name: .long, help: ArgumentHelp("End: a date (included), date and time, or duration back from now (default now).", valueName: "time"))
+    var until: String?
+
+    func validate() throws {
+        _ = try parsed()
+    }
+
+    func parsed(now: Date = Date()) throws -> ReportRange {
+        do {
+            return try ReportRange.parse(since: since, until: until, now: now)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+}
+
+/// `--client` and `--model` for the usage reports.
+struct ReportFilterOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Only this client (its name; '-' for unauthenticated requests).", valueName: "name"))
+    var client: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only this model ('-' for calls that name none).", valueName: "model"))
+    var model: String?
+
+    var filter: ReportFilter { ReportFilter(client: client, model: model) }
+}
+
+extension DatabaseOptions {
+    /// Reports read an existing database: a mistyped --db is an error, not an empty report (and
+    /// no stray empty database is left behind).
+    func openExisting() throws -> AppDatabase {
+        guard FileManager.default.fileExists(atPath: db) else {
+            throw CLIError(description: "no database at '\(db)' (give --db PATH or set GEMINI_GATEWAY_DB)", exitCode: 1)
+        }
+        return try open()
+    }
+}
+
+extension ReportRange {
+    /// `requests per client per day, 2026-11-20 15:00:00 to 2026-11-27 15:00:00 UTC`.
+    func caption(_ what: String) -> String {
+        "\(what), \(Output.time(since)) to \(Output.time(until)) UTC"
+    }
+}

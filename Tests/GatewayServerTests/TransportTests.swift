@@ -1,0 +1,220 @@
+import FakeGemini
+import Foundation
+import GatewayCore
+import GatewayServer
+import HTTPTypes
+import NIOCore
+import NIOSSL
+import Testing
+
+/// The upstream transports on their own, against the fake: keep-alive reuse, upstream closes,
+/// timeouts, large and streamed bodies. Every transport must behave the same.
+@Suite struct TransportTests {
+    static func transport(_ kind: GatewayConfiguration.Transport, configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> any UpstreamTransport & Sendable {
+        var configuration = GatewayConfiguration()
+        configuration.connectTimeout = .seconds(2)
+        configure(&configuration)
+        switch kind {
+        case .nio: return try NIOHTTP1Transport(configuration: configuration)
+        case .asyncHTTPClient: return AsyncHTTPClientTransport(configuration: configuration)
+        }
+    }
+
+    static func request(_ fake: FakeGemini, _ target: String, key: String = testKey("a"), body: String = #"{"contents":[]}"#) -> UpstreamRequest {
+        var headers = HTTPFields()
+        headers[HTTPField.Name("x-goog-api-key")!] = key
+        headers[.contentType] = "application/json"
+        return UpstreamRequest(method: .post, baseURL: fake.baseURL, target: target, headers: headers, body: ByteBuffer(string: body))
+    }
+
+    /// Runs `body` with a transport and a fake, and always shuts both down: an AsyncHTTPClient
+    /// released without `shutdown()` stops the whole test process.
+    static func withTransport(
+        _ kind: GatewayConfiguration.Transport,
+        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        _ body: (any UpstreamTransport & Sendable, FakeGemini) async throws -> Void
+    ) async throws {
+        let fake = try await FakeGemini.start()
+        let transport = try Self.transport(kind, configure: configure)
+        do {
+            try await body(transport, fake)
+        } catch {
+            try? await shutdown(transport)
+            await fake.stop()
+            throw error
+        }
+        try await shutdown(transport)
+        await fake.stop()
+    }
+
+    static func shutdown(_ transport: any UpstreamTransport) async throws {
+        if let client = (transport as? AsyncHTTPClientTransport)?.client { try await client.shutdown() }
+        await (transport as? NIOHTTP1Transport)?.shutdown()
+    }
+
+    static func readAll(_ response: UpstreamResponse) async throws -> [UInt8] {
+        var body = response.body
+        var bytes: [UInt8] = []
+        while let chunk = try await body.next() { bytes += Array(buffer: chunk) }
+        return bytes
+    }
+
+    @Test("many concurrent exchanges all complete", arguments: GatewayConfiguration.Transport.allCases)
+    func concurrentExchanges(kind: GatewayConfiguration.Transport) async throws {
+        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .seconds(20) }) { transport, fake in
+            let results = try await withTimeout(120) {
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in 0..<500 {
+                        group.addTask {
+                            do {
+                                let response = try await transport.send(Self.request(fake, "/v1beta/models/m\(index % 7):generateContent"))
+                                let body = try await Self.readAll(response)
+                                return body.isEmpty ? "empty" : String(response.status)
+                            } catch {
+                                return String(describing: error)
+                            }
+                        }
+                    }
+                    var counts: [String: Int] = [:]
+                    for try await result in group { counts[result, default: 0] += 1 }
+                    return counts
+                }
+            }
+            #expect(results == ["200": 500], "\(results)")
+            #expect(fake.received().count == 500)
+        }
+    }
+
+    @Test("a request that waits too long for its head times out", arguments: GatewayConfiguration.Transport.allCases)
+    func headTimeout(kind: GatewayConfiguration.Transport) async throws {
+        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .milliseconds(500) }) { transport, fake in
+            fake.setRules([.init(reply: .delay(.seconds(3), then: .ok))])
+            let started = ContinuousClock.now
+            do {
+                _ = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+                Issue.record("expected a timeout")
+            } catch let error as UpstreamTransportError {
+                #expect(error.failure == .timeout, "\(error)")
+            }
+            #expect(ContinuousClock.now - started < .seconds(2.5))
+        }
+    }
+
+    @Test("a stream that goes silent times out", arguments: GatewayConfiguration.Transport.allCases)
+    func readIdleTimeout(kind: GatewayConfiguration.Transport) async throws {
+        // AsyncHTTPClient's read timeout also covers the wait for the head: leave room for it on
+        // a loaded machine, and make the silence much longer.
+        try await Self.withTransport(kind, configure: { $0.readIdleTimeout = .seconds(2) }) { transport, fake in
+            fake.setRules([.init(reply: .sse(events: ["{}", "{}", "{}"], interval: .seconds(8)))])
+            let response = try await transport.send(Self.request(fake, "/v1beta/models/m:streamGenerateContent?alt=sse"))
+            #expect(response.status == 200)
+            let started = ContinuousClock.now
+            do {
+                _ = try await Self.readAll(response)
+                Issue.record("expected a timeout")
+            } catch let error as UpstreamTransportError {
+                #expect(error.failure == .timeout, "\(error)")
+            }
+            #expect(ContinuousClock.now - started < .seconds(7))
+        }
+    }
+
+    @Test("an upstream that closes fails the exchange", arguments: GatewayConfiguration.Transport.allCases)
+    func upstreamCloses(kind: GatewayConfiguration.Transport) async throws {
+        try await Self.withTransport(kind) { transport, fake in
+            // Warm a keep-alive connection, then have the upstream hang up on the next request.
+            #expect(try await Self.readAll(transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))).count > 0)
+            fake.setRules([.init(times: 1, reply: .closeConnection)])
+            await #expect(throws: UpstreamTransportError.self) {
+                _ = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+            }
+            // Mid-body: the body stream fails instead of ending cleanly.
+            fake.setRules([.init(reply: .sse(events: ["{}", "{}", "{}", "{}"], failAfter: 2))])
+            let response = try await transport.send(Self.request(fake, "/v1beta/models/m:streamGenerateContent?alt=sse"))
+            await #expect(throws: UpstreamTransportError.self) { _ = try await Self.readAll(response) }
+            // And the transport still works afterwards.
+            fake.clearRules()
+            #expect(try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent")).status == 200)
+        }
+    }
+
+    @Test("large bodies go both ways intact", arguments: GatewayConfiguration.Transport.allCases)
+    func largeBodies(kind: GatewayConfiguration.Transport) async throws {
+        try await Self.withTransport(kind) { transport, fake in
+            let big = String(repeating: "x", count: 5 << 20)
+            let events = (0..<200).map { #"{"text":"\#(String(repeating: "y", count: 20_000))-\#($0)"}"# }
+            fake.setRules([.init(reply: .sse(events: events, interval: .zero))])
+            let response = try await transport.send(Self.request(fake, "/v1beta/models/m:streamGenerateContent?alt=sse", body: big))
+            let received = try await Self.readAll(response)
+            let expected = events.map { "data: \($0)\r\n\r\n" }.joined()
+            #expect(received.count == expected.utf8.count)
+            #expect(received == Array(expected.utf8))
+            #expect(fake.received().first?.body.count == big.utf8.count)
+        }
+    }
+
+    @Test func httpsUpstreamsAreVerifiedAgainstTheTrustedCA() async throws {
+        let pki = try TestPKI()
+        let server = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(pki.serverCertificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.serverKey, format: .pem))
+        )
+        let fake = try await FakeGemini.start(host: "localhost", tls: server)
+        #expect(fake.baseURL.hasPrefix("https://localhost:"))
+        // Trusting the test CA: the exchange works over TLS.
+        let trusting = try NIOHTTP1Transport(configuration: GatewayConfiguration(), trustRoots: pki.caCertificate)
+        let answer = try await trusting.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+        #expect(answer.status == 200)
+        #expect(try await Self.readAll(answer).count > 0)
+        // Not trusting it: the certificate is refused, as a TLS failure.
+        let strict = try NIOHTTP1Transport(configuration: GatewayConfiguration())
+        do {
+            _ = try await strict.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+            Issue.record("an untrusted certificate was accepted")
+        } catch let error as UpstreamTransportError {
+            #expect(error.failure == .tls, "\(error)")
+        }
+        #expect(fake.received().count == 1)
+        await trusting.shutdown()
+        await strict.shutdown()
+        await fake.stop()
+        pki.remove()
+    }
+}
+
+/// A throwaway certificate authority and a server certificate for localhost/127.0.0.1, made with
+/// the openssl command.
+struct TestPKI {
+    let directory: String
+    var caCertificate: String { directory + "/ca.pem" }
+    var serverCertificate: String { directory + "/server.pem" }
+    var serverKey: String { directory + "/server.key" }
+
+    init() throws {
+        directory = NSTemporaryDirectory() + "gateway-pki-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try Data("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8)
+            .write(to: URL(fileURLWithPath: directory + "/ext.cnf"))
+        try Self.openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+                          "-days", "2", "-subj", "/CN=gateway test CA"], in: directory)
+        try Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                          "-subj", "/CN=localhost"], in: directory)
+        try Self.openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                          "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"], in: directory)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+
+    private static func openssl(_ arguments: [String], in directory: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw POSIXError(.EINVAL) }
+    }
+}
