@@ -75,7 +75,8 @@ public struct GeminiRoute: Sendable, Hashable {
 
     /// Parses a request path and its query string (without the `?`).
     public init(path: String, query: String?) {
-        let decoded = path.removingPercentEncoding ?? path
+        // Foundation's decoding is costly on every request; most paths have nothing to decode.
+        let decoded = path.contains("%") ? (path.removingPercentEncoding ?? path) : path
         var segments = decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         if segments.first == "upload" { segments.removeFirst() }
 
@@ -199,7 +200,7 @@ public struct GeminiRoute: Sendable, Hashable {
             let name = pair[..<equals]
             guard name == "alt" || name == "$alt" else { continue }
             let rawValue = String(pair[pair.index(after: equals)...])
-            let value = rawValue.removingPercentEncoding ?? rawValue
+            let value = rawValue.contains("%") ? (rawValue.removingPercentEncoding ?? rawValue) : rawValue
             if value.lowercased() == "sse" { return true }
         }
         return false

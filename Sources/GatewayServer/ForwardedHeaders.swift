@@ -49,11 +49,17 @@ enum ForwardedHeaders {
         return out
     }
 
+    /// The headers named in `Connection` (besides the usual `keep-alive` and `close`, which name
+    /// no header), to drop with it.
     private static func connectionTokens(_ headers: HTTPFields) -> Set<HTTPField.Name> {
         guard let connection = headers[.connection] else { return [] }
         var names = Set<HTTPField.Name>()
         for token in connection.split(separator: ",") {
-            if let name = HTTPField.Name(token.trimmingCharacters(in: .whitespaces)) { names.insert(name) }
+            let trimmed = token.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
+            let text = String(trimmed)
+            let lowered = text.lowercased()
+            if lowered == "keep-alive" || lowered == "close" { continue }
+            if let name = HTTPField.Name(text) { names.insert(name) }
         }
         return names
     }

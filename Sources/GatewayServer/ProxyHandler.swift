@@ -136,8 +136,14 @@ struct ProxyHandler: Sendable {
                 // Before the first byte reaches the client a failure can still fail over: read the
                 // first chunk here.
                 let first: ByteBuffer?
+                var whole = false
                 do {
                     first = try await response.body.next()
+                    // A plain answer that came in one piece: read its end too (so the connection
+                    // goes back to the pool), and send it with its head in one write.
+                    if let first, response.headers[.contentLength].flatMap(Int.init) == first.readableBytes {
+                        whole = try await response.body.next() == nil
+                    }
                 } catch {
                     lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
                     continue
@@ -149,6 +155,9 @@ struct ProxyHandler: Sendable {
                 recorder.update {
                     $0.attempts.append(row)
                     $0.status = response.status
+                }
+                if whole, let first {
+                    return relayWhole(response, body: first, route: route, recorder: recorder)
                 }
                 return relay(response, first: first, route: route, isStream: isStream, recorder: recorder)
             }
@@ -261,6 +270,25 @@ struct ProxyHandler: Sendable {
             }
         }
         return Response(status: .init(code: response.status), headers: headers, body: body)
+    }
+
+    /// The response for an answer already read in full: head and body go out in one write.
+    /// (A client that vanishes during that write is logged as served: the answer was complete.)
+    private func relayWhole(_ response: UpstreamResponse, body: ByteBuffer, route: GeminiRoute, recorder: RequestRecorder) -> Response {
+        var scanner = UsageScanner()
+        scanner.feed(body.readableBytesView)
+        let expectsUsage = Self.expectsUsage(route.endpoint)
+        recorder.finish { entry in
+            entry.outcome = scanner.sawErrorEvent ? "truncated" : "success"
+            entry.responseBytes = body.readableBytes
+            entry.ttfbMs = recorder.elapsedMilliseconds()
+            Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: scanner.sawErrorEvent, to: &entry)
+            if scanner.sawErrorEvent { entry.errorReason = "ERROR_EVENT_IN_STREAM" }
+        }
+        return Response(
+            status: .init(code: response.status), headers: ForwardedHeaders.toClient(response.headers),
+            body: ResponseBody(byteBuffer: body)
+        )
     }
 
     private static func expectsUsage(_ endpoint: GeminiRoute.Endpoint) -> Bool {
