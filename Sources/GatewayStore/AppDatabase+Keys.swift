@@ -26,7 +26,8 @@ public struct KeyListing: Codable, Sendable, Equatable {
     public var lastThrottledAt: Date?
     public var deletedAt: Date?
     public var deletedReason: String?
-    /// Requests this key answered (the final attempt of a request), and how many were not 2xx.
+    /// Requests this key answered (the final attempt of a request), and how many were not a
+    /// success (from the daily totals, so they include days whose raw rows were pruned).
     public var requests: Int
     public var failedRequests: Int
     /// Upstream tries made with this key that came back throttled.
@@ -54,13 +55,11 @@ extension AppDatabase {
             }
             let rows = try Row.fetchAll(db, sql: """
                 SELECT k.*, COALESCE(r.requests, 0) AS requests, COALESCE(r.failed, 0) AS failed,
-                       COALESCE(a.throttles, 0) AS throttles
+                       COALESCE(r.throttles, 0) AS throttles
                 FROM keys k
-                LEFT JOIN (SELECT key_id, COUNT(*) AS requests,
-                                  SUM(status NOT BETWEEN 200 AND 299) AS failed
-                           FROM requests WHERE key_id IS NOT NULL GROUP BY key_id) r ON r.key_id = k.id
-                LEFT JOIN (SELECT key_id, COUNT(*) AS throttles FROM attempts
-                           WHERE verdict = 'throttled' GROUP BY key_id) a ON a.key_id = k.id
+                LEFT JOIN (SELECT key_id, SUM(requests) AS requests, SUM(errors) AS failed,
+                                  SUM(throttled_attempts) AS throttles
+                           FROM daily_key_usage GROUP BY key_id) r ON r.key_id = k.id
                 ORDER BY k.id
                 """)
             return try rows.compactMap { row -> KeyListing? in

@@ -23,13 +23,10 @@ extension AppDatabase {
     public func listUpstreams(now: Date = Date()) throws -> [UpstreamListing] {
         try read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT u.*, COALESCE(r.requests, 0) AS requests, COALESCE(a.failed, 0) AS failed
+                SELECT u.*, COALESCE(r.requests, 0) AS requests, COALESCE(r.failed, 0) AS failed
                 FROM upstreams u
-                LEFT JOIN (SELECT upstream_id, COUNT(*) AS requests FROM requests GROUP BY upstream_id) r
-                       ON r.upstream_id = u.id
-                LEFT JOIN (SELECT upstream_id, COUNT(*) AS failed FROM attempts
-                           WHERE verdict IN ('upstream_failure', 'upstream_blocked', 'transient') GROUP BY upstream_id) a
-                       ON a.upstream_id = u.id
+                LEFT JOIN (SELECT upstream_id, SUM(requests) AS requests, SUM(upstream_failures) AS failed
+                           FROM daily_upstream_usage GROUP BY upstream_id) r ON r.upstream_id = u.id
                 ORDER BY u.id
                 """)
             return try rows.map { row in

@@ -23,7 +23,9 @@ enum CLI {
         fatalError("gemini-gateway binary not found next to the tests; run 'swift build' first")
     }()
 
-    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> CLIResult {
+    /// A `gemini-gateway` process not yet started: in `directory`, with this environment (and no
+    /// GEMINI_GATEWAY_DB from the caller's), stdout and stderr to pipes, no stdin.
+    static func process(_ arguments: [String], in directory: String, environment: [String: String]) -> (Process, out: Pipe, err: Pipe) {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -36,6 +38,11 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        return (process, out, err)
+    }
+
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> CLIResult {
+        let (process, out, err) = Self.process(arguments, in: directory, environment: environment)
         try process.run()
         // Read both pipes to the end before waiting, so a large output cannot block the child.
         let group = DispatchGroup()

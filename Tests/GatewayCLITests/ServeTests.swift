@@ -114,18 +114,7 @@ final class ServeProcess: Sendable {
     }
 
     init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = CLI.executable
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "GEMINI_GATEWAY_DB")
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let (process, out, err) = CLI.process(arguments, in: directory, environment: environment)
         self.process = process
         let output = self.output
         out.fileHandleForReading.readabilityHandler = { handle in
