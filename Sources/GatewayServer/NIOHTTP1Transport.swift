@@ -137,11 +137,16 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     private func connect(_ endpoint: Endpoint, on loop: any EventLoop) async throws -> Connection {
         let sslContext = self.sslContext
         let readIdleTimeout = self.readIdleTimeout
+        // The handler exists before the channel, so a connection that fails at once (a refused
+        // TLS handshake) still reports why through it.
+        let handler = try await loop.submit { [weak self] in
+            NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
+        }.get()
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { [weak self] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if endpoint.tls {
@@ -150,14 +155,11 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
                     }
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .fireError)
                     try sync.addHandler(IdleStateHandler(readTimeout: readIdleTimeout))
-                    try sync.addHandler(UpstreamConnectionHandler(endpoint: endpoint, transport: self))
+                    try sync.addHandler(handler.value)
                 }
             }
         do {
             let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
-            let handler = try await channel.eventLoop.submit {
-                try NIOLoopBound(channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self), eventLoop: channel.eventLoop)
-            }.get()
             return Connection(channel: channel, handler: handler)
         } catch {
             throw Self.transportError(error)
@@ -216,9 +218,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         case is ChannelError:
             if case .connectTimeout = error as? ChannelError { return UpstreamTransportError(failure: .timeout, detail: text) }
             return UpstreamTransportError(failure: .connectionReset, detail: text)
-        case is NIOConnectionError:
+        case let error as NIOConnectionError:
             // Every address of the host failed: refused, or no answer in time.
-            return UpstreamTransportError(failure: text.contains("refused") ? .connectionRefused : .timeout, detail: text)
+            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+            return UpstreamTransportError(failure: refused || text.contains("refused") ? .connectionRefused : .timeout, detail: text)
         case is NIOSSLError, is BoringSSLError:
             return UpstreamTransportError(failure: .tls, detail: text)
         default:
@@ -319,6 +322,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private var context: ChannelHandlerContext?
     /// Closes the connection when it has waited in the pool for too long.
     private var poolTimer: Scheduled<Void>?
+    /// Why the connection failed while no request was on it (a TLS handshake refused before the
+    /// first request was written), reported to the request that then tries to use it.
+    private var idleError: UpstreamTransportError?
     /// Counts the exchanges on this connection; the current one's number.
     private var exchange = 0
     private var keepAlive = true
@@ -340,7 +346,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     func start(head: HTTPRequestHead, body: ByteBuffer, promise: EventLoopPromise<ResponseStart>, headTimeout: TimeAmount) {
         guard let context, case .idle = state, context.channel.isActive else {
-            promise.fail(UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
+            promise.fail(idleError ?? UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
             return
         }
         poolTimer?.cancel()
@@ -482,6 +488,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             state = .closed
             source.finish(error)
         case .idle, .closed:
+            if idleError == nil { idleError = error }
             state = .closed
         }
         context?.close(promise: nil)
