@@ -61,6 +61,13 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
         )
     }
 
+    static func keysRefused(_ reason: String) -> GeminiErrorResponse {
+        GeminiErrorResponse(
+            .serviceUnavailable, "UNAVAILABLE",
+            "Google refused every API key the gateway tried (last: \(reason)); such keys are set aside. See 'gemini-gateway keys list'."
+        )
+    }
+
     static func upstreamsFailed(_ detail: String) -> GeminiErrorResponse {
         GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")
     }

@@ -335,8 +335,17 @@ struct ProxyHandler: Sendable {
     private func finishWithFailure(_ failure: Failure, _ recorder: RequestRecorder) -> Response {
         switch failure {
         case .answer(let status, let headers, let body, let verdict, let googleStatus):
-            if case .upstreamFailure(let reason) = verdict {
+            switch verdict {
+            case .upstreamFailure(let reason):
                 return fail(recorder, .upstreamsFailed("the last upstream answered \(status) (\(reason))"), outcome: "upstream_error")
+            case .keyDead(let reason), .keyUnusable(let reason):
+                // Google's own answer ("API key not valid") would read as if the client's token
+                // were wrong: the keys at fault are the gateway's.
+                return fail(recorder, .keysRefused(reason), outcome: "key_error", reason: reason)
+            case .upstreamBlocked(let reason):
+                return fail(recorder, .upstreamsFailed("Google refused every upstream tried (\(reason))"), outcome: "upstream_error", reason: reason)
+            default:
+                break
             }
             let outcome: String = switch verdict {
             case .clientError: "client_error"
@@ -362,11 +371,12 @@ struct ProxyHandler: Sendable {
     }
 
     /// Answers with one of the gateway's own errors and logs the request.
-    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String) -> Response {
+    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> Response {
         recorder.finish { entry in
             entry.status = Int(error.status.code)
             entry.outcome = outcome
             entry.errorStatus = error.googleStatus
+            entry.errorReason = reason ?? entry.errorReason
             entry.ttfbMs = recorder.elapsedMilliseconds()
         }
         return error.response()

@@ -149,6 +149,25 @@ import Testing
         }
     }
 
+    @Test func whenEveryKeyTriedIsDeadTheClientIsToldItIsTheGatewaysKeys() async throws {
+        try await withGateway(keys: [a, b]) { gateway, fakes in
+            fakes[0].setRules([.init(reply: .fixture("400-api-key-invalid"))])
+            let answer = try await gateway.generate()
+            #expect(answer.status == 503)
+            let error = try #require(try answer.json()["error"] as? [String: Any])
+            #expect((error["message"] as? String)?.contains("keys list") == true)
+            #expect((error["message"] as? String)?.contains("API_KEY_INVALID") == true)
+            #expect(try await gateway.eventually { db in try db.listKeys().allSatisfy { $0.state == .deleted } })
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.first?["outcome"] as String? == "key_error")
+            #expect(rows.first?["error_reason"] as String? == "API_KEY_INVALID")
+            // With every key gone, the next request is told what fixes it.
+            let next = try await gateway.generate()
+            #expect(next.status == 503)
+            #expect(next.text.contains("gemini-gateway import"))
+        }
+    }
+
     // MARK: 4. Client errors
 
     @Test("a client error is returned as is after one attempt", arguments: ["400-malformed-request", "404-model-not-found"])
