@@ -200,7 +200,7 @@ fi
     OUT="$ABS_OUT" SSE_PORT="$SSE_PORT" UPSTREAM_PORT="$UPSTREAM_PORT" LISTEN_V6="$LISTEN_V6" \
     --body bench/fixtures/generateContent.json
 "$PY" bench/tools.py render bench/nginx/proxy.conf.in "$OUT/proxy.conf" \
-    OUT="$ABS_OUT" UPSTREAM_PORT="$UPSTREAM_PORT" PROXY_PORT="$PROXY_PORT" PROXY_KEY="AIzaSyBenchFakeKeyForNginxReference00000"
+    OUT="$ABS_OUT" UPSTREAM_PORT="$UPSTREAM_PORT" PROXY_PORT="$PROXY_PORT" PROXY_KEY="bench-fake-key-for-the-nginx-reference"
 
 log "starting the fake upstream (nginx :$UPSTREAM_PORT, SSE :$SSE_PORT) and the reference (nginx :$PROXY_PORT)"
 start sse "$PY" bench/sse_upstream.py --port "$SSE_PORT" --events "$EVENTS" --interval "$INTERVAL"
