@@ -55,8 +55,9 @@ public struct AppDatabase: Sendable {
             // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
             // transactions, not the file. FULL would fsync on every request-log batch.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            // A 32 MiB page cache per connection keeps the request log's index pages in memory.
-            try db.execute(sql: "PRAGMA cache_size = -32768")
+            // An 8 MiB page cache per connection (default 2 MiB) keeps the hot index pages of the
+            // request log in memory; every pooled connection has its own, so it stays modest.
+            try db.execute(sql: "PRAGMA cache_size = -8192")
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
