@@ -7,7 +7,14 @@ import Synchronization
 /// for a few microseconds; what must be persisted is queued for the `PoolSync` service, never
 /// written on the request path.
 public final class KeyPool: Sendable {
-    private let scheduler: Mutex<Scheduler>
+    /// The scheduler, and the keys it soft-deleted whose deletion is not written yet: a reload
+    /// from the database in that window must not bring them back.
+    private struct State {
+        var scheduler: Scheduler
+        var unwrittenDeletions: Set<Int64> = []
+    }
+
+    private let state: Mutex<State>
     let changes = BatchQueue<StateChange>(capacity: 100_000)
     let policy: CooldownPolicy
 
@@ -15,44 +22,55 @@ public final class KeyPool: Sendable {
         self.policy = policy
         var scheduler = Scheduler()
         scheduler.upstreamFailureMemory = policy.upstreamFailureMemory
-        self.scheduler = Mutex(scheduler)
+        self.state = Mutex(State(scheduler: scheduler))
     }
 
     /// A healthy (key, upstream) pair for `model`, excluding pairs already `tried`.
     public func pick(model: String, tried: Set<PairID>, now: Date = Date()) -> PickResult {
-        scheduler.withLock { $0.pick(model: model, now: now, tried: tried) }
+        state.withLock { $0.scheduler.pick(model: model, now: now, tried: tried) }
     }
 
     /// Applies an attempt's verdict and queues the resulting state changes for writing.
     public func record(_ verdict: Verdict, pair: PairID, model: String, now: Date = Date()) {
-        let changes = scheduler.withLock {
-            $0.record(verdict, key: pair.key, upstream: pair.upstream, model: model, now: now, policy: policy)
+        let changes = state.withLock { state in
+            let changes = state.scheduler.record(verdict, key: pair.key, upstream: pair.upstream, model: model, now: now, policy: policy)
+            for case .keyDeleted(let id, _, _) in changes { state.unwrittenDeletions.insert(id) }
+            return changes
         }
         for change in changes { self.changes.enqueue(change) }
     }
 
     /// Counts for readiness and status.
     public func snapshot(now: Date = Date()) -> PoolSnapshot {
-        scheduler.withLock { $0.snapshot(now: now) }
+        state.withLock { $0.scheduler.snapshot(now: now) }
     }
 
     /// Last-use times changed since the last call.
     func takeLastUsed() -> LastUsedBatch {
-        scheduler.withLock { $0.takeLastUsed() }
+        state.withLock { $0.scheduler.takeLastUsed() }
+    }
+
+    /// Called once `changes` are in the database: their deletions no longer need guarding.
+    func written(_ changes: [StateChange]) {
+        state.withLock { state in
+            for case .keyDeleted(let id, _, _) in changes { state.unwrittenDeletions.remove(id) }
+        }
     }
 
     /// Loads the pool from the database. Cooldowns held only in memory are kept (they may not be
     /// written yet), except for keys an operator changed, where the database is authoritative.
-    func load(_ state: PoolState) {
-        scheduler.withLock { scheduler in
-            scheduler.replace(
-                keys: state.keys, upstreams: state.upstreams, cooldowns: state.cooldowns,
-                projectCooldowns: state.projectCooldowns, keepingInMemoryCooldowns: true
+    func load(_ loaded: PoolState) {
+        state.withLock { state in
+            let keys = state.unwrittenDeletions.isEmpty
+                ? loaded.keys : loaded.keys.filter { !state.unwrittenDeletions.contains($0.id) }
+            state.scheduler.replace(
+                keys: keys, upstreams: loaded.upstreams, cooldowns: loaded.cooldowns,
+                projectCooldowns: loaded.projectCooldowns, keepingInMemoryCooldowns: true
             )
-            if !state.keysChangedByOperator.isEmpty {
-                scheduler.resetCooldowns(
-                    of: state.keysChangedByOperator,
-                    to: state.cooldowns.filter { state.keysChangedByOperator.contains($0.keyID) }
+            if !loaded.keysChangedByOperator.isEmpty {
+                state.scheduler.resetCooldowns(
+                    of: loaded.keysChangedByOperator,
+                    to: loaded.cooldowns.filter { loaded.keysChangedByOperator.contains($0.keyID) }
                 )
             }
         }

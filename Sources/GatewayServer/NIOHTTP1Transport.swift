@@ -331,8 +331,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     /// Whether the reader wants more body; reads are held back while it does not.
     private var readerReady = true
     private var readPending = false
-    /// Whether the current response is fully received.
-    private var responseComplete = false
 
     init(endpoint: NIOHTTP1Transport.Endpoint, transport: NIOHTTP1Transport?) {
         self.endpoint = endpoint
@@ -353,7 +351,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         poolTimer = nil
         exchange += 1
         keepAlive = head.isKeepAlive
-        responseComplete = false
         readerReady = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let timeout = context.eventLoop.scheduleTask(in: headTimeout) {
@@ -393,7 +390,6 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         case .end:
             guard case .streaming(let source) = state else { return }
             source.finish()
-            responseComplete = true
             state = .idle
             readerReady = true
             if keepAlive, let transport {

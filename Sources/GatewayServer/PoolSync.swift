@@ -76,6 +76,7 @@ public final class PoolSync: Service, Sendable {
         guard !changes.isEmpty || !usage.isEmpty else { return }
         do {
             try await database.apply(changes, lastUsed: usage)
+            pool.written(changes)
         } catch {
             pool.changes.requeue(changes)
             logger.error("writing pool state failed; will retry", metadata: ["changes": "\(changes.count)", "error": "\(error)"])

@@ -159,7 +159,7 @@ struct ProxyHandler: Sendable {
                 if whole, let first {
                     return relayWhole(response, body: first, route: route, recorder: recorder)
                 }
-                return relay(response, first: first, route: route, isStream: isStream, recorder: recorder)
+                return relay(response, first: first, route: route, recorder: recorder)
             }
 
             // An error answer: read it (bounded) and classify it from status and body.
@@ -218,7 +218,7 @@ struct ProxyHandler: Sendable {
     /// chunk by chunk as it arrives (never re-framed). A failure of the upstream after the first
     /// byte aborts the client's connection, so the client sees an error, never a clean but
     /// truncated answer; a client that goes away stops the upstream read.
-    private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, isStream: Bool, recorder: RequestRecorder) -> Response {
+    private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, recorder: RequestRecorder) -> Response {
         let expectsUsage = Self.expectsUsage(route.endpoint)
         // The stream moves from this task to the response writer's; nothing else touches it.
         let upstreamBody = UnsafeTransfer(response.body)
