@@ -31,11 +31,7 @@ struct ReportCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let range = try range.parsed()
-                let report = try database.openExisting().usageReport(by: .client, range: range, filter: filter.filter, perDay: !totals)
-                ReportOutput.print(report, format: format.effective, caption: range.caption("requests per client\(totals ? "" : " per day")"), empty: "no requests in this range")
-            }
+            try await runUsageReport(by: .client, noun: "client", range: range, filter: filter, totals: totals, format: format, database: database)
         }
     }
 
@@ -50,11 +46,20 @@ struct ReportCommand: AsyncParsableCommand {
         @OptionGroup var database: DatabaseOptions
 
         func run() async throws {
-            try await reportingErrors {
-                let range = try range.parsed()
-                let report = try database.openExisting().usageReport(by: .model, range: range, filter: filter.filter, perDay: !totals)
-                ReportOutput.print(report, format: format.effective, caption: range.caption("requests per model\(totals ? "" : " per day")"), empty: "no requests in this range")
-            }
+            try await runUsageReport(by: .model, noun: "model", range: range, filter: filter, totals: totals, format: format, database: database)
+        }
+    }
+
+    /// `report clients` and `report models`: the same report along another dimension.
+    static func runUsageReport(
+        by dimension: UsageDimension, noun: String, range: ReportRangeOptions, filter: ReportFilterOptions,
+        totals: Bool, format: ReportFormatOptions, database: DatabaseOptions
+    ) async throws {
+        try await reportingErrors {
+            let range = try range.parsed()
+            let report = try database.openExisting().usageReport(by: dimension, range: range, filter: filter.filter, perDay: !totals)
+            let caption = range.caption("requests per \(noun)\(totals ? "" : " per day")")
+            ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
         }
     }
 
