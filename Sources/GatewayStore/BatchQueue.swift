@@ -45,9 +45,6 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         }
     }
 
-    /// Wakes the consumer even though nothing new arrived (after a requeue).
-    public func poke() { wakeUp.yield() }
-
     /// Elements waiting to be written.
     public var depth: Int { buffer.withLock { $0.elements.count } }
 
