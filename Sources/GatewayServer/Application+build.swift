@@ -57,7 +57,7 @@ public struct Gateway: Sendable {
             configuration: configuration, logger: logger
         )
         return Application(
-            responder: GatewayResponder(proxy: proxy, pool: pool),
+            responder: GatewayResponder(proxy: proxy, pool: pool, admin: AdminAuthenticator(token: configuration.adminToken)),
             server: .http1(),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),

@@ -10,6 +10,13 @@ public struct GatewayConfiguration: Sendable {
     /// A static gateway token accepted besides the hashed tokens from `clients add`.
     public var proxyKey: String?
 
+    /// The token for the operator's pages (`/metrics`, `/status`); never accepted as a client
+    /// token. Without it those pages answer 403 (unless `metricsPublic` opens `/metrics`).
+    public var adminToken: String?
+
+    /// Serves `/metrics` without the admin token (for a scraper on a private network).
+    public var metricsPublic = false
+
     /// Largest request body accepted (Gemini's inline limit): larger is answered 413.
     public var maximumBodyBytes = 100 << 20
 

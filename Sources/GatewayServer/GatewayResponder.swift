@@ -11,6 +11,8 @@ struct GatewayResponder: HTTPResponder {
 
     let proxy: ProxyHandler
     let pool: KeyPool
+    /// Guards the operator pages.
+    let admin: AdminAuthenticator
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path

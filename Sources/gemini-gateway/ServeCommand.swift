@@ -33,6 +33,18 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var proxyKey: String? = env("GEMINI_GATEWAY_PROXY_KEY")
 
+    @Option(
+        name: .customLong("admin-token"),
+        help: ArgumentHelp(
+            "Token for the operator pages /metrics and /status; never accepted as a client token [GEMINI_GATEWAY_ADMIN_TOKEN].",
+            valueName: "token"
+        )
+    )
+    var adminToken: String? = env("GEMINI_GATEWAY_ADMIN_TOKEN")
+
+    @Flag(help: ArgumentHelp("Serve /metrics without the admin token [GEMINI_GATEWAY_METRICS_PUBLIC=1]."))
+    var metricsPublic: Bool = env("GEMINI_GATEWAY_METRICS_PUBLIC").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+
     @Option(help: ArgumentHelp("Import this keys file before serving [GEMINI_GATEWAY_KEYS_FILE].", valueName: "file"))
     var keys: String? = env("GEMINI_GATEWAY_KEYS_FILE")
 
@@ -104,6 +116,9 @@ struct ServeCommand: AsyncParsableCommand {
         if let upstreamCAFile, !FileManager.default.isReadableFile(atPath: upstreamCAFile) {
             throw ValidationError("--upstream-ca-file '\(upstreamCAFile)' cannot be read")
         }
+        if let adminToken, adminToken == proxyKey {
+            throw ValidationError("--admin-token must differ from --proxy-key: a client token never opens the operator pages")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -129,6 +144,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.host = host
             configuration.port = port
             configuration.proxyKey = proxyKey
+            configuration.adminToken = adminToken
+            configuration.metricsPublic = metricsPublic
             configuration.maximumBodyBytes = maxBodyBytes
             configuration.maximumAttempts = maxAttempts
             configuration.retryBudget = .seconds(retryBudget)
