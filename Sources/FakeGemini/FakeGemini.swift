@@ -23,7 +23,8 @@ import Synchronization
 ///   generateContent, streamGenerateContent (SSE with `alt=sse`, else a streamed JSON array),
 ///   countTokens, embedContent, batchEmbedContents, models list/get, and on `/v1beta/openai/`
 ///   chat/completions (SSE ending in `data: [DONE]` when `"stream": true`), embeddings, models.
-///   `/v1`, `/v1beta` and `/v1alpha` alike. Unknown paths: 404 with a Google NOT_FOUND envelope.
+///   `/v1`, `/v1beta` and `/v1alpha` alike. Files (resumable upload), cached contents and batches
+///   belong to the key that made them: other keys get 403 (see `ResourceStore`). Unknown paths: 404 with a Google NOT_FOUND envelope.
 ///   ``settings`` tunes them (event count and interval, SSE framing, token counts).
 /// - Every call must carry an API key (x-goog-api-key, `?key=`, or `Authorization: Bearer`),
 ///   otherwise the real 403 "unregistered callers" body is answered; an `Authorization` header on a
@@ -65,11 +66,13 @@ public final class FakeGemini: Sendable {
 
     /// Starts a fake on `host:port` (port 0: a free port, see ``port``) and returns once it listens.
     /// With `tls` (a server configuration with a certificate), it speaks https and ``baseURL``
-    /// says so.
+    /// says so. With `sharingResourcesWith`, files, cached contents and batches made through
+    /// either fake are known to both, as two relays in front of one Google.
     public static func start(
-        host: String = "127.0.0.1", port: Int = 0, settings: Settings = Settings(), tls: TLSConfiguration? = nil
+        host: String = "127.0.0.1", port: Int = 0, settings: Settings = Settings(), tls: TLSConfiguration? = nil,
+        sharingResourcesWith other: FakeGemini? = nil
     ) async throws -> FakeGemini {
-        let core = Core(settings: settings)
+        let core = Core(settings: settings, resources: ResourceStore(sharing: other?.core.resources.shared ?? .init()))
         let bound = StartupSignal()
         var app = Application(
             responder: FakeResponder(core: core),
@@ -134,6 +137,13 @@ public final class FakeGemini: Sendable {
     /// Removes all rules.
     public func clearRules() {
         core.state.withLock { $0.rules.removeAll() }
+    }
+
+    // MARK: Resources
+
+    /// Every file, cached content and batch created so far, with the key that owns it.
+    public func resourceOwners() -> [String: String] {
+        core.resources.owners
     }
 
     // MARK: Records
@@ -204,9 +214,12 @@ final class Core: Sendable {
     }
 
     let state: Mutex<State>
+    /// Files, cached contents and batches, and who owns them.
+    let resources: ResourceStore
 
-    init(settings: FakeGemini.Settings) {
+    init(settings: FakeGemini.Settings, resources: ResourceStore = ResourceStore()) {
         self.state = Mutex(State(settings: settings))
+        self.resources = resources
     }
 
     /// Numbers and (when recording) records a request; returns its index and the settings to answer it with.

@@ -21,6 +21,11 @@ public struct CooldownPolicy: Sendable, Hashable {
     public var keyUnusableCooldown: TimeInterval = 10 * 60
     /// The time zone in which per-day quotas reset at midnight (Google: Pacific time).
     public var quotaResetTimeZone: TimeZone = CooldownPolicy.pacific
+    /// Google sometimes answers `API_KEY_INVALID` for a brand-new key. When set, the first such
+    /// answer only cools the key for every model this long and makes it a suspect; it is
+    /// soft-deleted if it answers `API_KEY_INVALID` again after that cooldown (see
+    /// ``Scheduler``). nil (the default) soft-deletes at the first answer.
+    public var invalidKeyGrace: TimeInterval?
 
     // MARK: Upstreams
 
@@ -55,6 +60,19 @@ public struct CooldownPolicy: Sendable, Hashable {
         case .success, .keyDead, .upstreamBlocked, .clientError, .transient, .upstreamFailure, .cancelled: nil
         }
     }
+
+    /// When a key that just answered `verdict` may be re-checked, or nil when it is to be
+    /// soft-deleted at once: only an `API_KEY_INVALID` (not expired, leaked or suspended keys)
+    /// with ``invalidKeyGrace`` set to more than 0 earns a re-check.
+    public func invalidKeyRecheckAt(for verdict: Verdict, now: Date) -> Date? {
+        guard case .keyDead(let reason) = verdict, reason == OutcomeClassifier.Reason.apiKeyInvalid,
+              let grace = invalidKeyGrace, grace > 0, grace.isFinite
+        else { return nil }
+        return now.addingTimeInterval(grace)
+    }
+
+    /// The reason stored with the cooldown of a key waiting for its `API_KEY_INVALID` re-check.
+    public static let invalidKeyRecheckReason = "API_KEY_INVALID_RECHECK"
 
     /// When the *upstream* stops cooling after `verdict`, or nil when the verdict does not cool it
     /// (transient 5xx answers only deprioritise an upstream, see ``Scheduler``).

@@ -78,7 +78,7 @@ public struct GeminiRoute: Sendable, Hashable {
         // Foundation's decoding is costly on every request; most paths have nothing to decode.
         let decoded = path.contains("%") ? (path.removingPercentEncoding ?? path) : path
         var segments = decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        if segments.first == "upload" { segments.removeFirst() }
+        if segments.first == "upload" || segments.first == "download" { segments.removeFirst() }
 
         isSSE = Self.queryAsksForSSE(query)
 
@@ -186,7 +186,7 @@ public struct GeminiRoute: Sendable, Hashable {
     }
 
     /// `v1`, `v1beta`, `v1alpha`, `v2`, `v1beta3`: a `v` followed by a digit.
-    private static func isVersionSegment(_ segment: String) -> Bool {
+    static func isVersionSegment(_ segment: some StringProtocol) -> Bool {
         let bytes = segment.utf8
         guard bytes.count >= 2, bytes.first == UInt8(ascii: "v") else { return false }
         let second = bytes[bytes.index(after: bytes.startIndex)]

@@ -1,3 +1,5 @@
+import Foundation
+
 // MARK: - PoolSnapshot
 
 /// Counts for readiness checks and metrics, from ``Scheduler/snapshot(now:)``.
@@ -28,4 +30,30 @@ public struct PoolSnapshot: Sendable, Hashable {
     public var hasUsablePair: Bool {
         activeKeys > unusableKeys && upstreams > 0
     }
+}
+
+// MARK: - KeyState
+
+/// One active key as the per-key metrics show it, from ``Scheduler/keyStates(now:)``: the
+/// fingerprint, never the secret.
+public struct KeyState: Sendable, Hashable {
+    /// What `keys list` shows.
+    public var fingerprint: String
+    /// The end of the latest cooldown in force (its own or its project's, for any model); nil
+    /// when the key is not cooling.
+    public var coolingUntil: Date?
+    /// Cooling for every model (`"*"`), so usable for none.
+    public var unusable: Bool
+}
+
+// MARK: - UpstreamState
+
+/// One upstream with its cooldown, from ``Scheduler/upstreamStates(now:)``.
+public struct UpstreamState: Sendable, Hashable {
+    /// The database id.
+    public var id: Int64
+    /// The base URL as imported (it may carry credentials: strip them before showing it).
+    public var baseURL: String
+    /// When its cooldown ends; nil when it is healthy.
+    public var coolingUntil: Date?
 }

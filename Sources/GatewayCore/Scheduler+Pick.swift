@@ -54,6 +54,33 @@ extension Scheduler {
         return .allKeysCooling(until: Date(timeIntervalSinceReferenceDate: max(soonest, time)))
     }
 
+    /// Chooses the pair for a request bound to one key (a project-bound resource such as
+    /// `files/abc`), and when `upstream` is given to that upstream too (a resumable upload
+    /// session lives at the upstream that started it).
+    ///
+    /// - ``PickResult/noKeys`` when the key is not in the pool (disabled or deleted);
+    ///   ``PickResult/noUpstreams`` when the bound upstream is not (disabled).
+    /// - ``PickResult/allKeysCooling(until:)`` when the key is cooling for `model`.
+    /// - ``PickResult/exhausted`` when every usable pair with the key was tried.
+    /// - Otherwise the key with its best untried upstream (healthy first; the bound one even
+    ///   while it cools, there being no other).
+    public mutating func pick(key keyID: Int64, upstream upstreamID: Int64?, model: String, now: Date, tried: Set<PairID> = []) -> PickResult {
+        guard let slot = slotByID[keyID] else { return .noKeys }
+        let time = now.timeIntervalSinceReferenceDate
+        let end = peekCoolingEnd(slot: slot, model: model, now: time)
+        if end > time { return .allKeysCooling(until: Date(timeIntervalSinceReferenceDate: end)) }
+        if let upstreamID {
+            guard let index = upstreamIndexByID[upstreamID] else { return .noUpstreams }
+            if tried.contains(PairID(key: keyID, upstream: upstreamID)) { return .exhausted }
+            return commit(slot: slot, upstream: index, now: now)
+        }
+        guard !upstreamSlots.isEmpty else { return .noUpstreams }
+        let index = chooseUpstream(forKey: keyID, mode: .healthyOnly, now: time, tried: tried)
+            ?? chooseUpstream(forKey: keyID, mode: .soonestEnd, now: time, tried: tried)
+        guard let index else { return .exhausted }
+        return commit(slot: slot, upstream: index, now: now)
+    }
+
     // MARK: Walk
 
     /// What one best-first walk of a key heap found.

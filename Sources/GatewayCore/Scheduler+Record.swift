@@ -10,11 +10,17 @@ extension Scheduler {
     /// |---|---|---|
     /// | success | throttle streak reset (``StateChange/keyRecovered(id:)`` if it was > 0) | failure streak and cooldown reset (``StateChange/upstreamRecovered(id:)`` if needed) |
     /// | throttled | `lastThrottledAt = now`, streak + 1, cooldown for `model` per `policy`; for a labelled key and a project-wide throttle (``Throttle/isProjectWide``) the same cooldown for its whole project | - |
-    /// | keyDead | removed from the pool, ``StateChange/keyDeleted(id:reason:at:)`` | - |
+    /// | keyDead | removed from the pool, ``StateChange/keyDeleted(id:reason:at:)``; but see below for `API_KEY_INVALID` with a grace | - |
     /// | keyUnusable | `lastThrottledAt = now`, cooldown for `"*"` (streak unchanged) | - |
     /// | upstreamBlocked, upstreamFailure | - | streak + 1, `lastFailureAt = now`, cooldown per `policy` |
     /// | transient | - | `lastFailureAt = now` only: it sorts behind the others but is not cooled and its streak is unchanged (a Google-side 503 storm says nothing about the relay, and must not lengthen its next backoff) |
     /// | clientError, cancelled | - | - |
+    ///
+    /// With ``CooldownPolicy/invalidKeyGrace`` set, a first `API_KEY_INVALID` does not delete the
+    /// key: it becomes a suspect and cools for every model (`"*"`, reason
+    /// ``CooldownPolicy/invalidKeyRecheckReason``) for the grace, like an unusable key. Another
+    /// `API_KEY_INVALID` within the grace (an attempt that raced the first) only keeps it cooling
+    /// until the grace ends; one after it deletes the key as above. A success ends the suspicion.
     ///
     /// Cooldowns are only ever extended, never shortened, by a later outcome (two attempts that
     /// raced on the same key). Ids no longer in the pool are ignored.
@@ -30,6 +36,7 @@ extension Scheduler {
         let time = now.timeIntervalSinceReferenceDate
         switch verdict {
         case .success:
+            if !suspects.isEmpty { suspects[keyID] = nil }
             if let slot = slotByID[keyID].map(Int.init), slots[slot].key.throttleStreak > 0 {
                 slots[slot].key.throttleStreak = 0
                 changes.append(.keyRecovered(id: keyID))
@@ -59,6 +66,11 @@ extension Scheduler {
 
         case .keyDead(let reason):
             guard let slot = slotByID[keyID] else { break }
+            if let recheck = policy.invalidKeyRecheckAt(for: verdict, now: now),
+               let grace = suspect(slot: slot, keyID: keyID, recheck: recheck, now: now) {
+                changes += grace
+                break
+            }
             removeKey(slot: slot)
             changes.append(.keyDeleted(id: keyID, reason: reason, at: now))
 
@@ -99,6 +111,31 @@ extension Scheduler {
 
     // MARK: Helpers
 
+    /// For a key that answered `API_KEY_INVALID` while a grace is set: the changes that make it (or
+    /// keep it) a suspect cooling for every model until its re-check, or nil when its grace is over
+    /// and it is to be deleted.
+    private mutating func suspect(slot: Int32, keyID: Int64, recheck: Date, now: Date) -> [StateChange]? {
+        let time = now.timeIntervalSinceReferenceDate
+        var changes: [StateChange] = []
+        let due: Double
+        if let known = suspects[keyID] {
+            guard time < known else { return nil }
+            // An attempt that raced the first verdict, or an operator cleared the cooldown: the
+            // grace stands, and the key cools until it is over.
+            due = known
+            if peekCoolingEnd(slot: slot, model: ModelName.all, now: time) >= due { return [] }
+        } else {
+            due = recheck.timeIntervalSinceReferenceDate
+            suspects[keyID] = due
+            let streak = markThrottled(slot: slot, now: now, incrementStreak: false)
+            changes.append(.keyThrottled(id: keyID, at: now, streak: streak))
+        }
+        let entry = CooldownEntry(model: ModelName.all, until: due, reason: CooldownPolicy.invalidKeyRecheckReason, quotaID: nil)
+        let stored = Self.merge(entry, into: &slots[Int(slot)].cooldowns, now: time)
+        changes.append(.keyCooldown(keyCooldown(keyID: keyID, stored)))
+        return changes
+    }
+
     /// Sets `lastThrottledAt` (the key sinks behind every key throttled earlier); returns the streak.
     private mutating func markThrottled(slot: Int32, now: Date, incrementStreak: Bool) -> Int {
         let index = Int(slot)
@@ -114,6 +151,7 @@ extension Scheduler {
         heap.remove(slot: slot)
         for view in views.indices { views[view].heap.remove(slot: slot) }
         slotByID[slots[index].key.id] = nil
+        suspects[slots[index].key.id] = nil
         slots[index].alive = false
         slots[index].cooldowns = []
         slots[index].usageDirty = false

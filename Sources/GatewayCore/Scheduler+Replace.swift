@@ -73,6 +73,9 @@ extension Scheduler {
                 alive: true))
             slotByID[key.id] = slot
         }
+        // A key that left the pool (deleted or disabled by an operator) leaves its invalid-key
+        // suspicion behind: restored later, it gets a fresh grace.
+        if !suspects.isEmpty { suspects = suspects.filter { slotByID[$0.key] != nil } }
         for cooldown in cooldowns {
             guard let slot = slotByID[cooldown.keyID] else { continue }
             _ = Self.merge(entry(cooldown.model, cooldown.until, cooldown.reason, cooldown.quotaID), into: &slots[Int(slot)].cooldowns)

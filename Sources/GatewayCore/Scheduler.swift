@@ -84,6 +84,11 @@ public struct Scheduler: Sendable {
 
     static let maximumViews = 64
 
+    /// Keys that answered `API_KEY_INVALID` once while ``CooldownPolicy/invalidKeyGrace`` is set:
+    /// key id -> when their re-check is due (reference-date seconds). In memory only (a restart
+    /// gives such a key a fresh grace); a success or the deletion of the key ends the suspicion.
+    var suspects: [Int64: Double] = [:]
+
     /// Seconds an upstream's last failure still ranks it behind the others once its cooldown is
     /// over (Caddy's `FailDuration`).
     public var upstreamFailureMemory: Double = 30
@@ -119,6 +124,12 @@ public struct Scheduler: Sendable {
     /// The upstream with this id, with its in-memory state.
     public func upstream(id: Int64) -> PoolUpstream? {
         upstreamIndexByID[id].map { upstreamSlots[$0].upstream }
+    }
+
+    /// Whether the key answered `API_KEY_INVALID` once and waits for its re-check (see
+    /// ``CooldownPolicy/invalidKeyGrace``).
+    public func isSuspect(keyID: Int64) -> Bool {
+        suspects[keyID] != nil
     }
 
     /// When the key stops cooling for `model`, or nil when it is not cooling (or not in the pool).
@@ -160,13 +171,9 @@ public struct Scheduler: Sendable {
         var cooling = 0
         var unusable = 0
         for slot in slots where slot.alive {
-            let projectCooldowns = slot.project >= 0 ? projects[Int(slot.project)].cooldowns : []
-            let active = slot.cooldowns.contains { $0.until > time } || projectCooldowns.contains { $0.until > time }
-            guard active else { continue }
+            guard let state = coolingState(of: slot, at: time) else { continue }
             cooling += 1
-            let all = slot.cooldowns.contains { $0.until > time && $0.model == ModelName.all }
-                || projectCooldowns.contains { $0.until > time && $0.model == ModelName.all }
-            if all { unusable += 1 }
+            if state.allModels { unusable += 1 }
         }
         return PoolSnapshot(
             activeKeys: slotByID.count,
@@ -175,6 +182,45 @@ public struct Scheduler: Sendable {
             upstreams: upstreamSlots.count,
             healthyUpstreams: upstreamSlots.count(where: { $0.coolUntil <= time })
         )
+    }
+
+    /// Every active key's fingerprint and cooldowns in force, in pool order (per-key metrics).
+    /// O(number of keys): not for the request path.
+    public func keyStates(now: Date) -> [KeyState] {
+        let time = now.timeIntervalSinceReferenceDate
+        return slots.compactMap { slot in
+            guard slot.alive else { return nil }
+            let state = coolingState(of: slot, at: time)
+            return KeyState(
+                fingerprint: slot.key.fingerprint,
+                coolingUntil: state.map { Date(timeIntervalSinceReferenceDate: $0.end) },
+                unusable: state?.allModels ?? false)
+        }
+    }
+
+    /// Every upstream with its cooldown in force, in pool order.
+    public func upstreamStates(now: Date) -> [UpstreamState] {
+        let time = now.timeIntervalSinceReferenceDate
+        return upstreamSlots.map { slot in
+            UpstreamState(
+                id: slot.upstream.id, baseURL: slot.upstream.baseURL,
+                coolingUntil: slot.coolUntil > time ? Date(timeIntervalSinceReferenceDate: slot.coolUntil) : nil)
+        }
+    }
+
+    /// The latest end of the key's cooldowns in force at `time` (its own or its project's, for
+    /// any model), and whether one of them covers every model; nil when none is in force.
+    private func coolingState(of slot: KeySlot, at time: Double) -> (end: Double, allModels: Bool)? {
+        let projectCooldowns = slot.project >= 0 ? projects[Int(slot.project)].cooldowns : []
+        var end = -Double.infinity
+        var allModels = false
+        for list in [slot.cooldowns, projectCooldowns] {
+            for entry in list where entry.until > time {
+                end = max(end, entry.until)
+                if entry.model == ModelName.all { allModels = true }
+            }
+        }
+        return end > time ? (end, allModels) : nil
     }
 
     // MARK: Usage batches

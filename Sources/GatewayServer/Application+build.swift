@@ -13,10 +13,16 @@ public struct Gateway: Sendable {
     public let pool: KeyPool
     public let authenticator: ClientAuthenticator
     public let logWriter: RequestLogWriter
+    /// The Prometheus metrics served at `/metrics`.
+    public let metrics: GatewayMetrics
     public let sync: PoolSync
     public let transport: any UpstreamTransport & Service
+    /// Who created which project-bound resource (files, caches, batches, upload sessions).
+    let owners: ResourceOwners
     /// Prunes raw log rows older than `configuration.logRetentionDays`.
     public let retention: RetentionService
+    /// `/status` (reads the database beside the writer).
+    let statusPage: StatusPage
 
     /// Builds the gateway on `database` and loads its state.
     public init(
@@ -28,6 +34,10 @@ public struct Gateway: Sendable {
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
         logWriter = RequestLogWriter(database: database, capacity: configuration.logBufferCapacity, logger: logger)
+        metrics = GatewayMetrics(
+            configuration: configuration, pool: pool, logWriter: logWriter,
+            storedKeyCounts: { try await GatewayMetrics.storedKeyCounts(in: database) }
+        )
         sync = PoolSync(
             database: database, pool: pool, authenticator: authenticator,
             reloadInterval: configuration.reloadInterval, logger: logger
@@ -43,6 +53,9 @@ public struct Gateway: Sendable {
         retention = RetentionService(
             database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
         )
+        statusPage = StatusPage(database: database, logWriter: logWriter, logger: logger)
+        owners = ResourceOwners(database: database, logger: logger)
+        try await owners.load()
         try await sync.loadInitial()
     }
 
@@ -53,11 +66,11 @@ public struct Gateway: Sendable {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let proxy = ProxyHandler(
-            pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter,
+            pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
             configuration: configuration, logger: logger
         )
         return Application(
-            responder: GatewayResponder(proxy: proxy, pool: pool, admin: AdminAuthenticator(token: configuration.adminToken)),
+            responder: GatewayResponder(proxy: proxy, pool: pool, admin: AdminAuthenticator(token: configuration.adminToken), status: statusPage),
             server: .http1(),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),

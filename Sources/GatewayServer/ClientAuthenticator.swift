@@ -44,6 +44,13 @@ public final class ClientAuthenticator: Sendable {
         return clientsByHash.withLock { $0[hash] }
     }
 
+    /// The identity of a client by id (nil: the static token), for requests that a resource
+    /// authorizes instead of a token; nil when that client was revoked since.
+    func identity(clientID: Int64?) -> ClientIdentity? {
+        guard let clientID else { return staticToken == nil ? nil : ClientIdentity(id: nil, name: "proxy-key") }
+        return clientsByHash.withLock { table in table.values.first { $0.id == clientID } }
+    }
+
     /// The token a request carries: `x-goog-api-key`, then `Authorization: Bearer`, then `?key=`.
     static func token(headers: HTTPFields, keyParameter: String?) -> String? {
         if let value = headers[ForwardedHeaders.apiKey], !value.isEmpty { return value }

@@ -17,6 +17,14 @@ public struct GatewayConfiguration: Sendable {
     /// Serves `/metrics` without the admin token (for a scraper on a private network).
     public var metricsPublic = false
 
+    /// Adds per-key gauges to `/metrics` (labelled by key fingerprint: cooling, cooling until);
+    /// off by default, as it makes one series per key.
+    public var metricsPerKey = false
+
+    /// The gateway's address as clients reach it (`https://gemini.example.com`), for the upload
+    /// URLs it hands out; without it they are built from `X-Forwarded-Proto`/`-Host` or `Host`.
+    public var publicURL: String?
+
     /// Largest request body accepted (Gemini's inline limit): larger is answered 413.
     public var maximumBodyBytes = 100 << 20
 

@@ -72,6 +72,27 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
         GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")
     }
 
+    static func resourceKeyUnavailable(_ name: String) -> GeminiErrorResponse {
+        GeminiErrorResponse(
+            .conflict, "FAILED_PRECONDITION",
+            "\(name) belongs to the project of a gateway key that is disabled or deleted; an operator can bring it back with 'gemini-gateway keys restore'."
+        )
+    }
+
+    static func resourceUpstreamUnavailable(_ name: String) -> GeminiErrorResponse {
+        GeminiErrorResponse(
+            .conflict, "FAILED_PRECONDITION",
+            "The upload session \(name) was started through an upstream that is now disabled; start the upload again."
+        )
+    }
+
+    static func resourcesOfDifferentKeys(_ first: String, _ second: String) -> GeminiErrorResponse {
+        GeminiErrorResponse(
+            .badRequest, "INVALID_ARGUMENT",
+            "\(first) and \(second) were created with different API keys of the gateway (different Google projects); one request can only use resources of one project."
+        )
+    }
+
     static let notFound = GeminiErrorResponse(
         .notFound, "NOT_FOUND", "Unknown path: the gateway serves /v1/..., /v1beta/..., /healthz, /readyz and /metrics."
     )

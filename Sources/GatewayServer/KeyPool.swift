@@ -30,6 +30,12 @@ public final class KeyPool: Sendable {
         state.withLock { $0.scheduler.pick(model: model, now: now, tried: tried) }
     }
 
+    /// The pair for a request bound to one key (and maybe one upstream): see
+    /// ``Scheduler/pick(key:upstream:model:now:tried:)``.
+    public func pick(key: Int64, upstream: Int64?, model: String, tried: Set<PairID>, now: Date = Date()) -> PickResult {
+        state.withLock { $0.scheduler.pick(key: key, upstream: upstream, model: model, now: now, tried: tried) }
+    }
+
     /// Applies an attempt's verdict and queues the resulting state changes for writing.
     public func record(_ verdict: Verdict, pair: PairID, model: String, now: Date = Date()) {
         let changes = state.withLock { state in
@@ -43,6 +49,17 @@ public final class KeyPool: Sendable {
     /// Counts for readiness and status.
     public func snapshot(now: Date = Date()) -> PoolSnapshot {
         state.withLock { $0.scheduler.snapshot(now: now) }
+    }
+
+    /// Every active key's fingerprint and cooldown, for the per-key metrics. O(number of keys)
+    /// under the pool's lock: for a scrape, not the request path.
+    public func keyStates(now: Date = Date()) -> [KeyState] {
+        state.withLock { $0.scheduler.keyStates(now: now) }
+    }
+
+    /// Every upstream with its cooldown.
+    public func upstreamStates(now: Date = Date()) -> [UpstreamState] {
+        state.withLock { $0.scheduler.upstreamStates(now: now) }
     }
 
     /// Last-use times changed since the last call.

@@ -13,6 +13,9 @@ struct ProxyHandler: Sendable {
     let authenticator: ClientAuthenticator
     let transport: any UpstreamTransport
     let logWriter: RequestLogWriter
+    let metrics: GatewayMetrics
+    /// Who created which file, cached content, batch or upload session.
+    let owners: ResourceOwners
     let configuration: GatewayConfiguration
     let logger: Logger
 
@@ -31,7 +34,7 @@ struct ProxyHandler: Sendable {
         entry.apiVersion = route.apiVersion
         entry.model = route.model
         entry.isStream = route.isStream
-        let recorder = RequestRecorder(entry: entry, writer: logWriter, logger: logger)
+        let recorder = RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger)
         var response = await proxy(request, target: target, route: route, recorder: recorder)
         response.headers[Self.requestIDHeader] = recorder.requestID
         return response
@@ -40,9 +43,13 @@ struct ProxyHandler: Sendable {
     // MARK: - The loop
 
     private func proxy(_ request: Request, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> Response {
-        // 1. The client.
+        // 1. The client. The chunks of a resumable upload carry no token (Google's own upload
+        // URL is the credential): a known upload session stands for the client that started it.
         let token = ClientAuthenticator.token(headers: request.headers, keyParameter: target.keyParameter)
-        guard let client = authenticator.authenticate(token) else {
+        var pin = ProjectResource.uploadSession(path: target.path, query: target.query)
+            .flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        let authenticated = token == nil ? pin.flatMap { authenticator.identity(clientID: $0.owner.clientID) } : authenticator.authenticate(token)
+        guard let client = authenticated else {
             return fail(recorder, GeminiErrorResponse.unauthenticated, outcome: "unauthorized")
         }
         recorder.update {
@@ -76,6 +83,15 @@ struct ProxyHandler: Sendable {
             }
         }
 
+        // Calls on a project-bound resource go to the key that created it.
+        if pin == nil {
+            switch resourcePin(request, target: target, body: body) {
+            case .success(let found): pin = found
+            case .failure(let error): return fail(recorder, error, outcome: "client_error")
+            }
+        }
+        let creates = ProjectResource.creates(method: request.method.rawValue, path: target.path)
+
         // 3-6. Pick, send, classify; relay or try again.
         var tried = Set<PairID>()
         var lastFailure: Failure?
@@ -83,14 +99,18 @@ struct ProxyHandler: Sendable {
         for attempt in 1...max(1, configuration.maximumAttempts) {
             if attempt > 1 && ContinuousClock.now >= deadline { break }
             let key: PoolKey, upstream: PoolUpstream
-            switch pool.pick(model: model, tried: tried) {
+            let picked = pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: model, tried: tried) }
+                ?? pool.pick(model: model, tried: tried)
+            switch picked {
             case .pair(let k, let u):
                 key = k
                 upstream = u
             case .noKeys:
-                return lastFailure.map { finishWithFailure($0, recorder) } ?? fail(recorder, .noKeys, outcome: "no_capacity")
+                return lastFailure.map { finishWithFailure($0, recorder) }
+                    ?? fail(recorder, pin.map { .resourceKeyUnavailable($0.name) } ?? .noKeys, outcome: "no_capacity")
             case .noUpstreams:
-                return lastFailure.map { finishWithFailure($0, recorder) } ?? fail(recorder, .noUpstreams, outcome: "no_capacity")
+                return lastFailure.map { finishWithFailure($0, recorder) }
+                    ?? fail(recorder, pin.map { .resourceUpstreamUnavailable($0.name) } ?? .noUpstreams, outcome: "no_capacity")
             case .allKeysCooling(let until):
                 let seconds = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
                 return fail(recorder, .allKeysCooling(model: model, retryAfter: seconds), outcome: "throttled")
@@ -138,11 +158,17 @@ struct ProxyHandler: Sendable {
                 let first: ByteBuffer?
                 var whole = false
                 do {
-                    first = try await response.body.next()
-                    // A plain answer that came in one piece: read its end too (so the connection
-                    // goes back to the pool), and send it with its head in one write.
-                    if let first, response.headers[.contentLength].flatMap(Int.init) == first.readableBytes {
-                        whole = try await response.body.next() == nil
+                    if creates {
+                        // The answer names what was created: read it whole (it is small).
+                        first = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
+                        whole = true
+                    } else {
+                        first = try await response.body.next()
+                        // A plain answer that came in one piece: read its end too (so the connection
+                        // goes back to the pool), and send it with its head in one write.
+                        if let first, response.headers[.contentLength].flatMap(Int.init) == first.readableBytes {
+                            whole = try await response.body.next() == nil
+                        }
                     }
                 } catch {
                     lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
@@ -155,6 +181,12 @@ struct ProxyHandler: Sendable {
                 recorder.update {
                     $0.attempts.append(row)
                     $0.status = response.status
+                }
+                if creates, let first {
+                    let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: client.id)
+                    await rememberCreated(first, headers: &response.headers, owner: owner, upstream: upstream, request: request)
+                } else if let pin, request.method == .delete, !pin.name.hasPrefix(ProjectResource.uploadPrefix) {
+                    await owners.forget(pin.name)
                 }
                 if whole, let first {
                     return relayWhole(response, body: first, route: route, recorder: recorder)
@@ -211,6 +243,69 @@ struct ProxyHandler: Sendable {
         logger.debug("upstream transport failure", metadata: ["upstream_id": "\(pair.upstream)", "error": "\(failure)"])
         return .transport(failure)
     }
+
+    // MARK: - Project-bound resources
+
+    /// A request bound to the key (and for an upload session the upstream) that created a resource.
+    struct ResourcePin {
+        var name: String
+        var owner: ResourceOwner
+        /// Only an upload session is bound to its upstream; the other resources live at Google,
+        /// which every upstream reaches.
+        var upstream: Int64? { name.hasPrefix(ProjectResource.uploadPrefix) ? owner.upstreamID : nil }
+    }
+
+    /// The resource the request names in its path, or else in its body (file URIs, a cached
+    /// content), if the gateway knows who created it. Resources of two different keys in one
+    /// request cannot be served by any key: that is the client's error.
+    private func resourcePin(_ request: Request, target: ForwardedTarget, body: ByteBuffer) -> Result<ResourcePin?, GeminiErrorResponse> {
+        guard !owners.isEmpty else { return .success(nil) }
+        if let name = ProjectResource.named(inPath: target.path) {
+            return .success(owners.owner(of: name).map { ResourcePin(name: name, owner: $0) })
+        }
+        guard request.method == .post, body.readableBytes > 0 else { return .success(nil) }
+        let owned = body.withUnsafeReadableBytes { ProjectResource.referenced(inBody: $0) }
+            .compactMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        guard let first = owned.first else { return .success(nil) }
+        if let other = owned.first(where: { $0.owner.keyID != first.owner.keyID }) {
+            return .failure(.resourcesOfDifferentKeys(first.name, other.name))
+        }
+        return .success(first)
+    }
+
+    static let uploadURLHeaders = [HTTPField.Name("x-goog-upload-url")!, HTTPField.Name("x-goog-upload-control-url")!]
+
+    /// Remembers what a creating call made (from its answer, and the upload session its
+    /// `x-goog-upload-url` opens), and points that URL at the gateway: the client's next chunks
+    /// come here and go on to the same upstream with the same key.
+    private func rememberCreated(
+        _ body: ByteBuffer, headers: inout HTTPFields, owner: ResourceOwner, upstream: PoolUpstream, request: Request
+    ) async {
+        var names = ProjectResource.created(inAnswer: body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [])
+        for name in Self.uploadURLHeaders {
+            guard let url = headers[name] else { continue }
+            if let id = ProjectResource.uploadID(inURL: url), !names.contains(ProjectResource.uploadPrefix + id) {
+                names.append(ProjectResource.uploadPrefix + id)
+            }
+            headers[name] = ProjectResource.rewrite(uploadURL: url, upstreamBase: upstream.baseURL, publicBase: publicBase(of: request)) ?? url
+        }
+        await owners.remember(names, owner: owner)
+    }
+
+    /// How clients reach the gateway: `--public-url`, else the scheme of `X-Forwarded-Proto`
+    /// (http without it) and the host of `X-Forwarded-Host` or of the request itself.
+    private func publicBase(of request: Request) -> String {
+        if let url = configuration.publicURL { return url }
+        let scheme = request.headers[Self.forwardedProto].flatMap { $0.split(separator: ",").first }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? "http"
+        let host = request.headers[Self.forwardedHost].flatMap { $0.split(separator: ",").first }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            ?? request.head.authority ?? "\(configuration.host):\(configuration.port)"
+        return "\(scheme)://\(host)"
+    }
+
+    static let forwardedProto = HTTPField.Name("x-forwarded-proto")!
+    static let forwardedHost = HTTPField.Name("x-forwarded-host")!
 
     // MARK: - Relaying a success
 

@@ -4,24 +4,42 @@ import GatewayStore
 import Logging
 import Synchronization
 
-/// Collects what happens to one client request and hands exactly one row to the log writer:
-/// when the proxy finishes it, or, if the response is dropped before that (the client vanished
-/// before the body was written), when the recorder is released, as cancelled.
+/// Collects what happens to one client request and hands exactly one row to the log writer and
+/// the metrics: when the proxy finishes it, or, if the response is dropped before that (the
+/// client vanished before the body was written), when the recorder is released, as cancelled.
+/// From its making to that moment the request counts as in flight (and as a stream in flight
+/// while its row says it is one).
 final class RequestRecorder: Sendable {
-    private let state: Mutex<(entry: RequestLogEntry, done: Bool)>
+    private struct State {
+        var entry: RequestLogEntry
+        var done = false
+        /// What the in-flight streams gauge holds for this request.
+        var countedAsStream: Bool
+    }
+
+    private let state: Mutex<State>
     private let writer: RequestLogWriter
+    private let metrics: GatewayMetrics
     private let logger: Logger
     let started: ContinuousClock.Instant
 
-    init(entry: RequestLogEntry, writer: RequestLogWriter, logger: Logger) {
-        self.state = Mutex((entry, false))
+    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger) {
+        self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
         self.writer = writer
+        self.metrics = metrics
         self.logger = logger
         self.started = .now
+        metrics.requestStarted(isStream: entry.isStream)
     }
 
     func update(_ change: (inout RequestLogEntry) -> Void) {
-        state.withLock { change(&$0.entry) }
+        state.withLock { state in
+            change(&state.entry)
+            if !state.done, state.entry.isStream != state.countedAsStream {
+                state.countedAsStream = state.entry.isStream
+                metrics.streamChanged(isStream: state.countedAsStream)
+            }
+        }
     }
 
     var requestID: String { state.withLock { $0.entry.requestId } }
@@ -34,15 +52,16 @@ final class RequestRecorder: Sendable {
 
     /// Completes the row and queues it (once; later calls do nothing).
     func finish(_ change: (inout RequestLogEntry) -> Void = { _ in }) {
-        let entry: RequestLogEntry? = state.withLock { state in
+        let finished: (entry: RequestLogEntry, countedAsStream: Bool)? = state.withLock { state in
             guard !state.done else { return nil }
             state.done = true
             change(&state.entry)
             // Measured after `change`, which may stamp the time to first byte: latency >= ttfb.
             state.entry.latencyMs = elapsedMilliseconds()
-            return state.entry
+            return (state.entry, state.countedAsStream)
         }
-        guard let entry else { return }
+        guard let (entry, countedAsStream) = finished else { return }
+        metrics.requestFinished(entry, countedAsStream: countedAsStream)
         writer.enqueue(entry)
         logger.info("request", metadata: [
             "request_id": "\(entry.requestId)",

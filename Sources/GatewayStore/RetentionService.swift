@@ -83,6 +83,9 @@ public final class RetentionService: Service, Sendable {
             if batch.requests < settings.batchSize && batch.attempts < settings.batchSize { break }
             guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: self.settings.pause) })) != nil else { break }
         }
+        // Owners of files and upload sessions Google has expired (a handful of rows).
+        let owners = (try? await database.pruneResourceOwners(now: clock())) ?? 0
+        if owners > 0 { logger.info("forgot the owners of expired files and uploads", metadata: ["rows": "\(owners)"]) }
         if !total.isEmpty {
             logger.info("log retention pruned old rows", metadata: [
                 "requests": "\(total.requests)", "attempts": "\(total.attempts)",

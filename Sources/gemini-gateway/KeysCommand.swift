@@ -6,7 +6,7 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "List and manage Gemini API keys (shown by fingerprint, never whole).",
-        subcommands: [List.self, Disable.self, Restore.self, Delete.self]
+        subcommands: [List.self, Disable.self, Restore.self, Delete.self, Check.self]
     )
 
     struct List: AsyncParsableCommand {

@@ -8,7 +8,7 @@ struct DatabaseOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp("The SQLite database file (env GEMINI_GATEWAY_DB).", valueName: "path")
     )
-    var db: String = ProcessInfo.processInfo.environment["GEMINI_GATEWAY_DB"] ?? "gateway.db"
+    var db: String = Settings.value("GEMINI_GATEWAY_DB") ?? "gateway.db"
 
     @Option(
         name: .long,
@@ -17,8 +17,7 @@ struct DatabaseOptions: ParsableArguments {
             valueName: "seconds"
         )
     )
-    var busyTimeout: Double = ProcessInfo.processInfo.environment["GEMINI_GATEWAY_BUSY_TIMEOUT"].flatMap(Double.init)
-        ?? AppDatabase.defaultBusyTimeout
+    var busyTimeout: Double = Settings.number("GEMINI_GATEWAY_BUSY_TIMEOUT") ?? AppDatabase.defaultBusyTimeout
 
     func validate() throws {
         guard busyTimeout >= 0, busyTimeout.isFinite else {

@@ -45,6 +45,18 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: ArgumentHelp("Serve /metrics without the admin token [GEMINI_GATEWAY_METRICS_PUBLIC=1]."))
     var metricsPublic: Bool = env("GEMINI_GATEWAY_METRICS_PUBLIC").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
 
+    @Flag(help: ArgumentHelp("Add per-key gauges (by key fingerprint) to /metrics [GEMINI_GATEWAY_METRICS_PER_KEY=1]."))
+    var metricsPerKey: Bool = env("GEMINI_GATEWAY_METRICS_PER_KEY").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+
+    @Option(
+        name: .customLong("public-url"),
+        help: ArgumentHelp(
+            "The gateway's address as clients reach it, for the upload URLs it hands out (default: from X-Forwarded-Proto/-Host or Host) [GEMINI_GATEWAY_PUBLIC_URL].",
+            valueName: "url"
+        )
+    )
+    var publicURL: String? = env("GEMINI_GATEWAY_PUBLIC_URL")
+
     @Option(help: ArgumentHelp("Import this keys file before serving [GEMINI_GATEWAY_KEYS_FILE].", valueName: "file"))
     var keys: String? = env("GEMINI_GATEWAY_KEYS_FILE")
 
@@ -74,6 +86,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Seconds a shutdown waits for requests in flight [GEMINI_GATEWAY_SHUTDOWN_GRACE].", valueName: "seconds"))
     var shutdownGrace: Double = envNumber("GEMINI_GATEWAY_SHUTDOWN_GRACE") ?? 30
+
+    @Option(help: ArgumentHelp(
+        "Seconds a key that first answers API_KEY_INVALID only cools before it is tried again; a second API_KEY_INVALID then soft-deletes it; 0 soft-deletes at once [GEMINI_GATEWAY_INVALID_KEY_RECHECK].",
+        valueName: "seconds"
+    ))
+    var invalidKeyRecheck: Double = envNumber("GEMINI_GATEWAY_INVALID_KEY_RECHECK") ?? 0
 
     @Option(help: ArgumentHelp(
         "Whole days of raw request rows kept besides today; older ones are pruned, daily totals stay; 0 keeps all [GEMINI_GATEWAY_LOG_RETENTION_DAYS].",
@@ -119,6 +137,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let adminToken, adminToken == proxyKey {
             throw ValidationError("--admin-token must differ from --proxy-key: a client token never opens the operator pages")
         }
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || URL(string: publicURL)?.host == nil {
+            throw ValidationError("--public-url must be an http:// or https:// URL with a host, such as https://gemini.example.com")
+        }
+        guard invalidKeyRecheck >= 0, invalidKeyRecheck.isFinite, env("GEMINI_GATEWAY_INVALID_KEY_RECHECK").map({ Double($0) != nil }) ?? true else {
+            throw ValidationError("--invalid-key-recheck [GEMINI_GATEWAY_INVALID_KEY_RECHECK] must be a number of seconds, 0 to soft-delete at once")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -144,8 +168,10 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.host = host
             configuration.port = port
             configuration.proxyKey = proxyKey
+            configuration.publicURL = publicURL
             configuration.adminToken = adminToken
             configuration.metricsPublic = metricsPublic
+            configuration.metricsPerKey = metricsPerKey
             configuration.maximumBodyBytes = maxBodyBytes
             configuration.maximumAttempts = maxAttempts
             configuration.retryBudget = .seconds(retryBudget)
@@ -154,6 +180,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.readIdleTimeout = .seconds(readTimeout)
             configuration.reloadInterval = .seconds(reloadInterval)
             configuration.shutdownGracePeriod = .seconds(shutdownGrace)
+            configuration.policy.invalidKeyGrace = invalidKeyRecheck > 0 ? invalidKeyRecheck : nil
             configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
             configuration.upstreamCAFile = upstreamCAFile
             configuration.logRetentionDays = logRetentionDays
@@ -193,12 +220,13 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
+/// A setting from the settings file (`--config`) or the environment; see `Settings`.
 private func env(_ name: String) -> String? {
-    ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 }
+    Settings.value(name)
 }
 
 private func envNumber<T: LosslessStringConvertible>(_ name: String) -> T? {
-    env(name).flatMap(T.init)
+    Settings.number(name)
 }
 
 extension ServiceGroupConfiguration {

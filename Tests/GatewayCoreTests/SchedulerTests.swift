@@ -603,3 +603,97 @@ struct SchedulerTests {
         #expect(scheduler.keyCount == liveIDs.count)
     }
 }
+
+// MARK: - Re-checking an API_KEY_INVALID before deleting
+
+@Suite("Scheduler: API_KEY_INVALID re-check")
+struct InvalidKeyRecheckTests {
+    let flash = "gemini-2.5-flash"
+    let invalid = Verdict.keyDead(reason: "API_KEY_INVALID")
+    var policy: CooldownPolicy {
+        var policy = CooldownPolicy()
+        policy.invalidKeyGrace = 60
+        return policy
+    }
+
+    @Test func theFirstInvalidCoolsTheKeyForEveryModelAndMakesItASuspect() {
+        var scheduler = Scheduler(keys: poolKeys(2), upstreams: poolUpstreams(1))
+        let changes = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        #expect(changes == [
+            .keyThrottled(id: 1, at: baseDate, streak: 0),
+            .keyCooldown(KeyCooldown(keyID: 1, model: "*", until: baseDate.addingTimeInterval(60), reason: "API_KEY_INVALID_RECHECK")),
+        ])
+        #expect(scheduler.keyCount == 2)
+        #expect(scheduler.isSuspect(keyID: 1))
+        for (step, model) in [flash, "gemini-2.5-pro", ModelName.unknown].enumerated() {
+            #expect(scheduler.pick(model: model, now: baseDate.addingTimeInterval(Double(step))).keyID == 2)
+        }
+        #expect(scheduler.cooldownEnd(keyID: 1, model: "any", now: baseDate) == baseDate.addingTimeInterval(60))
+    }
+
+    @Test func anInvalidWithinTheGraceChangesNothingOneAfterItDeletes() {
+        var scheduler = Scheduler(keys: poolKeys(2), upstreams: poolUpstreams(1))
+        _ = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        // A concurrent attempt picked before the first verdict: the grace stands.
+        #expect(scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: baseDate.addingTimeInterval(1), policy: policy) == [])
+        #expect(scheduler.key(id: 1) != nil)
+        // The re-check after the cooldown answers API_KEY_INVALID again: deleted as without a grace.
+        let later = baseDate.addingTimeInterval(61)
+        #expect(scheduler.pick(model: flash, now: later, tried: [PairID(key: 2, upstream: 1)]).keyID == 1)
+        let changes = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: later, policy: policy)
+        #expect(changes == [.keyDeleted(id: 1, reason: "API_KEY_INVALID", at: later)])
+        #expect(scheduler.key(id: 1) == nil)
+        #expect(!scheduler.isSuspect(keyID: 1))
+    }
+
+    @Test func aSuspectWhoseCooldownAnOperatorClearedCoolsAgainUntilTheGraceEnds() {
+        var scheduler = Scheduler(keys: poolKeys(2), upstreams: poolUpstreams(1))
+        _ = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        scheduler.resetCooldowns(of: [1], to: [])
+        let soon = baseDate.addingTimeInterval(10)
+        let changes = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: soon, policy: policy)
+        #expect(changes == [
+            .keyCooldown(KeyCooldown(keyID: 1, model: "*", until: baseDate.addingTimeInterval(60), reason: "API_KEY_INVALID_RECHECK")),
+        ])
+        #expect(scheduler.key(id: 1) != nil)
+        #expect(scheduler.cooldownEnd(keyID: 1, model: flash, now: soon) == baseDate.addingTimeInterval(60))
+    }
+
+    @Test func aSuccessEndsTheSuspicion() {
+        var scheduler = Scheduler(keys: poolKeys(1), upstreams: poolUpstreams(1))
+        _ = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        #expect(scheduler.pick(model: flash, now: baseDate.addingTimeInterval(30)) == .allKeysCooling(until: baseDate.addingTimeInterval(60)))
+        let later = baseDate.addingTimeInterval(60)
+        #expect(scheduler.pick(model: flash, now: later).keyID == 1)
+        _ = scheduler.record(.success, key: 1, upstream: 1, model: flash, now: later, policy: policy)
+        #expect(!scheduler.isSuspect(keyID: 1))
+        // The next API_KEY_INVALID is a first one again: another grace, no deletion.
+        let again = later.addingTimeInterval(5)
+        let changes = scheduler.record(invalid, key: 1, upstream: 1, model: flash, now: again, policy: policy)
+        #expect(changes.contains(.keyCooldown(KeyCooldown(keyID: 1, model: "*", until: again.addingTimeInterval(60), reason: "API_KEY_INVALID_RECHECK"))))
+        #expect(scheduler.key(id: 1) != nil)
+    }
+
+    @Test("other dead keys, and a grace of 0 or none, are deleted at once", arguments: [
+        (Verdict.keyDead(reason: "KEY_LEAKED"), 60.0),
+        (Verdict.keyDead(reason: "API_KEY_EXPIRED"), 60.0),
+        (Verdict.keyDead(reason: "CONSUMER_SUSPENDED"), 60.0),
+        (Verdict.keyDead(reason: "API_KEY_INVALID"), 0.0),
+        (Verdict.keyDead(reason: "API_KEY_INVALID"), -1.0),
+    ])
+    func deletedAtOnce(verdict: Verdict, grace: Double) {
+        var policy = CooldownPolicy()
+        policy.invalidKeyGrace = grace < 0 ? nil : grace
+        var scheduler = Scheduler(keys: poolKeys(2), upstreams: poolUpstreams(1))
+        let changes = scheduler.record(verdict, key: 1, upstream: 1, model: flash, now: baseDate, policy: policy)
+        #expect(changes == [.keyDeleted(id: 1, reason: verdict.reason, at: baseDate)])
+        #expect(!scheduler.isSuspect(keyID: 1))
+    }
+
+    @Test func theRecheckTimeComesFromThePolicy() {
+        #expect(CooldownPolicy().invalidKeyRecheckAt(for: invalid, now: baseDate) == nil)
+        #expect(policy.invalidKeyRecheckAt(for: invalid, now: baseDate) == baseDate.addingTimeInterval(60))
+        #expect(policy.invalidKeyRecheckAt(for: .keyUnusable(reason: "SERVICE_DISABLED"), now: baseDate) == nil)
+        #expect(policy.invalidKeyRecheckAt(for: .success, now: baseDate) == nil)
+    }
+}

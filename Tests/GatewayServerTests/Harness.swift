@@ -285,7 +285,8 @@ func withGateway(
     _ body: @escaping @Sendable (GatewayHarness, [FakeGemini]) async throws -> Void
 ) async throws {
     var fakes: [FakeGemini] = []
-    for _ in 0..<count { fakes.append(try await FakeGemini.start(settings: settings)) }
+    // Relays in front of one Google: files and caches made through one are known to all.
+    for _ in 0..<count { fakes.append(try await FakeGemini.start(settings: settings, sharingResourcesWith: fakes.first)) }
     let all = fakes
     let harness = try await GatewayHarness.start(
         keys: keys, upstreams: all.map(\.baseURL) + extraUpstreams, configure: configure

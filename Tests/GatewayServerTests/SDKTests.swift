@@ -167,6 +167,36 @@ import Testing
         }
     }
 
+    /// google-genai's `files.upload` (the resumable protocol: start, then chunks without a key at
+    /// the URL the gateway hands out), then `files.get`, a `generate_content` naming the file and
+    /// `files.delete`, with three keys on two upstreams: the fake refuses every key but the
+    /// file's owner, so the script passes only if the gateway keeps the file on its key.
+    @Test(.enabled(if: SDKTests.python != nil, "set by scripts/test"))
+    func uploadsAFileWithTheSDK() async throws {
+        let python = try #require(Self.python)
+        let root = Self.repositoryRoot()
+        let keys = [testKey("a"), testKey("b"), testKey("c")]
+        try await withGateway(keys: keys, fakes: 2, timeout: 100) { gateway, fakes in
+            let result = try await runProcess(
+                python, [root.appendingPathComponent("Tests/sdk/sdk_files.py").path],
+                environment: Self.childEnvironment(gateway: gateway, settings: .init()),
+                directory: root.path, timeout: 60
+            )
+            #expect(result.exitCode == 0, "sdk_files.py exited \(result.exitCode):\n\(result.transcript)")
+            #expect(result.stdout.contains("sdk_files: ok files/"), "\(result.transcript)")
+
+            // The upload went to one upstream; every call reached the fakes with the owner's key.
+            let received = fakes.flatMap { $0.received() }
+            let uploads = fakes.map { $0.received().filter { $0.path.hasPrefix("/upload/") }.count }
+            #expect(uploads.filter { $0 > 0 }.count == 1, "the upload's steps on one upstream: \(uploads)")
+            #expect(uploads.reduce(0, +) >= 2, "a start and at least one chunk")
+            #expect(Set(received.map(\.key)).count == 1, "one key for everything: \(received.map { "\($0.method) \($0.path)" })")
+            #expect(received.contains { $0.method == "DELETE" })
+            #expect(fakes[0].resourceOwners().isEmpty, "the file was deleted")
+            #expect(!gateway.logs.all.contains { line in line.contains(gateway.token) || keys.contains { line.contains($0) } })
+        }
+    }
+
     /// The child's environment: this process's, without anything that could steer an SDK
     /// elsewhere (Google/Gemini/OpenAI settings, HTTP proxies), plus the gateway and the fake's settings.
     static func childEnvironment(gateway: GatewayHarness, settings s: FakeGemini.Settings) -> [String: String] {

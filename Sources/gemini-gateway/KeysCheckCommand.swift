@@ -1,0 +1,429 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import GatewayCore
+import GatewayServer
+import GatewayStore
+import NIOCore
+import NIOSSL
+
+// MARK: - keys check
+
+extension KeysCommand {
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Probe keys with Gemini's free models-list call and report which are alive.",
+            discussion: """
+                Checks the deleted, disabled and cooling keys (--all: every key; or the keys named) \
+                with GET /v1beta/models?pageSize=1 through one upstream, and judges each answer as the \
+                gateway does: alive (200), throttled (429: the key is valid), dead (API_KEY_INVALID, \
+                leaked, ...), unusable (403 SERVICE_DISABLED, permission), or unknown (the upstream or \
+                Google failed: never the key's fault). Nothing changes unless --restore is given: then \
+                deleted and disabled keys found alive or throttled become active again, and cooling keys \
+                found alive get their own cooldowns cleared; a running gateway picks this up by itself. \
+                Exit codes: 0 the check ran (whatever it found), 69 the upstream gave no answer at all \
+                (nothing changed), and the usual 1, 64, 75.
+                """
+        )
+
+        @Argument(help: "Keys to check: ids, fingerprints (or unique prefixes), or last 4 characters. Default: deleted, disabled and cooling keys.")
+        var keys: [String] = []
+
+        @Flag(help: "Check every key, active ones included.")
+        var all = false
+
+        @Flag(help: "Bring back the keys found alive: restore deleted and disabled ones, clear the cooldowns of cooling ones.")
+        var restore = false
+
+        @Option(help: ArgumentHelp("Upstream base URL to probe through (default: the first enabled upstream).", valueName: "url"))
+        var upstream: String?
+
+        @Option(help: ArgumentHelp("Probes in flight at once.", valueName: "n"))
+        var concurrency = 8
+
+        @Option(help: ArgumentHelp("Seconds each probe may take to connect, and to get each part of the answer.", valueName: "seconds"))
+        var timeout: Double = 10
+
+        @Option(help: ArgumentHelp(
+            "PEM file of extra CA certificates to trust for an https upstream [GEMINI_GATEWAY_UPSTREAM_CA_FILE].",
+            valueName: "file"
+        ))
+        var upstreamCAFile: String?
+
+        /// `--upstream-ca-file`, else the environment's.
+        var caFile: String? {
+            upstreamCAFile ?? ProcessInfo.processInfo.environment["GEMINI_GATEWAY_UPSTREAM_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        }
+
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            guard !(all && !keys.isEmpty) else { throw ValidationError("give keys to check or --all, not both") }
+            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be 1 to 256") }
+            guard timeout > 0, timeout <= 600 else { throw ValidationError("--timeout must be more than 0 and at most 600 seconds") }
+            if let upstream, case .failure(let error) = ListFile.normalizeUpstreamURL(upstream) {
+                throw ValidationError("--upstream: \(error.message)")
+            }
+            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+                throw ValidationError("--upstream-ca-file '\(caFile)' cannot be read")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let store = try database.open()
+                let candidates = try store.keysToCheck(selectors: keys, all: all)
+                guard !candidates.isEmpty else {
+                    if output.json { return try Output.json(KeyCheckReport(upstream: nil, restore: restore, keys: [])) }
+                    print(all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")
+                    return
+                }
+                let base = try upstreamURL(in: store)
+                let prober = try KeyProber(upstream: base, timeout: timeout, caFile: caFile, concurrency: concurrency)
+                let run = await prober.probe(candidates.map(\.secret), concurrency: concurrency)
+                await prober.shutdown()
+                guard case .finished(let probes) = run else {
+                    throw CLIError(description: run.unreachableMessage(upstream: base), exitCode: 69)
+                }
+                var rows = zip(candidates, probes).map { KeyCheckRow(candidate: $0, probe: $1) }
+                if restore {
+                    for index in rows.indices { rows[index].action = try bringBack(rows[index], in: store) }
+                }
+                let report = KeyCheckReport(upstream: base, restore: restore, keys: rows)
+                if output.json { return try Output.json(report) }
+                printTable(report)
+            }
+        }
+
+        /// `--upstream`, else the first enabled upstream that is not cooling, else the first
+        /// enabled one; with no upstream configured at all, Google itself (as `serve` does).
+        private func upstreamURL(in store: AppDatabase) throws -> String {
+            if let upstream, case .success(let normalized) = ListFile.normalizeUpstreamURL(upstream) { return normalized }
+            let upstreams = try store.listUpstreams()
+            guard !upstreams.isEmpty else { return GatewayConfiguration.defaultUpstream }
+            let enabled = upstreams.filter { $0.state == .active }
+            guard let chosen = enabled.first(where: { $0.cooldownUntil == nil }) ?? enabled.first else {
+                throw CLIError(
+                    description: "every upstream is disabled; give one with --upstream URL, or enable one with 'gemini-gateway upstreams restore U'",
+                    exitCode: 1)
+            }
+            return chosen.baseUrl
+        }
+
+        /// `--restore` for one key: what was done, or nil.
+        private func bringBack(_ row: KeyCheckRow, in store: AppDatabase) throws -> KeyCheckRow.Action? {
+            guard row.isRestorable else {
+                return row.state == .active && row.result == .alive && !row.cooldowns.isEmpty ? .projectCooldownsKept : nil
+            }
+            if row.state != .active {
+                try store.setKeyState(String(row.id), to: .active)
+                return .restored
+            }
+            guard try store.clearKeyCooldowns(id: row.id) != nil else { return nil }
+            return row.cooldowns.contains { $0.project != nil } ? .cooldownsClearedProjectCooldownsKept : .cooldownsCleared
+        }
+
+        private func printTable(_ report: KeyCheckReport) {
+            var header = ["ID", "FINGERPRINT", "TAIL", "PROJECT", "BEFORE", "RESULT", "REASON"]
+            if restore { header.append("DONE") }
+            Output.table(header, report.keys.map { row in
+                var cells = [
+                    String(row.id), row.fingerprint, "…" + row.tail, row.project ?? "-", row.before, row.result.rawValue, row.explanation,
+                ]
+                if restore { cells.append(row.action?.text ?? "-") }
+                return cells
+            })
+            let counts = report.counts
+            print("")
+            print("\(Output.plural(report.keys.count, "key")) checked through \(report.upstream ?? "-"): \(counts.alive) alive, "
+                + "\(counts.throttled) throttled, \(counts.dead) dead, \(counts.unusable) unusable, \(counts.unknown) unknown")
+            if counts.unknown > 0 {
+                print("unknown: the upstream or Google failed, not the key; try again later or through another --upstream")
+            }
+            if restore {
+                let restored = report.keys.count { $0.action == .restored }
+                let cleared = report.keys.count { $0.action == .cooldownsCleared || $0.action == .cooldownsClearedProjectCooldownsKept }
+                print("restored \(Output.plural(restored, "key")); cleared the cooldowns of \(Output.plural(cleared, "key"))")
+            } else {
+                let restorable = report.keys.count(where: \.isRestorable)
+                if restorable > 0 { print("nothing was changed; --restore brings back \(Output.plural(restorable, "key")) found alive") }
+            }
+        }
+    }
+}
+
+// MARK: - The report
+
+/// What `keys check` found, as `--json` prints it.
+struct KeyCheckReport: Encodable {
+    var upstream: String?
+    var restore: Bool
+    var counts: Counts
+    var keys: [KeyCheckRow]
+
+    struct Counts: Encodable {
+        var alive = 0, throttled = 0, dead = 0, unusable = 0, unknown = 0
+    }
+
+    init(upstream: String?, restore: Bool, keys: [KeyCheckRow]) {
+        self.upstream = upstream
+        self.restore = restore
+        self.keys = keys
+        var counts = Counts()
+        for row in keys {
+            switch row.result {
+            case .alive: counts.alive += 1
+            case .throttled: counts.throttled += 1
+            case .dead: counts.dead += 1
+            case .unusable: counts.unusable += 1
+            case .unknown: counts.unknown += 1
+            }
+        }
+        self.counts = counts
+    }
+}
+
+/// One probed key: what it was, what the probe found, what `--restore` did. Never the secret.
+struct KeyCheckRow: Encodable {
+    enum Result: String, Encodable {
+        /// 200 with a models list.
+        case alive
+        /// 429: the key is valid, its quota is spent for now.
+        case throttled
+        /// Google says the key will not work again (API_KEY_INVALID, leaked, suspended, ...).
+        case dead
+        /// The key is valid but cannot be used (403 SERVICE_DISABLED, a permission or restriction).
+        case unusable
+        /// No verdict on the key: the upstream or Google failed.
+        case unknown
+    }
+
+    enum Action: String, Encodable {
+        case restored
+        case cooldownsCleared = "cooldowns_cleared"
+        case cooldownsClearedProjectCooldownsKept = "cooldowns_cleared_project_cooldowns_kept"
+        case projectCooldownsKept = "project_cooldowns_kept"
+
+        var text: String {
+            switch self {
+            case .restored: "restored"
+            case .cooldownsCleared: "cooldowns cleared"
+            case .cooldownsClearedProjectCooldownsKept: "cooldowns cleared; project cooldowns kept"
+            case .projectCooldownsKept: "project cooldowns kept"
+            }
+        }
+    }
+
+    var id: Int64
+    var fingerprint: String
+    var tail: String
+    var project: String?
+    /// The state before the check.
+    var state: KeyRecord.State
+    var deletedReason: String?
+    /// Cooldowns in force before the check (the project's included, marked with `project`).
+    var cooldowns: [CooldownListing]
+    var result: Result
+    /// The verdict's reason: `OK`, `API_KEY_INVALID`, `RATE_LIMIT`, `SERVICE_DISABLED`, `CONNECTION_REFUSED`, ...
+    var reason: String
+    /// The HTTP status of the answer; nil when there was none.
+    var httpStatus: Int?
+    /// Google's message, or what went wrong on the way.
+    var message: String?
+    /// What `--restore` did; nil when nothing.
+    var action: Action?
+
+    init(candidate: KeyCheckCandidate, probe: ProbeOutcome) {
+        let key = candidate.key
+        id = key.id
+        fingerprint = key.fingerprint
+        tail = key.tail
+        project = key.project
+        state = key.state
+        deletedReason = key.deletedReason
+        cooldowns = key.cooldowns
+        (result, reason) = Self.judge(probe)
+        httpStatus = probe.status
+        message = probe.message
+    }
+
+    /// The proxy's verdict, read for a probe that no client asked for: a client error on the
+    /// models list (400, 403 without a known reason) is the key's, not a request's.
+    static func judge(_ probe: ProbeOutcome) -> (Result, String) {
+        switch probe.verdict {
+        case .success: (.alive, probe.verdict.reason)
+        case .throttled(let throttle): (.throttled, throttle.reason)
+        case .keyDead(let reason): (.dead, reason)
+        case .keyUnusable(let reason): (.unusable, reason)
+        case .clientError(let reason) where probe.status == 400 || probe.status == 403: (.unusable, reason)
+        case .clientError(let reason), .upstreamBlocked(let reason), .transient(let reason), .upstreamFailure(let reason):
+            (.unknown, reason)
+        case .cancelled: (.unknown, probe.verdict.reason)
+        }
+    }
+
+    /// The state before, in a table cell.
+    var before: String {
+        switch state {
+        case .deleted: deletedReason.map { "deleted (\($0))" } ?? "deleted"
+        case .disabled: "disabled"
+        case .active:
+            cooldowns.isEmpty ? "active" : "cooling: " + cooldowns.map { "\($0.model) \($0.reason)" }.joined(separator: ", ")
+        }
+    }
+
+    /// The reason, with the start of the message, in a table cell.
+    var explanation: String {
+        guard result != .alive, let message, !message.isEmpty else { return reason }
+        let short = message.count > 72 ? message.prefix(71) + "…" : Substring(message)
+        return "\(reason): \(short)"
+    }
+
+    /// Whether `--restore` brings the key back: a deleted or disabled key that answered (a
+    /// throttled key is a valid key), or a cooling key that is alive and has cooldowns of its own.
+    var isRestorable: Bool {
+        switch (state, result) {
+        case (.deleted, .alive), (.deleted, .throttled), (.disabled, .alive), (.disabled, .throttled): true
+        case (.active, .alive): cooldowns.contains { $0.project == nil }
+        default: false
+        }
+    }
+}
+
+// MARK: - Probing
+
+/// One probe's answer, judged by the gateway's own classifier.
+struct ProbeOutcome: Sendable {
+    var verdict: Verdict
+    /// The HTTP status; nil when no answer came.
+    var status: Int?
+    /// Google's message, or the transport error.
+    var message: String?
+}
+
+/// How a run of probes ended.
+enum ProbeRun: Sendable {
+    /// Every key was probed: the outcomes in the order of the keys.
+    case finished([ProbeOutcome])
+    /// The first probes (as many as run at once, or all if fewer) got no answer from Google at
+    /// all, so no key can be judged: the rest were not sent. The last failure says why.
+    case unreachable(ProbeOutcome)
+
+    /// The error `keys check` ends with when the upstream gave no answer.
+    func unreachableMessage(upstream: String) -> String {
+        guard case .unreachable(let failure) = self else { return "" }
+        let why = [failure.verdict.reason, failure.message].compactMap { $0 }.joined(separator: ": ")
+        return "no answer from upstream \(upstream) (\(why)); no key was judged and nothing changed. "
+            + "Check the upstream, or give another with --upstream URL"
+    }
+}
+
+/// Sends `GET {upstream}/v1beta/models?pageSize=1` with each key, a bounded number at a time,
+/// through one HTTP client.
+struct KeyProber: Sendable {
+    let upstream: String
+    private let client: HTTPClient
+    private let timeout: TimeAmount
+
+    init(upstream: String, timeout seconds: Double, caFile: String?, concurrency: Int) throws {
+        self.upstream = upstream
+        timeout = .nanoseconds(Int64(seconds * 1_000_000_000))
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: timeout, read: timeout)
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+        // A refused connection is an answer now, not a retry until the deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .disabled
+        configuration.httpVersion = .http1Only
+        if let caFile {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.additionalTrustRoots = [.file(caFile)]
+            configuration.tlsConfiguration = tls
+        }
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    func shutdown() async {
+        try? await client.shutdown()
+    }
+
+    /// Probes every secret, at most `concurrency` at once (see ``ProbeRun``).
+    func probe(_ secrets: [String], concurrency: Int) async -> ProbeRun {
+        let verdictless = min(concurrency, secrets.count)
+        return await withTaskGroup(of: (Int, ProbeOutcome).self) { group in
+            var outcomes = [ProbeOutcome?](repeating: nil, count: secrets.count)
+            var next = 0
+            var answered = 0, failed = 0
+            func launch() {
+                guard next < secrets.count else { return }
+                let index = next, secret = secrets[index]
+                next += 1
+                group.addTask { (index, await self.probe(secret)) }
+            }
+            for _ in 0..<verdictless { launch() }
+            while let (index, outcome) = await group.next() {
+                outcomes[index] = outcome
+                if case .upstreamFailure = outcome.verdict { failed += 1 } else { answered += 1 }
+                if answered == 0 && failed >= verdictless {
+                    group.cancelAll()
+                    return .unreachable(outcome)
+                }
+                launch()
+            }
+            return .finished(outcomes.map { $0! })
+        }
+    }
+
+    /// One probe with one key.
+    func probe(_ secret: String) async -> ProbeOutcome {
+        var request = HTTPClientRequest(url: upstream + "/v1beta/models?pageSize=1")
+        request.headers.add(name: "x-goog-api-key", value: secret)
+        request.headers.add(name: "user-agent", value: "gemini-gateway keys check")
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
+            let status = Int(response.status.code)
+            let analysis = OutcomeClassifier.analyze(status: status, body: body)
+            // A 200 that is not a models list (a relay's login page) says nothing about the key.
+            if analysis.verdict == .success && !Self.isModelsList(body) {
+                return ProbeOutcome(verdict: .upstreamFailure(reason: "NOT_A_MODELS_LIST"), status: status, message: "HTTP \(status) without a models list")
+            }
+            let message = analysis.error.map { Self.redacting(secret, in: $0.message) }
+                ?? (analysis.verdict == .success ? nil : "HTTP \(status), not an answer in Google's error envelope")
+            return ProbeOutcome(verdict: analysis.verdict, status: status, message: message)
+        } catch {
+            let failure = Self.transportFailure(error)
+            return ProbeOutcome(
+                verdict: OutcomeClassifier.classify(transport: failure), status: nil,
+                message: Self.redacting(secret, in: String(describing: error)))
+        }
+    }
+
+    private static func isModelsList(_ body: [UInt8]) -> Bool {
+        (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["models"] is [Any]
+    }
+
+    private static func redacting(_ secret: String, in text: String) -> String {
+        secret.isEmpty ? text : text.replacingOccurrences(of: secret, with: Secret.redacted(secret))
+    }
+
+    /// The transport failure in the classifier's terms (the gateway's transports do the same).
+    static func transportFailure(_ error: any Error) -> OutcomeClassifier.TransportFailure {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .readTimeout, .writeTimeout, .deadlineExceeded: return .timeout
+            case .remoteConnectionClosed: return .connectionReset
+            default: break
+            }
+        }
+        let text = String(describing: error).lowercased()
+        if text.contains("refused") { return .connectionRefused }
+        if ["ssl", "tls", "certificate", "handshake"].contains(where: text.contains) { return .tls }
+        if ["resolve", "getaddrinfo", "nxdomain"].contains(where: text.contains) { return .dns }
+        if text.contains("reset") || text.contains("closed") { return .connectionReset }
+        if text.contains("timeout") || text.contains("timed out") { return .timeout }
+        return .other
+    }
+}
