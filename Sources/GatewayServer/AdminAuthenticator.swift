@@ -3,6 +3,7 @@ import GatewayCore
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 
 /// Guards the operator's pages (`/metrics`, `/status`) with the admin token, which is separate
 /// from every client token: a client token never opens these pages, and the admin token is never
@@ -11,12 +12,22 @@ import NIOCore
 /// The token is accepted as `Authorization: Bearer TOKEN` (Prometheus' `authorization` setting,
 /// curl) or as the password of `Authorization: Basic` with any user name, which a browser asks for
 /// by itself and then repeats on every refresh of the status page.
-struct AdminAuthenticator: Sendable {
-    let token: String?
+///
+/// Both the token and whether `/metrics` is public can change while serving (SIGHUP).
+public final class AdminAuthenticator: Sendable {
+    private let state: Mutex<(token: String?, metricsPublic: Bool)>
 
-    init(token: String?) {
-        self.token = token.flatMap { $0.isEmpty ? nil : $0 }
+    init(token: String?, metricsPublic: Bool) {
+        state = Mutex((token.flatMap { $0.isEmpty ? nil : $0 }, metricsPublic))
     }
+
+    /// Replaces the token and the openness of `/metrics`.
+    func update(token: String?, metricsPublic: Bool) {
+        state.withLock { $0 = (token.flatMap { $0.isEmpty ? nil : $0 }, metricsPublic) }
+    }
+
+    /// Whether `/metrics` is served without the token.
+    var metricsPublic: Bool { state.withLock { $0.metricsPublic } }
 
     enum Decision: Equatable {
         case allowed
@@ -27,7 +38,7 @@ struct AdminAuthenticator: Sendable {
     }
 
     func check(_ headers: HTTPFields) -> Decision {
-        guard let token else { return .disabled }
+        guard let token = state.withLock({ $0.token }) else { return .disabled }
         guard let presented = Self.presentedToken(headers), Secret.constantTimeEquals(presented, token) else {
             return .unauthorized
         }

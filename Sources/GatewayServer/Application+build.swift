@@ -23,6 +23,9 @@ public struct Gateway: Sendable {
     public let retention: RetentionService
     /// `/status` (reads the database beside the writer).
     let statusPage: StatusPage
+    /// Guards `/metrics` and `/status`.
+    let admin: AdminAuthenticator
+    let limits: RetryLimits
 
     /// Builds the gateway on `database` and loads its state.
     public init(
@@ -54,9 +57,18 @@ public struct Gateway: Sendable {
             database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
         )
         statusPage = StatusPage(database: database, logWriter: logWriter, logger: logger)
+        admin = AdminAuthenticator(token: configuration.adminToken, metricsPublic: configuration.metricsPublic)
+        limits = RetryLimits(attempts: configuration.maximumAttempts, budget: configuration.retryBudget)
         owners = ResourceOwners(database: database, logger: logger)
         try await owners.load()
         try await sync.loadInitial()
+    }
+
+    /// Applies settings changed while serving (SIGHUP); requests in flight keep the old ones.
+    public func apply(_ settings: ReloadableSettings) {
+        authenticator.replaceStaticToken(settings.proxyKey)
+        admin.update(token: settings.adminToken, metricsPublic: settings.metricsPublic)
+        limits.update(attempts: settings.maximumAttempts, budget: settings.retryBudget)
     }
 
     /// The Hummingbird application serving the gateway.
@@ -67,10 +79,10 @@ public struct Gateway: Sendable {
     ) -> some ApplicationProtocol {
         let proxy = ProxyHandler(
             pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
-            configuration: configuration, logger: logger
+            configuration: configuration, limits: limits, logger: logger
         )
         return Application(
-            responder: GatewayResponder(proxy: proxy, pool: pool, admin: AdminAuthenticator(token: configuration.adminToken), status: statusPage),
+            responder: GatewayResponder(proxy: proxy, pool: pool, admin: admin, status: statusPage),
             server: .http1(),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),

@@ -13,11 +13,19 @@ public struct ClientIdentity: Sendable, Equatable {
 /// the tokens from `clients add` by their SHA-256 in an in-memory table that the reloader keeps
 /// current.
 public final class ClientAuthenticator: Sendable {
-    private let staticToken: String?
+    /// The static token (`--proxy-key`), which SIGHUP may change.
+    private let staticTokenState: Mutex<String?>
     private let clientsByHash = Mutex<[String: ClientIdentity]>([:])
 
     public init(staticToken: String?) {
-        self.staticToken = staticToken.flatMap { $0.isEmpty ? nil : $0 }
+        self.staticTokenState = Mutex(staticToken.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    private var staticToken: String? { staticTokenState.withLock { $0 } }
+
+    /// Replaces the static token (nil: none).
+    public func replaceStaticToken(_ token: String?) {
+        staticTokenState.withLock { $0 = token.flatMap { $0.isEmpty ? nil : $0 } }
     }
 
     /// Replaces the table of hashed tokens (after `clients add` or `revoke`).

@@ -15,7 +15,7 @@ extension GatewayMetrics {
 
     /// `GET /metrics`: open when the operator made it public, else behind the admin token.
     func response(to request: Request, admin: AdminAuthenticator) async -> Response {
-        if !isPublic {
+        if !admin.metricsPublic {
             let decision = admin.check(request.headers)
             guard decision == .allowed else { return AdminAuthenticator.refusal(decision) }
         }

@@ -35,7 +35,6 @@ public final class GatewayMetrics: Sendable {
     let pool: KeyPool
     let logWriter: RequestLogWriter
     let storedKeyCounts: (@Sendable () async throws -> StoredKeyCounts)?
-    let isPublic: Bool
     let perKey: Bool
     let fixed: FixedSeries
     let scrape = Mutex(ScrapeState())
@@ -62,7 +61,6 @@ public final class GatewayMetrics: Sendable {
         self.pool = pool
         self.logWriter = logWriter
         self.storedKeyCounts = storedKeyCounts
-        self.isPublic = configuration.metricsPublic
         self.perKey = configuration.metricsPerKey
         self.fixed = FixedSeries(registry: registry)
     }

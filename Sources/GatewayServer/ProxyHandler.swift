@@ -17,6 +17,9 @@ struct ProxyHandler: Sendable {
     /// Who created which file, cached content, batch or upload session.
     let owners: ResourceOwners
     let configuration: GatewayConfiguration
+    /// Tries per request and their time budget (SIGHUP may change them; `configuration` holds
+    /// their values at start).
+    let limits: RetryLimits
     let logger: Logger
 
     /// Largest error body read from an upstream to classify it.
@@ -95,8 +98,9 @@ struct ProxyHandler: Sendable {
         // 3-6. Pick, send, classify; relay or try again.
         var tried = Set<PairID>()
         var lastFailure: Failure?
-        let deadline = ContinuousClock.now + configuration.retryBudget
-        for attempt in 1...max(1, configuration.maximumAttempts) {
+        let (maximumAttempts, retryBudget) = limits.current
+        let deadline = ContinuousClock.now + retryBudget
+        for attempt in 1...max(1, maximumAttempts) {
             if attempt > 1 && ContinuousClock.now >= deadline { break }
             let key: PoolKey, upstream: PoolUpstream
             let picked = pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: model, tried: tried) }

@@ -14,9 +14,18 @@ struct ServeCommand: AsyncParsableCommand {
             Every option can also be set in the environment (the name in brackets). SIGTERM or SIGINT \
             stops accepting requests, lets those in flight finish (up to --shutdown-grace seconds), \
             writes the request log, then exits. Keys, upstreams and clients changed with the other \
-            commands while serving are picked up within --reload-interval seconds.
+            commands while serving are picked up within --reload-interval seconds. SIGHUP re-reads the \
+            settings file (--config) and applies what can change while serving (tokens, --metrics-public, \
+            --max-attempts, --retry-budget, --log-level), re-imports --keys and --upstreams, and logs \
+            which other changes wait for a restart.
             """
     )
+
+    @Option(help: ArgumentHelp(
+        "A settings file of NAME=VALUE lines (systemd's EnvironmentFile format, names as in brackets here); flags win over it, it wins over the environment; re-read on SIGHUP [GEMINI_GATEWAY_CONFIG].",
+        valueName: "file"
+    ))
+    var config: String? = ProcessInfo.processInfo.environment["GEMINI_GATEWAY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
 
     @Option(help: ArgumentHelp("Address to listen on [GEMINI_GATEWAY_HOST].", valueName: "address"))
     var host: String = env("GEMINI_GATEWAY_HOST") ?? "0.0.0.0"
@@ -149,12 +158,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogLevelSwitch.level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in SwitchableLogHandler(label: label) }
         let logger = Logger(label: "gemini-gateway")
         try await reportingErrors {
             let store = try database.open()
@@ -164,31 +169,13 @@ struct ServeCommand: AsyncParsableCommand {
             // Standard output may be a pipe (systemd, a supervisor): show it now, not at exit.
             fflush(nil)
 
-            var configuration = GatewayConfiguration()
-            configuration.host = host
-            configuration.port = port
-            configuration.proxyKey = proxyKey
-            configuration.publicURL = publicURL
-            configuration.adminToken = adminToken
-            configuration.metricsPublic = metricsPublic
-            configuration.metricsPerKey = metricsPerKey
-            configuration.maximumBodyBytes = maxBodyBytes
-            configuration.maximumAttempts = maxAttempts
-            configuration.retryBudget = .seconds(retryBudget)
-            configuration.connectTimeout = .seconds(connectTimeout)
-            configuration.responseHeadTimeout = .seconds(headTimeout)
-            configuration.readIdleTimeout = .seconds(readTimeout)
-            configuration.reloadInterval = .seconds(reloadInterval)
-            configuration.shutdownGracePeriod = .seconds(shutdownGrace)
-            configuration.policy.invalidKeyGrace = invalidKeyRecheck > 0 ? invalidKeyRecheck : nil
-            configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
-            configuration.upstreamCAFile = upstreamCAFile
-            configuration.logRetentionDays = logRetentionDays
-
+            let configuration = gatewayConfiguration()
             let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
             let app = gateway.application(configuration: configuration, logger: logger)
+            let reloader = HangupReloader(gateway: gateway, store: store, started: self, logger: logger)
             let group = ServiceGroup(configuration: .init(
-                services: [app],
+                // Stopped in reverse order: the reloader first, then the server drains.
+                services: [app, reloader],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger
@@ -197,8 +184,33 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
+    /// The gateway's configuration from the options.
+    func gatewayConfiguration() -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.proxyKey = proxyKey
+        configuration.publicURL = publicURL
+        configuration.adminToken = adminToken
+        configuration.metricsPublic = metricsPublic
+        configuration.metricsPerKey = metricsPerKey
+        configuration.maximumBodyBytes = maxBodyBytes
+        configuration.maximumAttempts = maxAttempts
+        configuration.retryBudget = .seconds(retryBudget)
+        configuration.connectTimeout = .seconds(connectTimeout)
+        configuration.responseHeadTimeout = .seconds(headTimeout)
+        configuration.readIdleTimeout = .seconds(readTimeout)
+        configuration.reloadInterval = .seconds(reloadInterval)
+        configuration.shutdownGracePeriod = .seconds(shutdownGrace)
+        configuration.policy.invalidKeyGrace = invalidKeyRecheck > 0 ? invalidKeyRecheck : nil
+        configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
+        configuration.upstreamCAFile = upstreamCAFile
+        configuration.logRetentionDays = logRetentionDays
+        return configuration
+    }
+
     /// `serve --keys --upstreams`: the old proxy's way of starting.
-    private func importFiles(into store: AppDatabase) throws {
+    func importFiles(into store: AppDatabase) throws {
         guard keys != nil || upstreams != nil else { return }
         _ = try ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: { store }, printing: true)
     }

@@ -152,6 +152,9 @@ final class ServeProcess: Sendable {
 
     func terminate() { Glibc.kill(process.processIdentifier, SIGTERM) }
 
+    /// SIGHUP, as `systemctl reload` sends it.
+    func hangUp() { Glibc.kill(process.processIdentifier, SIGHUP) }
+
     /// The exit status, or nil if it did not exit in time.
     func waitForExit(timeout: Double) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
