@@ -64,6 +64,14 @@ public struct Gateway: Sendable {
         try await sync.loadInitial()
     }
 
+    /// Runs `body` (the service group with the application) with every task it starts preferring
+    /// the event loop that wakes it (see ``EventLoopTaskExecutor``).
+    public static func run<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await withTaskExecutorPreference(executor) { try await body() }
+    }
+
+    static let executor = EventLoopTaskExecutor()
+
     /// Applies settings changed while serving (SIGHUP); requests in flight keep the old ones.
     public func apply(_ settings: ReloadableSettings) {
         authenticator.replaceStaticToken(settings.proxyKey)

@@ -50,18 +50,37 @@ enum ForwardedHeaders {
     }
 
     /// The headers named in `Connection` (besides the usual `keep-alive` and `close`, which name
-    /// no header), to drop with it.
+    /// no header), to drop with it. Nearly every message says only `keep-alive` or `close`: that
+    /// costs one comparison and no allocation.
     private static func connectionTokens(_ headers: HTTPFields) -> Set<HTTPField.Name> {
         guard let connection = headers[.connection] else { return [] }
         var names = Set<HTTPField.Name>()
-        for token in connection.split(separator: ",") {
-            let trimmed = token.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed()
-            let text = String(trimmed)
-            let lowered = text.lowercased()
-            if lowered == "keep-alive" || lowered == "close" { continue }
-            if let name = HTTPField.Name(text) { names.insert(name) }
+        for token in connection.utf8.split(separator: UInt8(ascii: ",")) {
+            let trimmed = trimmingSpaces(token)
+            if equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
+            if let name = HTTPField.Name(String(decoding: trimmed, as: UTF8.self)) { names.insert(name) }
         }
         return names
+    }
+
+    private static func trimmingSpaces(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
+        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
+        while end > start, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        return bytes[start..<end]
+    }
+
+    /// ASCII case-insensitive equality with a lowercase literal.
+    private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = 0
+        for byte in bytes {
+            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+            if folded != lowercase.utf8Start[index] { return false }
+            index += 1
+        }
+        return true
     }
 }
 

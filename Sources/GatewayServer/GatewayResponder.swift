@@ -53,3 +53,4 @@ struct GatewayResponder: HTTPResponder {
         )
     }
 }
+

@@ -180,7 +180,7 @@ struct ServeCommand: AsyncParsableCommand {
                 cancellationSignals: [],
                 logger: logger
             ).withGracePeriod(configuration.shutdownGracePeriod))
-            try await group.run()
+            try await Gateway.run { try await group.run() }
         }
     }
 

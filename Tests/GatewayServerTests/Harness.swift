@@ -120,7 +120,7 @@ final class GatewayHarness: Sendable {
             portContinuation.finish()
         }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
-        let task = Task { try await group.run() }
+        let task = Task { try await Gateway.run { try await group.run() } }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {
             task.cancel()
