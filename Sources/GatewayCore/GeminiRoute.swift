@@ -77,8 +77,9 @@ public struct GeminiRoute: Sendable, Hashable {
     public init(path: String, query: String?) {
         // Foundation's decoding is costly on every request; most paths have nothing to decode.
         let decoded = path.contains("%") ? (path.removingPercentEncoding ?? path) : path
-        var segments = decoded.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        if segments.first == "upload" || segments.first == "download" { segments.removeFirst() }
+        // Substrings of `decoded`: only the parts kept below become Strings.
+        var segments = decoded.split(separator: "/", omittingEmptySubsequences: true)[...]
+        if let first = segments.first, first == "upload" || first == "download" { segments.removeFirst() }
 
         isSSE = Self.queryAsksForSSE(query)
 
@@ -90,7 +91,7 @@ public struct GeminiRoute: Sendable, Hashable {
             endpoint = .other
             return
         }
-        apiVersion = version
+        apiVersion = String(version)
         let rest = segments.dropFirst()
 
         // OpenAI-compatible: the model is in the body.
