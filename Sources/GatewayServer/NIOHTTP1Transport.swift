@@ -67,7 +67,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         connectTimeout = .init(configuration.connectTimeout)
         headTimeout = .init(configuration.responseHeadTimeout)
         readIdleTimeout = .init(configuration.readIdleTimeout)
-        maximumIdlePerEndpoint = 1024
+        // Steady load needs about as many idle connections as requests in flight; a burst of
+        // streams (each holds a connection) beyond this is closed as it ends instead of holding
+        // its buffers for `poolIdleTimeout`.
+        maximumIdlePerEndpoint = 256
         var tls = TLSConfiguration.makeClientConfiguration()
         if let trustRoots {
             tls.additionalTrustRoots = [.file(trustRoots)]
