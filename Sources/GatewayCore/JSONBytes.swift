@@ -163,3 +163,117 @@ enum JSONBytes {
         }
     }
 }
+
+// MARK: - Plain JSON
+
+extension JSONBytes.Cursor {
+    // Reading *plain* JSON: strict JSON whose strings are printable ASCII without escapes and
+    // whose numbers are integers of at most 18 digits. It is what almost every API sends for
+    // counters; each method says "not plain" (nil, false) at anything else, so that a caller can
+    // decide fast where the input is plain and hand the rest to a full JSON parser. Every plain
+    // document is valid JSON; not every "not plain" one is invalid.
+
+    /// Deeper nesting is "not plain" (full parsers have limits of their own).
+    static let maximumPlainDepth = 64
+
+    var isAtEnd: Bool { index >= buffer.count }
+
+    /// A plain string at the cursor: returns the range of its bytes, without the quotes.
+    mutating func readPlainString() -> Range<Int>? {
+        guard consume(JSONBytes.quote) else { return nil }
+        let start = index
+        while index < buffer.count {
+            let byte = buffer[index]
+            if byte == JSONBytes.quote {
+                index += 1
+                return start..<(index - 1)
+            }
+            guard byte >= 0x20, byte < 0x7F, byte != JSONBytes.backslash else { return nil }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Whether the bytes of `range` are `text` (ASCII).
+    func bytes(_ range: Range<Int>, are text: StaticString) -> Bool {
+        range.count == text.utf8CodeUnitCount
+            && (range.isEmpty || memcmp(buffer.baseAddress! + range.lowerBound, text.utf8Start, range.count) == 0)
+    }
+
+    /// A plain integer at the cursor: `-?(0|[1-9][0-9]*)`, at most 18 digits, not followed by a
+    /// fraction or an exponent.
+    mutating func readPlainInteger() -> Int? {
+        let negative = consume(UInt8(ascii: "-"))
+        let start = index
+        var value = 0
+        while index < buffer.count, buffer[index] &- UInt8(ascii: "0") < 10 {
+            value = value &* 10 &+ Int(buffer[index] &- UInt8(ascii: "0"))
+            index += 1
+        }
+        let digits = index - start
+        guard digits > 0, digits <= 18, digits == 1 || buffer[start] != UInt8(ascii: "0") else { return nil }
+        if let next = peek(), next == UInt8(ascii: ".") || next == UInt8(ascii: "e") || next == UInt8(ascii: "E") {
+            return nil
+        }
+        return negative ? -value : value
+    }
+
+    /// `true`, `false` or `null` at the cursor.
+    mutating func readLiteral() -> Bool {
+        for literal: StaticString in ["true", "false", "null"]
+        where bytes(index..<min(index + literal.utf8CodeUnitCount, buffer.count), are: literal) {
+            index += literal.utf8CodeUnitCount
+            return true
+        }
+        return false
+    }
+
+    /// Skips a plain value at the cursor (`depth`: the containers it is in). False if it is not
+    /// plain.
+    mutating func skipPlainValue(depth: Int) -> Bool {
+        guard let first = peek() else { return false }
+        switch first {
+        case JSONBytes.quote:
+            return readPlainString() != nil
+        case JSONBytes.openBrace:
+            guard depth < Self.maximumPlainDepth else { return false }
+            return readPlainObject { cursor, _ in cursor.skipPlainValue(depth: depth + 1) }
+        case JSONBytes.openBracket:
+            guard depth < Self.maximumPlainDepth else { return false }
+            index += 1
+            skipWhitespace()
+            if consume(JSONBytes.closeBracket) { return true }
+            while true {
+                guard skipPlainValue(depth: depth + 1) else { return false }
+                skipWhitespace()
+                if consume(JSONBytes.closeBracket) { return true }
+                guard consume(JSONBytes.comma) else { return false }
+                skipWhitespace()
+            }
+        case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            return readLiteral()
+        default:
+            return readPlainInteger() != nil
+        }
+    }
+
+    /// Reads a plain object at the cursor, calling `member` with the range of each key (the
+    /// cursor at the start of its value, which `member` must read or skip). False if the object
+    /// is not plain or `member` returned false.
+    mutating func readPlainObject(_ member: (inout JSONBytes.Cursor, Range<Int>) -> Bool) -> Bool {
+        guard consume(JSONBytes.openBrace) else { return false }
+        skipWhitespace()
+        if consume(JSONBytes.closeBrace) { return true }
+        while true {
+            guard let key = readPlainString() else { return false }
+            skipWhitespace()
+            guard consume(JSONBytes.colon) else { return false }
+            skipWhitespace()
+            guard member(&self, key) else { return false }
+            skipWhitespace()
+            if consume(JSONBytes.closeBrace) { return true }
+            guard consume(JSONBytes.comma) else { return false }
+            skipWhitespace()
+        }
+    }
+}

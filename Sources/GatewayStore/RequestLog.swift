@@ -89,46 +89,118 @@ public struct RequestLogEntry: Sendable, Equatable {
 extension AppDatabase {
     /// Writes a batch of request rows and their attempts in ONE transaction, and folds them into
     /// the daily totals (migration 0002) in the same transaction.
+    ///
+    /// The totals of the batch are summed in Swift as its rows are bound, and added to the daily
+    /// tables with one upsert per day and group, instead of reading the rows back through the
+    /// `pending_daily_*` views. The SQL fold still runs when that would not give the same totals:
+    /// rows were pending before this batch (inserted by hand), `INSERT OR IGNORE` skipped a row
+    /// of the batch (a repeated request id), or a sum left the 64-bit range.
     public func insert(_ entries: [RequestLogEntry]) async throws {
-        try await writer.write { db in
-            try Self.lowerFoldBookmarks(db)
-            try Self.insertRows(entries, db)
-            try Self.foldPendingRows(db)
+        try await writer.write { db in try Self.insert(entries, db) }
+    }
+
+    /// What ``insert(_:)`` does in its transaction; `inserted` is called between inserting and
+    /// folding (for the benchmark that times each).
+    static func insert(_ entries: [RequestLogEntry], _ db: Database, inserted: () -> Void = {}) throws {
+        try lowerFoldBookmarks(db)
+        var totals = try hasPendingRows(db) ? nil : DailyTotals(latencyBuckets: latencyBuckets(db))
+        try insertRows(entries, db, totals: &totals)
+        inserted()
+        if let totals, !totals.overflowed {
+            try totals.fold(into: db)
+            try moveFoldBookmarks(db)
+        } else {
+            try foldPendingRows(db)
         }
     }
 
     /// The rows alone, without folding (the benchmark of folding compares with this).
     static func insertRows(_ entries: [RequestLogEntry], _ db: Database) throws {
-        let request = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO requests (
-                request_id, started_at, client_id, client_name, method, endpoint, api_version, model,
-                is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
-                latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
-                candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
-                error_status, error_reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let attempt = try db.cachedStatement(sql: """
-            INSERT OR IGNORE INTO attempts (
-                request_id, attempt, started_at, key_id, upstream_id, status, verdict, google_status,
-                reason, quota_id, latency_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        for e in entries {
-            let values: [(any DatabaseValueConvertible)?] = [
-                e.requestId, e.startedAt, e.clientId, e.clientName, e.method, e.endpoint, e.apiVersion, e.model,
-                e.isStream, e.status, e.outcome, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
-                e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
-                e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                e.usageStatus, e.errorStatus, e.errorReason,
-            ]
-            try request.execute(arguments: StatementArguments(values))
-            for a in e.attempts {
-                let values: [(any DatabaseValueConvertible)?] = [
-                    e.requestId, a.attempt, a.startedAt, a.keyId, a.upstreamId, a.status, a.verdict,
-                    a.googleStatus, a.reason, a.quotaId, a.latencyMs,
-                ]
-                try attempt.execute(arguments: StatementArguments(values))
+        var totals: DailyTotals?
+        try insertRows(entries, db, totals: &totals)
+    }
+
+    /// A `requests` row; its values in the order ``insertRows(_:_:totals:)`` binds them.
+    static let insertRequestSQL = """
+        INSERT OR IGNORE INTO requests (
+            request_id, started_at, client_id, client_name, method, endpoint, api_version, model,
+            is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
+            latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
+            candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
+            error_status, error_reason)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// An `attempts` row.
+    static let insertAttemptSQL = """
+        INSERT OR IGNORE INTO attempts (
+            request_id, attempt, started_at, key_id, upstream_id, status, verdict, google_status,
+            reason, quota_id, latency_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    /// Inserts the rows, binding every value with SQLite's C API (``RowBinder``): the same
+    /// statements and the same stored values as binding them through GRDB's `StatementArguments`,
+    /// without boxing 40 values a request and formatting dates with a `DateFormatter`. Adds each
+    /// inserted row to `totals`, and sets `totals` to nil if a row was ignored.
+    static func insertRows(_ entries: [RequestLogEntry], _ db: Database, totals: inout DailyTotals?) throws {
+        let request = try db.cachedStatement(sql: insertRequestSQL)
+        let attempt = try db.cachedStatement(sql: insertAttemptSQL)
+        try TextArena.with { arena in
+            // The statements point into the arena: cleared before it goes.
+            defer {
+                RowBinder.clear(request)
+                RowBinder.clear(attempt)
+            }
+            for e in entries {
+                var row = RowBinder(request, db, arena: arena)
+                row.bind(e.requestId)
+                let started = row.bind(e.startedAt)
+                row.bind(e.clientId)
+                row.bind(e.clientName)
+                row.bind(e.method)
+                row.bind(e.endpoint)
+                row.bind(e.apiVersion)
+                row.bind(e.model)
+                row.bind(e.isStream)
+                row.bind(e.status)
+                row.bind(e.outcome)
+                row.bind(e.attempts.count)
+                row.bind(e.keyId)
+                row.bind(e.keyFingerprint)
+                row.bind(e.upstreamId)
+                row.bind(e.upstreamUrl)
+                row.bind(e.latencyMs)
+                row.bind(e.ttfbMs)
+                row.bind(e.requestBytes)
+                row.bind(e.responseBytes)
+                row.bind(e.promptTokens)
+                row.bind(e.cachedTokens)
+                row.bind(e.candidatesTokens)
+                row.bind(e.thoughtsTokens)
+                row.bind(e.toolUseTokens)
+                row.bind(e.totalTokens)
+                row.bind(e.usageStatus)
+                row.bind(e.errorStatus)
+                row.bind(e.errorReason)
+                if try row.execute() == 0 { totals = nil }
+                totals?.add(e, day: started.day)
+                for a in e.attempts {
+                    var row = RowBinder(attempt, db, arena: arena)
+                    row.bind(e.requestId)
+                    row.bind(a.attempt)
+                    let started = row.bind(a.startedAt)
+                    row.bind(a.keyId)
+                    row.bind(a.upstreamId)
+                    row.bind(a.status)
+                    row.bind(a.verdict)
+                    row.bind(a.googleStatus)
+                    row.bind(a.reason)
+                    row.bind(a.quotaId)
+                    row.bind(a.latencyMs)
+                    if try row.execute() == 0 { totals = nil }
+                    totals?.add(a, of: e, day: started.day)
+                }
             }
         }
     }

@@ -256,3 +256,199 @@ struct UsageScannerTests {
         #expect(lazy.last == Self.expectedLast)
     }
 }
+
+// MARK: - Instructions per answer
+
+/// What scanning one answer costs. A benchmark, not a check: it runs only with GATEWAY_BENCH=1,
+/// under `valgrind --tool=callgrind` twice (GATEWAY_BENCH_SCAN=none, then json or sse): the
+/// difference of the two instruction totals divided by GATEWAY_BENCH_ANSWERS is the cost of one
+/// answer. See bench/RESULTS.md, "Writer and usage scan, instruction counts".
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["GATEWAY_BENCH"] == "1"))
+struct UsageScannerBenchmark {
+    /// The benchmark's non-stream answer: 1,338 bytes of pretty-printed JSON.
+    static let generateContent: [UInt8] = {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("bench/fixtures/generateContent.json").path
+        return Array(FileManager.default.contents(atPath: path)!)
+    }()
+
+    /// The benchmark's stream (bench/sse_upstream.py): 10 compact `data:` events, CRLF framing,
+    /// one event per chunk, a running usage total in each.
+    static let stream: [[UInt8]] = (0..<10).map { index in
+        let texts = ["A reverse proxy ", "accepts the client's connection, ", "chooses a backend, ",
+                     "forwards the request ", "over a pooled keep-alive connection ", "and relays the answer ",
+                     "chunk by chunk ", "as it arrives, ", "without buffering it, ", "so the client sees every token at once."]
+        let finish = index == 9 ? #""finishReason":"STOP","# : ""
+        let candidates = 9 * (index + 1)
+        let event = #"{"candidates":[{"content":{"parts":[{"text":"\#(texts[index])"}],"role":"model"},\#(finish)"index":0}],"#
+            + #""usageMetadata":{"promptTokenCount":24,"candidatesTokenCount":\#(candidates),"totalTokenCount":\#(24 + candidates),"#
+            + #""promptTokensDetails":[{"modality":"TEXT","tokenCount":24}],"thoughtsTokenCount":0},"#
+            + #""modelVersion":"gemini-2.5-flash","responseId":"9vUoacPFLaGtvdIPzO6bqA0"}"#
+        return Array("data: \(event)\r\n\r\n".utf8)
+    }
+
+    @Test func instructionCount() {
+        let environment = ProcessInfo.processInfo.environment
+        let answers = Int(environment["GATEWAY_BENCH_ANSWERS"] ?? "") ?? 2_000
+        let mode = environment["GATEWAY_BENCH_SCAN"] ?? "json"
+        var total = 0
+        for _ in 0..<answers {
+            var scanner = UsageScanner()
+            switch mode {
+            case "json": scanner.feed(Self.generateContent)
+            case "sse": for chunk in Self.stream { scanner.feed(chunk) }
+            default: break
+            }
+            total &+= scanner.last?.total ?? 0
+        }
+        #expect(total == answers * (mode == "json" ? 388 : mode == "sse" ? 114 : 0))
+    }
+}
+
+// MARK: - Tricky inputs (the byte-level reading of usage objects)
+
+extension UsageScannerTests {
+    static func usage(_ body: String, format: UsageScanner.Format = .automatic) -> UsageMetadata? {
+        var scanner = UsageScanner(format: format)
+        scanner.feed(Array(body.utf8))
+        return scanner.last
+    }
+
+    /// Whatever the split, byte by byte included, the same usage.
+    static func expectEverySplit(_ body: String, _ expected: UsageMetadata?, sourceLocation: SourceLocation = #_sourceLocation) {
+        let bytes = Array(body.utf8)
+        for split in 0...bytes.count {
+            var scanner = UsageScanner()
+            scanner.feed(bytes[..<split])
+            scanner.feed(bytes[split...])
+            #expect(scanner.last == expected, "split at \(split)", sourceLocation: sourceLocation)
+        }
+        var scanner = UsageScanner()
+        for byte in bytes { scanner.feed(CollectionOfOne(byte)) }
+        #expect(scanner.last == expected, "byte by byte", sourceLocation: sourceLocation)
+    }
+
+    @Test func escapedQuotesAndKeysThatOnlyLookLikeUsage() {
+        // A text holding a whole fake usage object with escaped quotes, a key with an escaped
+        // quote in it, a key spelled with an escape, and a value that is the word.
+        let body = #"""
+        {"candidates":[{"content":{"parts":[{"text":"\"usageMetadata\":{\"promptTokenCount\":999} \\\" {"}]}}],
+         "a\"usageMetadata": {"promptTokenCount": 5},
+         "usage\u004detadata": {"promptTokenCount": 6},
+         "note": "usageMetadata",
+         "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 2, "totalTokenCount": 3}}
+        """#
+        Self.expectEverySplit(body, UsageMetadata(prompt: 1, candidates: 2, total: 3))
+    }
+
+    @Test func nestedValuesInsideTheUsageObject() {
+        let body = #"""
+        {"usageMetadata": {"promptTokensDetails": [{"modality": "TEXT", "tokenCount": 70}, {"modality": "IMAGE", "tokenCount": 258}],
+          "cacheTokensDetails": [], "extra": {"totalTokenCount": 1000, "deeper": [[{"a": [true, false, null, -1]}]]},
+          "promptTokenCount": 328, "candidatesTokenCount": {"nested": 5}, "thoughtsTokenCount": [7],
+          "totalTokenCount": 328}}
+        """#
+        Self.expectEverySplit(body, UsageMetadata(prompt: 328, total: 328))
+    }
+
+    @Test func numbersSplitAcrossChunksAndLines() {
+        // SSE whose usage object spans two data lines (joined by a newline) and CRLF framing.
+        let body = "data: {\"usageMetadata\": {\"promptTokenCount\": 123456,\r\ndata:  \"totalTokenCount\": 9876543210}}\r\n\r\n"
+        Self.expectEverySplit(body, UsageMetadata(prompt: 123_456, total: 9_876_543_210))
+    }
+
+    @Test func aUsageObjectThatOpensAValueLine() {
+        // The key on one data line, the object right after `data:` (no space) on the next: the
+        // brace reaches the tokenizer alone, before the rest of the line does.
+        let body = "data: {\"x\":1,\"usageMetadata\" :\r\ndata:{\"promptTokenCount\":5,\"totalTokenCount\":6}}\r\n\r\n"
+        Self.expectEverySplit(body, UsageMetadata(prompt: 5, total: 6))
+    }
+
+    @Test func countsThatAreNotPlainIntegers() {
+        // What Foundation's reading makes of them, as before the byte-level reading.
+        let cases: [(String, Int)] = [
+            (#""12""#, 12), (#""+12""#, 12), (#"" 12""#, 0), (#""-5""#, 0), (#""\u0031\u0032""#, 12), ("12.7", 12),
+            ("1e3", 1000), ("1E+2", 100), ("-0", 0), ("-7", 0), ("-0.5", 0), ("0.0", 0), ("123456789012345678", 123_456_789_012_345_678),
+            ("1234567890123456789", 1_234_567_890_123_456_789), ("99999999999999999999", 0), ("1e15", 1_000_000_000_000_000),
+            ("1e20", 0), ("999999999999999.9", 999_999_999_999_999),
+            ("true", 0), ("false", 0), ("null", 0), ("{}", 0), ("[]", 0), ("[1]", 0), (#""""#, 0), (#""abc""#, 0),
+        ]
+        for (value, expected) in cases {
+            let body = #"{"usageMetadata":{"promptTokenCount":\#(value),"totalTokenCount":4}}"#
+            #expect(Self.usage(body) == UsageMetadata(prompt: expected, total: 4), "\(value)")
+            let object = Array(#"{"promptTokenCount":\#(value),"totalTokenCount":4}"#.utf8)
+            #expect(Self.usage(body) == UsageMetadata.decode(object, openAI: false), "\(value)")
+        }
+    }
+
+    @Test func objectsOnlyFoundationReads() {
+        // A repeated key (the last one counts), trailing commas (Foundation's reading takes them),
+        // non-ASCII and escapes in other strings: all left to Foundation, with its answer.
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":1,"promptTokenCount":2}}"#) == UsageMetadata(prompt: 2))
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":1,}}"#) == UsageMetadata(prompt: 1))
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":3,"modality":"TÉXT \"x\" \n"}}"#) == UsageMetadata(prompt: 3))
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":01}}"#) == nil)  // not JSON: no usage
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":1 "x":2}}"#) == nil)
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokenCount":tru}}"#) == nil)
+        // An invalid object keeps the usage seen before it.
+        let stream = "data: {\"usageMetadata\":{\"promptTokenCount\":5}}\n\n" + "data: {\"usageMetadata\":{\"promptTokenCount\":-}}\n\n"
+        #expect(Self.usage(stream) == UsageMetadata(prompt: 5))
+    }
+
+    @Test func openAIUsageObjects() {
+        let details = #"{"usage":{"prompt_tokens":11,"completion_tokens":22,"total_tokens":33,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":5,"accepted_prediction_tokens":0}}}"#
+        Self.expectEverySplit(details, UsageMetadata(prompt: 11, cached: 4, candidates: 22, thoughts: 5, total: 33))
+        let notObjects = #"{"usage":{"prompt_tokens":1,"prompt_tokens_details":null,"completion_tokens_details":[{"reasoning_tokens":5}]}}"#
+        #expect(Self.usage(notObjects) == UsageMetadata(prompt: 1))
+        let repeated = #"{"usage":{"prompt_tokens_details":{"cached_tokens":1},"prompt_tokens_details":{"cached_tokens":2}}}"#
+        #expect(Self.usage(repeated) == UsageMetadata(cached: 2))
+        // Gemini's names mean nothing in an OpenAI usage object, and the other way round.
+        #expect(Self.usage(#"{"usage":{"promptTokenCount":9}}"#) == UsageMetadata())
+        #expect(Self.usage(#"{"usageMetadata":{"prompt_tokens":9}}"#) == UsageMetadata())
+    }
+
+    @Test func prettyPrintedBodyWithEveryKindOfWhitespace() {
+        let body = "\r\n\t {\r\n\t\"candidates\" :\t[ ] ,\r\n \"usageMetadata\"\t:\r\n {\r\n\t\"promptTokenCount\"\t: 24 ,\r\n"
+            + "\"totalTokenCount\"\r\n:\r\n388\r\n}\r\n}\r\n"
+        Self.expectEverySplit(body, UsageMetadata(prompt: 24, total: 388))
+    }
+
+    /// Random usage objects, plain and not: the byte-level reading gives Foundation's answer
+    /// whenever it gives one.
+    @Test(arguments: [false, true])
+    func plainReadingAgreesWithFoundation(openAI: Bool) {
+        var generator = SplitMix64(seed: openAI ? 77 : 78)
+        let keys = openAI
+            ? ["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details",
+               "cached_tokens", "reasoning_tokens", "other"]
+            : ["promptTokenCount", "cachedContentTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
+               "toolUsePromptTokenCount", "totalTokenCount", "promptTokensDetails", "other"]
+        let scalars = ["0", "7", "-3", "12.5", "1e2", "01", "123456789012345678", "1234567890123456789", "true", "false",
+                       "null", #""9""#, #""x\"y""#, #""é""#, "tru", "-", "{}", "[]", "[1,2,]", "[1 2]"]
+        func value(_ depth: Int) -> String {
+            switch Int.random(in: 0..<(depth > 2 ? 1 : 4), using: &generator) {
+            case 1: return "[" + (0..<Int.random(in: 0...2, using: &generator)).map { _ in value(depth + 1) }.joined(separator: ",") + "]"
+            case 2, 3: return object(depth + 1)
+            default: return scalars.randomElement(using: &generator)!
+            }
+        }
+        func object(_ depth: Int) -> String {
+            let members = (0..<Int.random(in: 0...5, using: &generator)).map { _ in
+                let space = [" ", "", "\n", "\r\n\t"].randomElement(using: &generator)!
+                return "\"\(keys.randomElement(using: &generator)!)\"\(space):\(space)\(value(depth))"
+            }
+            return "{" + members.joined(separator: [",", ", ", ",\n"].randomElement(using: &generator)!)
+                + (Int.random(in: 0..<10, using: &generator) == 0 ? "," : "") + "}"
+        }
+        var plain = 0
+        for _ in 0..<3_000 {
+            let bytes = Array(object(0).utf8)
+            let foundation = UsageMetadata.decode(bytes, openAI: openAI)
+            if let fast = bytes.withUnsafeBufferPointer({ UsageMetadata.decodePlain($0, openAI: openAI) }) {
+                plain += 1
+                #expect(fast == foundation, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        #expect(plain > 300)  // the byte-level reading was tried, not always left to Foundation
+    }
+}
