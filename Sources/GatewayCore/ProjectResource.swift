@@ -43,14 +43,25 @@ public enum ProjectResource {
     public static func creates(method: String, path: String) -> Bool {
         guard method == "POST" else { return false }
         if path.hasPrefix("/upload/") { return true }
+        // Every request asks this: rule out the usual ones by their last bytes, splitting nothing.
+        let collection = endsWith(path, "/cachedContents") || endsWith(path, "/tunedModels")
+        let batch = endsWith(path, ":batchGenerateContent") || endsWith(path, ":asyncBatchEmbedContent")
+        guard collection || batch else { return false }
         let segments = path.split(separator: "/", omittingEmptySubsequences: true)
         guard segments.count >= 2, GeminiRoute.isVersionSegment(segments[0]) else { return false }
-        if segments.count == 2 { return segments[1] == "cachedContents" || segments[1] == "tunedModels" }
-        if segments.count == 3, segments[1] == "models", let colon = segments[2].firstIndex(of: ":") {
-            let method = segments[2][segments[2].index(after: colon)...]
-            return method == "batchGenerateContent" || method == "asyncBatchEmbedContent"
+        return collection ? segments.count == 2 : segments.count == 3 && segments[1] == "models"
+    }
+
+    private static func endsWith(_ text: String, _ suffix: StaticString) -> Bool {
+        let count = suffix.utf8CodeUnitCount
+        let bytes = text.utf8
+        guard bytes.count >= count else { return false }
+        var index = bytes.index(bytes.endIndex, offsetBy: -count)
+        for offset in 0..<count {
+            guard bytes[index] == suffix.utf8Start[offset] else { return false }
+            index = bytes.index(after: index)
         }
-        return false
+        return true
     }
 
     /// The project-bound resources a request body refers to: file URIs

@@ -37,6 +37,10 @@ import Testing
         #expect(!ProjectResource.creates(method: "GET", path: "/v1beta/cachedContents"))
         #expect(!ProjectResource.creates(method: "POST", path: "/v1beta/models/gemini-2.5-flash:generateContent"))
         #expect(!ProjectResource.creates(method: "POST", path: "/v1beta/models/gemini-embedding-001:batchEmbedContents"))
+        #expect(!ProjectResource.creates(method: "POST", path: "/v1beta/cachedContents/x/cachedContents"))
+        #expect(!ProjectResource.creates(method: "POST", path: "/v1beta/other/m:batchGenerateContent"))
+        #expect(!ProjectResource.creates(method: "POST", path: "/cachedContents"))
+        #expect(ProjectResource.creates(method: "POST", path: "/v1/tunedModels"))
     }
 
     // MARK: Names in bodies and answers
