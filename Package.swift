@@ -88,6 +88,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
@@ -104,12 +105,14 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
+        // What several test targets need: child processes without Foundation's Process, deadlines.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "GatewayStore", "GatewayCore", "FakeGemini",
+                "GatewayServer", "GatewayStore", "GatewayCore", "FakeGemini", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -120,13 +123,13 @@ let package = Package(
         ),
         .testTarget(
             name: "FakeGeminiTests",
-            dependencies: ["FakeGemini", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["FakeGemini", "TestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "GatewayCLITests",
             dependencies: [
-                "gemini-gateway", "GatewayStore", "GatewayCore", "FakeGemini",
+                "gemini-gateway", "GatewayStore", "GatewayCore", "FakeGemini", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTLS
 import NIOSSL
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// A fake Gemini upstream on a real socket, for tests and benchmarks.
@@ -44,6 +45,7 @@ public final class FakeGemini: Sendable {
     public let scheme: String
     let core: Core
     private let runTask: Mutex<Task<Void, Never>?>
+    private let group: ServiceGroup
 
     /// `http://HOST:PORT` (or `https://`), without a trailing slash.
     public var baseURL: String {
@@ -56,12 +58,13 @@ public final class FakeGemini: Sendable {
         set { core.state.withLock { $0.settings = newValue } }
     }
 
-    private init(host: String, port: Int, scheme: String, core: Core, task: Task<Void, Never>) {
+    private init(host: String, port: Int, scheme: String, core: Core, task: Task<Void, Never>, group: ServiceGroup) {
         self.host = host
         self.port = port
         self.scheme = scheme
         self.core = core
         self.runTask = Mutex(task)
+        self.group = group
     }
 
     /// Starts a fake on `host:port` (port 0: a free port, see ``port``) and returns once it listens.
@@ -87,10 +90,15 @@ public final class FakeGemini: Sendable {
         if ProcessInfo.processInfo.environment["LOG_LEVEL"] == nil {
             app.logger.logLevel = .critical
         }
-        let application = app
+        // Run in a service group of our own, so that stop() can shut the server down gracefully:
+        // cancelling a Hummingbird server while a just-accepted connection waits to be served
+        // traps in NIO ("Deinited NIOAsyncWriter without calling finish()", swift-nio#3481).
+        let group = ServiceGroup(configuration: .init(
+            services: [app], gracefulShutdownSignals: [], cancellationSignals: [], logger: app.logger
+        ))
         let task = Task {
             do {
-                try await application.runService(gracefulShutdownSignals: [])
+                try await group.run()
                 bound.fail(FakeGeminiError.stoppedBeforeListening)
             } catch {
                 bound.fail(error)
@@ -102,7 +110,7 @@ public final class FakeGemini: Sendable {
             } onCancel: {
                 task.cancel()
             }
-            return FakeGemini(host: host, port: boundPort, scheme: tls == nil ? "http" : "https", core: core, task: task)
+            return FakeGemini(host: host, port: boundPort, scheme: tls == nil ? "http" : "https", core: core, task: task, group: group)
         } catch {
             task.cancel()
             await task.value
@@ -110,16 +118,26 @@ public final class FakeGemini: Sendable {
         }
     }
 
-    /// Stops listening, aborts open connections (streams in progress fail) and waits until the server
-    /// has shut down. Safe to call more than once.
+    /// Stops listening, closes idle connections, aborts those still open 250 ms later (streams in
+    /// progress fail) and waits until the server has shut down. Safe to call more than once.
     public func stop() async {
         let task = runTask.withLock { task in
             defer { task = nil }
             return task
         }
         guard let task else { return }
-        task.cancel()
-        await task.value
+        // Stop accepting and close idle connections first; whatever still runs a moment later (a
+        // stream held open by a test) is aborted by cancelling, as tests expect of a stop.
+        await group.triggerGracefulShutdown()
+        await withTaskGroup(of: Void.self) { waiting in
+            waiting.addTask { await task.value }
+            waiting.addTask {
+                try? await Task.sleep(for: .milliseconds(250))
+                task.cancel()
+            }
+            await waiting.next()
+            waiting.cancelAll()
+        }
     }
 
     // MARK: Rules

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import FakeGemini
 import Foundation
+import TestSupport
 import Testing
 
 @Suite("FakeGemini rules, auth and recording", .timeLimit(.minutes(2)))

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FakeGemini
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite("FakeGemini streaming", .timeLimit(.minutes(2)))

@@ -2,27 +2,7 @@ import AsyncHTTPClient
 import FakeGemini
 import Foundation
 import Testing
-
-struct TimedOut: Error, CustomStringConvertible {
-    let seconds: Double
-    var description: String { "timed out after \(seconds) s" }
-}
-
-/// Runs `operation`, failing with `TimedOut` if it takes longer than `seconds`.
-func withTimeout<T: Sendable>(
-    _ seconds: Double = 20,
-    _ operation: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw TimedOut(seconds: seconds)
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
-    }
-}
+import TestSupport
 
 /// Starts a fake, runs `body` against it (bounded by a timeout) and always stops the fake.
 func withFake(

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Runs the built `gemini-gateway` binary as an operator's shell would.
 struct CLIResult {
@@ -23,43 +24,24 @@ enum CLI {
         fatalError("gemini-gateway binary not found next to the tests; run 'swift build' first")
     }()
 
-    /// A `gemini-gateway` process not yet started: in `directory`, with this environment (and no
-    /// GEMINI_GATEWAY_DB from the caller's), stdout and stderr to pipes, no stdin.
-    static func process(_ arguments: [String], in directory: String, environment: [String: String]) -> (Process, out: Pipe, err: Pipe) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "GEMINI_GATEWAY_DB")
-        env.merge(environment) { $1 }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        return (process, out, err)
+    /// The environment a command runs with: this process's, without its GEMINI_GATEWAY_DB, plus `extra`.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "GEMINI_GATEWAY_DB")
+        environment.merge(extra) { $1 }
+        return environment
     }
 
+    /// A started `gemini-gateway` process in `directory`.
+    static func start(_ arguments: [String], in directory: String, environment: [String: String]) throws -> ChildProcess {
+        try ChildProcess(executable.path, arguments, directory: directory, environment: Self.environment(environment))
+    }
+
+    /// Runs a command to its end (blocking the thread) and returns its status and output.
     static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> CLIResult {
-        let (process, out, err) = Self.process(arguments, in: directory, environment: environment)
-        try process.run()
-        // Read both pipes to the end before waiting, so a large output cannot block the child.
-        let group = DispatchGroup()
-        nonisolated(unsafe) var stderrData = Data()
-        group.enter()
-        DispatchQueue.global().async {
-            stderrData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        return CLIResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdoutData, as: UTF8.self),
-            stderr: String(decoding: stderrData, as: UTF8.self)
-        )
+        let child = try start(arguments, in: directory, environment: environment)
+        let status = child.waitUntilExit()
+        return CLIResult(status: status, stdout: child.stdout, stderr: child.stderr)
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import GRDB
 import NIOCore
+import TestSupport
 import Testing
 
 /// `serve --config FILE` and SIGHUP (`systemctl reload`), with the real binary.
@@ -125,16 +126,10 @@ import Testing
             #expect(unit.contains(hardening), "\(hardening)")
         }
         let path = ws.write("gemini-gateway.service", unit.replacingOccurrences(of: "/usr/local/bin/gemini-gateway", with: CLI.executable.path))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(Self.systemdAnalyze))
-        process.arguments = ["verify", path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(process.terminationStatus == 0, "\(text)")
+        let verify = try ChildProcess(try #require(Self.systemdAnalyze), ["verify", path], environment: ProcessInfo.processInfo.environment)
+        let status = verify.waitUntilExit()
+        let text = verify.stdout + verify.stderr
+        #expect(status == 0, "\(text)")
         #expect(!text.contains("gemini-gateway.service:"), "warnings about the unit: \(text)")
     }
 }

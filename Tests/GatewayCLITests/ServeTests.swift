@@ -6,6 +6,7 @@ import GatewayCore
 import GRDB
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 
 /// `gemini-gateway serve` as an operator runs it: a real process, real signals.
@@ -105,31 +106,14 @@ func freePort() throws -> Int {
 
 /// A running `gemini-gateway` process whose output is collected as it comes.
 final class ServeProcess: Sendable {
-    private let process: Process
-    private let output = Output()
-
-    final class Output: Sendable {
-        let text = Mutex<(stdout: String, stderr: String)>(("", ""))
-        func withLock<T>(_ body: (inout (stdout: String, stderr: String)) -> T) -> T { text.withLock { body(&$0) } }
-    }
+    private let child: ChildProcess
 
     init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
-        let (process, out, err) = CLI.process(arguments, in: directory, environment: environment)
-        self.process = process
-        let output = self.output
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            output.withLock { $0.stdout += text }
-        }
-        err.fileHandleForReading.readabilityHandler = { handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            output.withLock { $0.stderr += text }
-        }
-        try process.run()
+        child = try CLI.start(arguments, in: directory, environment: environment)
     }
 
-    var stdout: String { output.withLock { $0.stdout } }
-    var stderr: String { output.withLock { $0.stderr } }
+    var stdout: String { child.stdout }
+    var stderr: String { child.stderr }
 
     /// The first stdout line matching `predicate`, waiting up to `timeout` seconds.
     func waitForStdout(timeout: Double, _ predicate: (String) -> Bool) async -> String? {
@@ -144,25 +128,21 @@ final class ServeProcess: Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let line = text(self).split(separator: "\n").map(String.init).first(where: predicate) { return line }
-            if !process.isRunning { return nil }
+            if !child.isRunning { return text(self).split(separator: "\n").map(String.init).first(where: predicate) }
             try? await Task.sleep(for: .milliseconds(50))
         }
         return nil
     }
 
-    func terminate() { Glibc.kill(process.processIdentifier, SIGTERM) }
+    func terminate() { child.signal(SIGTERM) }
 
     /// SIGHUP, as `systemctl reload` sends it.
-    func hangUp() { Glibc.kill(process.processIdentifier, SIGHUP) }
+    func hangUp() { child.signal(SIGHUP) }
 
     /// The exit status, or nil if it did not exit in time.
     func waitForExit(timeout: Double) async -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(50)) }
-        return process.isRunning ? nil : process.terminationStatus
+        await child.waitForExit(timeout: timeout)
     }
 
-    func kill() {
-        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
-    }
+    func kill() { child.signal(SIGKILL) }
 }

@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import GRDB
 import Synchronization
+import TestSupport
 import Testing
 
 /// Issue 3, scenario 12: the official SDKs (google-genai and openai for Python) pointed at the
@@ -233,67 +234,22 @@ struct ProcessResult: Sendable {
     }
 }
 
-/// Runs `executable` with `arguments`, its output captured in temporary files (no pipe to fill
-/// up), and kills it (SIGTERM, then SIGKILL) if it has not exited after `timeout` seconds.
+/// Runs `executable` with `arguments` to its end, and kills it (SIGTERM, then SIGKILL) if it has
+/// not exited after `timeout` seconds (or at once when the test is cancelled).
 func runProcess(
     _ executable: String, _ arguments: [String], environment: [String: String], directory: String, timeout: Double
 ) async throws -> ProcessResult {
-    let scratch = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("process-" + UUID().uuidString)
-    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: scratch) }
-    let outURL = scratch.appendingPathComponent("stdout")
-    let errURL = scratch.appendingPathComponent("stderr")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-    let out = try FileHandle(forWritingTo: outURL)
-    let err = try FileHandle(forWritingTo: errURL)
-    defer {
-        try? out.close()
-        try? err.close()
-    }
-
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = environment
-    process.currentDirectoryURL = URL(fileURLWithPath: directory)
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
-    let exit = Mutex<Int32?>(nil)
-    process.terminationHandler = { process in
-        let status = process.terminationStatus
-        exit.withLock { $0 = status }
-    }
-    try process.run()
-    let pid = process.processIdentifier
-
-    /// The exit status, or nil if `seconds` pass first (or the test is cancelled: then kill it at once).
-    func waitForExit(_ seconds: Double, ignoringCancellation: Bool = false) async -> Int32? {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline, ignoringCancellation || !Task.isCancelled {
-            if let status = exit.withLock({ $0 }) { return status }
-            if Task.isCancelled {
-                usleep(20_000)  // Task.sleep would return at once
-            } else {
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-        }
-        return exit.withLock { $0 }
-    }
-
+    let child = try ChildProcess(executable, arguments, directory: directory, environment: environment)
     var timedOut = false
-    var status = await waitForExit(timeout)
+    var status = await child.waitForExit(timeout: timeout)
     if status == nil {
         timedOut = true
-        kill(pid, SIGTERM)
-        status = await waitForExit(5, ignoringCancellation: true)
+        child.signal(SIGTERM)
+        status = await child.waitForExit(timeout: 5)
         if status == nil {
-            kill(pid, SIGKILL)
-            status = await waitForExit(5, ignoringCancellation: true)
+            child.signal(SIGKILL)
+            status = await child.waitForExit(timeout: 5)
         }
     }
-    let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    return ProcessResult(exitCode: status ?? -1, timedOut: timedOut, stdout: stdout, stderr: stderr)
+    return ProcessResult(exitCode: status ?? -1, timedOut: timedOut, stdout: child.stdout, stderr: child.stderr)
 }

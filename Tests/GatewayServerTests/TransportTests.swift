@@ -6,6 +6,7 @@ import HTTPTypes
 import NIOCore
 import NIOSSL
 import Testing
+import TestSupport
 
 /// The upstream transports on their own, against the fake: keep-alive reuse, upstream closes,
 /// timeouts, large and streamed bodies. Every transport must behave the same.
@@ -206,14 +207,7 @@ struct TestPKI {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
     private static func openssl(_ arguments: [String], in directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw POSIXError(.EINVAL) }
+        let openssl = try ChildProcess("/usr/bin/openssl", arguments, directory: directory, environment: ProcessInfo.processInfo.environment)
+        guard openssl.waitUntilExit() == 0 else { throw POSIXError(.EINVAL) }
     }
 }
