@@ -3,6 +3,7 @@ import Foundation
 import GatewayServer
 import GatewayStore
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -21,12 +22,12 @@ struct HangupReloader: Service {
         var current = started
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         for await _ in hangups.cancelOnGracefulShutdown() {
-            current = reload(from: current)
+            current = await reload(from: current)
         }
     }
 
     /// Applies the settings in force now; returns them (or `old` when they cannot be read).
-    func reload(from old: ServeCommand) -> ServeCommand {
+    func reload(from old: ServeCommand) async -> ServeCommand {
         let new: ServeCommand
         do {
             try Settings.reload()
@@ -48,7 +49,12 @@ struct HangupReloader: Service {
         var imported = "none"
         if new.keys != nil || new.upstreams != nil {
             do {
-                let result = try ImportCommand.importFiles(keys: new.keys, upstreams: new.upstreams, into: { store }, printing: false)
+                // Reading the files and SQLite's synchronous import block a thread for as long as
+                // they take (seconds for 100,000 keys): not one of the event loops that serve.
+                let (keys, upstreams, store) = (new.keys, new.upstreams, store)
+                let result = try await NIOThreadPool.singleton.runIfActive {
+                    try ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: { store }, printing: false)
+                }
                 imported = [result.keys.map { "keys: \($0.added) added" }, result.upstreams.map { "upstreams: \($0.added) added" }]
                     .compactMap { $0 }.joined(separator: ", ")
             } catch {
