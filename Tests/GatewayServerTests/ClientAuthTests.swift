@@ -6,6 +6,7 @@ import GatewayStore
 import GRDB
 import NIOCore
 import NIOHTTP1
+import TestSupport
 import Testing
 
 /// Scenario 9: only gateway tokens get in, and only the pool key goes out.

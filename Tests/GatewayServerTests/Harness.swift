@@ -210,24 +210,6 @@ final class GatewayHarness: Sendable {
 
 import GRDB
 
-/// A whole answer from the gateway.
-struct Answer: Sendable {
-    var status: Int
-    var headers: [(String, String)]
-    var body: [UInt8]
-
-    var text: String { String(decoding: body, as: UTF8.self) }
-
-    func header(_ name: String) -> String? {
-        headers.first { $0.0.lowercased() == name.lowercased() }?.1
-    }
-
-    func json() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(body))
-        return try #require(object as? [String: Any], "not a JSON object: \(text)")
-    }
-}
-
 /// One client for all tests, with room for many concurrent streams.
 let testClient: HTTPClient = {
     var configuration = HTTPClient.Configuration()

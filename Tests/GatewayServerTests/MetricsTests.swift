@@ -7,6 +7,7 @@ import GatewayStore
 import GRDB
 import Logging
 import NIOCore
+import TestSupport
 import Testing
 
 /// `/metrics`: who may read it, and that the figures it shows are the traffic's.

@@ -5,6 +5,7 @@ import GatewayCore
 @testable import GatewayServer
 @testable import GatewayStore
 import GRDB
+import TestSupport
 import Testing
 
 /// Issue 6: the status page. Who may open it (plain HTTP), what it shows after known traffic

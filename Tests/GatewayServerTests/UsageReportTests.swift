@@ -4,6 +4,7 @@ import Foundation
 import GatewayCore
 import GatewayStore
 import GRDB
+import TestSupport
 import Testing
 
 /// Issue 4: known traffic through the real gateway (non-stream, SSE stream, errors, failovers, a
