@@ -100,6 +100,33 @@ import TestSupport
         }
     }
 
+    /// The NIO transport's connection timer is armed for the pool's 60 s when a request starts on
+    /// a reused connection: the head's shorter deadline must still hold.
+    @Test("a request on a reused connection times out waiting for its head too")
+    func headTimeoutOnAPooledConnection() async throws {
+        let kind = GatewayConfiguration.Transport.nio
+        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .milliseconds(500) }) { transport, fake in
+            // A first exchange leaves the connection in the pool (its idle timer armed for 60 s).
+            let first = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+            #expect(first.status == 200)
+            _ = try await Self.readAll(first)
+            fake.setRules([.init(reply: .delay(.seconds(3), then: .ok))])
+            let started = ContinuousClock.now
+            do {
+                _ = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+                Issue.record("expected a timeout")
+            } catch let error as UpstreamTransportError {
+                #expect(error.failure == .timeout, "\(error)")
+            }
+            #expect(ContinuousClock.now - started < .seconds(2.5), "the 0.5 s head timeout, not the 3 s answer")
+            // And the pool goes on: the next request gets its answer.
+            fake.clearRules()
+            let next = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
+            #expect(next.status == 200)
+            _ = try await Self.readAll(next)
+        }
+    }
+
     @Test("a stream that goes silent times out", arguments: GatewayConfiguration.Transport.allCases)
     func readIdleTimeout(kind: GatewayConfiguration.Transport) async throws {
         // AsyncHTTPClient's read timeout also covers the wait for the head: leave room for it on
