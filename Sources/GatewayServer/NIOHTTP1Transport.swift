@@ -437,7 +437,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         case .awaitingHead:
             guard let headDeadline else { return }
             if headDeadline <= now {
-                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(headTimeout.nanoseconds / 1_000_000_000) s"))
+                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(Double(headTimeout.nanoseconds) / 1e9) s"))
             } else {
                 arm(headDeadline)
             }
