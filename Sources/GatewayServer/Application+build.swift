@@ -39,7 +39,8 @@ public struct Gateway: Sendable {
         logWriter = RequestLogWriter(database: database, capacity: configuration.logBufferCapacity, logger: logger)
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
-            storedKeyCounts: { try await GatewayMetrics.storedKeyCounts(in: database) }
+            // Disabled and deleted keys are not in the pool: index counts in SQLite, per scrape.
+            storedKeyCounts: { try await database.keyCounts() }
         )
         sync = PoolSync(
             database: database, pool: pool, authenticator: authenticator,

@@ -3,7 +3,6 @@ import GatewayCore
 import GatewayStore
 import Hummingbird
 import NIOCore
-import NIOPosix
 import Prometheus
 import Synchronization
 
@@ -28,7 +27,7 @@ extension GatewayMetrics {
 
     /// Every metric in the text format, with the state gauges read now.
     public func exposition(now: Date = Date()) async -> [UInt8] {
-        let stored: StoredKeyCounts? = if let storedKeyCounts { try? await storedKeyCounts() } else { nil }
+        let stored: StatusPageData.KeyCounts? = if let storedKeyCounts { try? await storedKeyCounts() } else { nil }
         let snapshot = pool.snapshot(now: now)
         let upstreams = pool.upstreamStates(now: now)
         let keys = perKey ? pool.keyStates(now: now) : []
@@ -102,16 +101,6 @@ extension GatewayMetrics {
 // MARK: - State read at scrape time
 
 extension GatewayMetrics {
-    /// Keys outside the pool, counted in the database.
-    public typealias StoredKeyCounts = (disabled: Int, deleted: Int)
-
-    /// Counts the disabled and deleted keys in `database`, on NIO's thread pool (the store's
-    /// reads block). One small query on each scrape.
-    public static func storedKeyCounts(in database: AppDatabase) async throws -> StoredKeyCounts {
-        let counts = try await database.keyCounts()
-        return (disabled: counts.disabled, deleted: counts.deleted)
-    }
-
     enum KeyStateLabel: String, CaseIterable {
         /// No cooldown in force.
         case usable

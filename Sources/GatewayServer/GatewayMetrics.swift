@@ -34,7 +34,7 @@ public final class GatewayMetrics: Sendable {
     // Read at scrape time (see GatewayMetrics+Scrape.swift).
     let pool: KeyPool
     let logWriter: RequestLogWriter
-    let storedKeyCounts: (@Sendable () async throws -> StoredKeyCounts)?
+    let storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)?
     let perKey: Bool
     let fixed: FixedSeries
     let scrape = Mutex(ScrapeState())
@@ -45,7 +45,7 @@ public final class GatewayMetrics: Sendable {
         configuration: GatewayConfiguration,
         pool: KeyPool,
         logWriter: RequestLogWriter,
-        storedKeyCounts: (@Sendable () async throws -> StoredKeyCounts)? = nil
+        storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)? = nil
     ) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
