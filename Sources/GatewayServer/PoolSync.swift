@@ -3,6 +3,7 @@ import GatewayCore
 import GatewayStore
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps the in-memory pool and SQLite in step, as one Service:
 /// - writes state changes (cooldowns, deletions, upstream failures) behind, within ~100 ms;
@@ -16,6 +17,9 @@ public final class PoolSync: Service, Sendable {
     let authenticator: ClientAuthenticator
     let reloadInterval: Duration
     let logger: Logger
+    /// The marker `loadInitial` saw: `run` compares with it, so that a change made between the
+    /// initial load and the start of `run` is not taken for the state already loaded.
+    private let loaded = Mutex<(marker: String, at: Date)?>(nil)
 
     public init(database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator, reloadInterval: Duration, logger: Logger) {
         self.database = database
@@ -28,16 +32,23 @@ public final class PoolSync: Service, Sendable {
     /// Loads everything once, before the server starts; returns the marker it saw.
     @discardableResult
     public func loadInitial() async throws -> String {
+        let started = Date()
         let marker = try await database.poolMarker()
         let state = try await database.loadPoolState()
         pool.load(state)
         authenticator.replaceClients(state.clients)
+        loaded.withLock { $0 = (marker, started) }
         return marker
     }
 
     public func run() async throws {
-        var marker = try await database.poolMarker()
-        var lastReload = Date()
+        var marker: String
+        var lastReload: Date
+        if let initial = loaded.withLock({ $0 }) {
+            (marker, lastReload) = initial
+        } else {
+            (marker, lastReload) = (try await database.poolMarker(), Date())
+        }
         var lastUsageFlush = ContinuousClock.now
         var lastReloadCheck = ContinuousClock.now
         let tick: Duration = .milliseconds(100)
