@@ -26,6 +26,8 @@ public struct Gateway: Sendable {
     /// Guards `/metrics` and `/status`.
     let admin: AdminAuthenticator
     let limits: RetryLimits
+    /// The proxied requests being answered (the service group waits for them on shutdown).
+    let proxyTasks = ProxyTasks()
 
     /// Builds the gateway on `database` and loads its state.
     public init(
@@ -90,13 +92,18 @@ public struct Gateway: Sendable {
             pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
             configuration: configuration, limits: limits, logger: logger
         )
+        let tasks = proxyTasks
         return Application(
-            responder: GatewayResponder(proxy: proxy, pool: pool, admin: admin, status: statusPage),
-            server: .http1(),
+            responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage),
+            // The proxied requests are served below Hummingbird's request types, by a handler of
+            // each connection's pipeline; the rest goes on to the responder.
+            server: .http1(configuration: .init(additionalChannelHandlers: [ProxyChannelHandler(proxy: proxy, tasks: tasks)])),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),
-            // Started in this order, stopped in reverse: the transport stops last.
-            services: [transport, sync, logWriter, retention],
+            // Started in this order, stopped in reverse: the proxied requests still running after
+            // the server closed its connections end before the request log's last flush; the
+            // transport stops last.
+            services: [transport, sync, logWriter, proxyTasks, retention],
             onServerRunning: onServerRunning,
             logger: logger
         )

@@ -13,17 +13,28 @@ import NIOPosix
 ///
 /// Everything the gateway runs is preferred onto it (``Gateway/run(_:)``); nothing in it blocks a
 /// thread (SQLite work runs on GRDB's own queues).
+///
+/// Pinned to one loop (``init(pinnedTo:)``), it runs every job there: a proxied request's task
+/// runs on its connection's loop, even after an await that another thread resumes (GRDB's
+/// queues), so it can write to its channel directly.
 public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    private let group: MultiThreadedEventLoopGroup
+    private let group: any EventLoopGroup
+    private let pinned: (any EventLoop)?
 
     public init(group: MultiThreadedEventLoopGroup = .singleton) {
         self.group = group
+        self.pinned = nil
+    }
+
+    init(pinnedTo loop: any EventLoop) {
+        self.group = loop
+        self.pinned = loop
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         let executor = asUnownedTaskExecutor()
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
+        let loop = pinned ?? MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
         loop.execute { job.runSynchronously(on: executor) }
     }
 }

@@ -4,12 +4,13 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 
-/// Dispatches every request without a router: the probes by exact path, everything under
-/// `/v1…`, `/v1beta…` (and Google's `/upload/` and `/download/` prefixes) to the proxy, anything else 404.
+/// Dispatches the requests the proxy does not take (``ProxyChannelHandler`` serves everything
+/// under `/v1…`, `/v1beta…` and Google's `/upload/` and `/download/` prefixes) without a router:
+/// the probes and the operator pages by exact path, anything else 404.
 struct GatewayResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
-    let proxy: ProxyHandler
+    let metrics: GatewayMetrics
     let pool: KeyPool
     /// Guards the operator pages.
     let admin: AdminAuthenticator
@@ -30,20 +31,10 @@ struct GatewayResponder: HTTPResponder {
             guard decision == .allowed else { return AdminAuthenticator.refusal(decision) }
             return await status.response(to: request)
         case "/metrics":
-            return await proxy.metrics.response(to: request, admin: admin)
+            return await metrics.response(to: request, admin: admin)
         default:
-            if Self.isProxied(path) {
-                return try await proxy.handle(request)
-            }
             return GeminiErrorResponse.notFound.response()
         }
-    }
-
-    static func isProxied(_ path: String) -> Bool {
-        for prefix in ["/v1/", "/v1beta/", "/v1alpha/", "/upload/v1beta/", "/upload/v1/", "/download/v1beta/", "/download/v1/"] where path.hasPrefix(prefix) {
-            return true
-        }
-        return false
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -24,11 +24,17 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
 
     /// The response with the envelope as its body.
     public func response() -> Response {
+        let (head, body) = answer()
+        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+    }
+
+    /// The response head and the envelope, for the proxy's own channel handler.
+    func answer() -> (HTTPResponse, ByteBuffer) {
         let object: [String: Any] = ["error": ["code": status.code, "message": message, "status": googleStatus]]
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         var headers = self.headers
         headers[.contentType] = "application/json; charset=UTF-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return (HTTPResponse(status: status, headerFields: headers), ByteBuffer(bytes: body))
     }
 
     // MARK: - The gateway's own errors

@@ -2,12 +2,30 @@ import Foundation
 import GatewayCore
 import GatewayStore
 import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
 
-/// The request path: authenticate, read the body, then pick a pair, send, classify, and either
-/// relay the answer or try the next pair, within a budget of attempts and time.
+/// A proxied request as ``ProxyChannelHandler`` hands it over: its head and its whole body.
+struct ProxyRequest: Sendable {
+    var head: HTTPRequest
+    var body: ByteBuffer
+    var method: HTTPRequest.Method { head.method }
+    var headers: HTTPFields { head.headerFields }
+}
+
+/// What the proxy answers: a head, and a body either in hand or still arriving from upstream.
+struct ProxyAnswer {
+    var head: HTTPResponse
+    var body: Body
+
+    enum Body {
+        case whole(ByteBuffer)
+        case relay(ProxyHandler.Relay)
+    }
+}
+
+/// The request path: authenticate, then pick a pair, send, classify, and either relay the answer
+/// or try the next pair, within a budget of attempts and time.
 struct ProxyHandler: Sendable {
     let pool: KeyPool
     let authenticator: ClientAuthenticator
@@ -27,25 +45,40 @@ struct ProxyHandler: Sendable {
 
     static let requestIDHeader = HTTPField.Name("x-gateway-request-id")!
 
-    func handle(_ request: Request) async throws -> Response {
-        let target = ForwardedTarget(target: request.head.path ?? "/")
+    /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
+    func handle(_ request: ProxyRequest) async -> ProxyAnswer {
+        let (target, route, recorder) = begin(request.head)
+        var answer = await proxy(request, target: target, route: route, recorder: recorder)
+        answer.head.headerFields[Self.requestIDHeader] = recorder.requestID
+        return answer
+    }
+
+    /// Answers a request the channel handler refused before its body was read in full (too
+    /// large, or the client went away), with its row.
+    func refuse(_ head: HTTPRequest, _ error: GeminiErrorResponse, outcome: String) -> ProxyAnswer {
+        let (_, _, recorder) = begin(head)
+        recorder.update { $0.requestBytes = 0 }
+        var answer = fail(recorder, error, outcome: outcome)
+        answer.head.headerFields[Self.requestIDHeader] = recorder.requestID
+        return answer
+    }
+
+    private func begin(_ head: HTTPRequest) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
+        let target = ForwardedTarget(target: head.path ?? "/")
         let route = GeminiRoute(path: target.path, query: target.query)
         var entry = RequestLogEntry(
             requestId: Self.newRequestID(), startedAt: Date(),
-            method: request.method.rawValue, endpoint: route.endpoint.rawValue
+            method: head.method.rawValue, endpoint: route.endpoint.rawValue
         )
         entry.apiVersion = route.apiVersion
         entry.model = route.model
         entry.isStream = route.isStream
-        let recorder = RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger)
-        var response = await proxy(request, target: target, route: route, recorder: recorder)
-        response.headers[Self.requestIDHeader] = recorder.requestID
-        return response
+        return (target, route, RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger))
     }
 
     // MARK: - The loop
 
-    private func proxy(_ request: Request, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> Response {
+    private func proxy(_ request: ProxyRequest, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> ProxyAnswer {
         // 1. The client. The chunks of a resumable upload carry no token (Google's own upload
         // URL is the credential): a known upload session stands for the client that started it.
         let token = ClientAuthenticator.token(headers: request.headers, keyParameter: target.keyParameter)
@@ -60,18 +93,8 @@ struct ProxyHandler: Sendable {
             $0.clientName = client.name
         }
 
-        // 2. The body, up to the limit; it is replayed on every try.
-        let limit = configuration.maximumBodyBytes
-        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
-            return fail(recorder, .tooLarge(limit: limit), outcome: "too_large")
-        }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch {
-            if error is CancellationError { return fail(recorder, .init(.badRequest, "CANCELLED", "cancelled"), outcome: "cancelled") }
-            return fail(recorder, .tooLarge(limit: limit), outcome: "too_large")
-        }
+        // 2. The body (read whole, within the limit, by the channel handler) is replayed on every try.
+        let body = request.body
         recorder.update { $0.requestBytes = body.readableBytes }
 
         var model = route.cooldownModel
@@ -262,7 +285,7 @@ struct ProxyHandler: Sendable {
     /// The resource the request names in its path, or else in its body (file URIs, a cached
     /// content), if the gateway knows who created it. Resources of two different keys in one
     /// request cannot be served by any key: that is the client's error.
-    private func resourcePin(_ request: Request, target: ForwardedTarget, body: ByteBuffer) -> Result<ResourcePin?, GeminiErrorResponse> {
+    private func resourcePin(_ request: ProxyRequest, target: ForwardedTarget, body: ByteBuffer) -> Result<ResourcePin?, GeminiErrorResponse> {
         guard !owners.isEmpty else { return .success(nil) }
         if let name = ProjectResource.named(inPath: target.path) {
             return .success(owners.owner(of: name).map { ResourcePin(name: name, owner: $0) })
@@ -283,7 +306,7 @@ struct ProxyHandler: Sendable {
     /// `x-goog-upload-url` opens), and points that URL at the gateway: the client's next chunks
     /// come here and go on to the same upstream with the same key.
     private func rememberCreated(
-        _ body: ByteBuffer, headers: inout HTTPFields, owner: ResourceOwner, upstream: PoolUpstream, request: Request
+        _ body: ByteBuffer, headers: inout HTTPFields, owner: ResourceOwner, upstream: PoolUpstream, request: ProxyRequest
     ) async {
         var names = ProjectResource.created(inAnswer: body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [])
         for name in Self.uploadURLHeaders {
@@ -298,7 +321,7 @@ struct ProxyHandler: Sendable {
 
     /// How clients reach the gateway: `--public-url`, else the scheme of `X-Forwarded-Proto`
     /// (http without it) and the host of `X-Forwarded-Host` or of the request itself.
-    private func publicBase(of request: Request) -> String {
+    private func publicBase(of request: ProxyRequest) -> String {
         if let url = configuration.publicURL { return url }
         let scheme = request.headers[Self.forwardedProto].flatMap { $0.split(separator: ",").first }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "http"
@@ -313,67 +336,18 @@ struct ProxyHandler: Sendable {
 
     // MARK: - Relaying a success
 
-    /// The response to the client: the upstream's status and headers, and its body passed through
-    /// chunk by chunk as it arrives (never re-framed). A failure of the upstream after the first
-    /// byte aborts the client's connection, so the client sees an error, never a clean but
-    /// truncated answer; a client that goes away stops the upstream read.
-    private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, recorder: RequestRecorder) -> Response {
-        let expectsUsage = Self.expectsUsage(route.endpoint)
-        // The stream moves from this task to the response writer's; nothing else touches it.
-        let upstreamBody = UnsafeTransfer(response.body)
-        let headers = ForwardedHeaders.toClient(response.headers)
-        // A known length is kept (no chunked re-framing of a plain JSON answer); streams have none.
-        let length = response.headers[.contentLength].flatMap(Int.init)
-        let body = ResponseBody(contentLength: length) { writer in
-            var upstream = upstreamBody.value
-            var scanner = UsageScanner()
-            var bytes = 0
-            var ttfb: Double?
-            var next = first
-            while let chunk = next {
-                scanner.feed(chunk.readableBytesView)
-                bytes += chunk.readableBytes
-                do {
-                    try await writer.write(chunk)
-                } catch {
-                    recorder.finish { entry in
-                        entry.outcome = "cancelled"
-                        entry.status = 499
-                        entry.responseBytes = bytes
-                        entry.ttfbMs = ttfb
-                        Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: true, to: &entry)
-                    }
-                    throw error
-                }
-                if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
-                do {
-                    next = try await upstream.next()
-                } catch {
-                    recorder.finish { entry in
-                        entry.outcome = "truncated"
-                        entry.responseBytes = bytes
-                        entry.ttfbMs = ttfb
-                        entry.errorReason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
-                        Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: true, to: &entry)
-                    }
-                    throw error
-                }
-            }
-            try await writer.finish(nil)
-            recorder.finish { entry in
-                entry.outcome = scanner.sawErrorEvent ? "truncated" : "success"
-                entry.responseBytes = bytes
-                entry.ttfbMs = ttfb ?? recorder.elapsedMilliseconds()
-                Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: scanner.sawErrorEvent, to: &entry)
-                if scanner.sawErrorEvent { entry.errorReason = "ERROR_EVENT_IN_STREAM" }
-            }
-        }
-        return Response(status: .init(code: response.status), headers: headers, body: body)
+    /// The answer to the client: the upstream's status and headers, and its body passed through
+    /// chunk by chunk as it arrives (never re-framed; a known length is kept).
+    private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, recorder: RequestRecorder) -> ProxyAnswer {
+        var head = HTTPResponse(status: .init(code: response.status), headerFields: ForwardedHeaders.toClient(response.headers))
+        if let length = response.headers[.contentLength] { head.headerFields[.contentLength] = length }
+        let relay = Relay(first: first, upstream: response.body, recorder: recorder, expectsUsage: Self.expectsUsage(route.endpoint))
+        return ProxyAnswer(head: head, body: .relay(relay))
     }
 
-    /// The response for an answer already read in full: head and body go out in one write.
+    /// The answer for a body already read in full: head and body go out in one write.
     /// (A client that vanishes during that write is logged as served: the answer was complete.)
-    private func relayWhole(_ response: UpstreamResponse, body: ByteBuffer, route: GeminiRoute, recorder: RequestRecorder) -> Response {
+    private func relayWhole(_ response: UpstreamResponse, body: ByteBuffer, route: GeminiRoute, recorder: RequestRecorder) -> ProxyAnswer {
         var scanner = UsageScanner()
         scanner.feed(body.readableBytesView)
         let expectsUsage = Self.expectsUsage(route.endpoint)
@@ -384,10 +358,73 @@ struct ProxyHandler: Sendable {
             Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: scanner.sawErrorEvent, to: &entry)
             if scanner.sawErrorEvent { entry.errorReason = "ERROR_EVENT_IN_STREAM" }
         }
-        return Response(
-            status: .init(code: response.status), headers: ForwardedHeaders.toClient(response.headers),
-            body: ResponseBody(byteBuffer: body)
+        return ProxyAnswer(
+            head: HTTPResponse(status: .init(code: response.status), headerFields: ForwardedHeaders.toClient(response.headers)),
+            body: .whole(body)
         )
+    }
+
+    /// A success answer's body still arriving from upstream, with the request's row to complete.
+    struct Relay {
+        var first: ByteBuffer?
+        var upstream: any UpstreamBodyStream
+        let recorder: RequestRecorder
+        let expectsUsage: Bool
+
+        /// Passes the body to `write` chunk by chunk and completes the row. A failure of the
+        /// upstream after the first byte is thrown, for the caller to abort the client's
+        /// connection (the client then sees an error, never a clean but truncated answer); a
+        /// `write` that throws (the client went away) stops the upstream read.
+        mutating func run(write: (ByteBuffer) async throws -> Void) async throws {
+            var scanner = UsageScanner()
+            var bytes = 0
+            var ttfb: Double?
+            var next = first
+            first = nil
+            while let chunk = next {
+                scanner.feed(chunk.readableBytesView)
+                bytes += chunk.readableBytes
+                do {
+                    try await write(chunk)
+                } catch {
+                    finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    throw error
+                }
+                if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
+                do {
+                    next = try await upstream.next()
+                } catch {
+                    let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
+                    finish(outcome: "truncated", reason: reason, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    throw error
+                }
+            }
+            let sawError = scanner.sawErrorEvent
+            finish(
+                outcome: sawError ? "truncated" : "success", reason: sawError ? "ERROR_EVENT_IN_STREAM" : nil,
+                bytes: bytes, ttfb: ttfb ?? recorder.elapsedMilliseconds(), scanner: scanner, truncated: sawError
+            )
+        }
+
+        /// The client went away before the answer could be sent.
+        func abandon() {
+            finish(outcome: "cancelled", status: 499, bytes: 0, ttfb: nil, scanner: UsageScanner(), truncated: true)
+        }
+
+        private func finish(
+            outcome: String, status: Int? = nil, reason: String? = nil, bytes: Int, ttfb: Double?,
+            scanner: UsageScanner, truncated: Bool
+        ) {
+            let expectsUsage = self.expectsUsage
+            recorder.finish { entry in
+                entry.outcome = outcome
+                if let status { entry.status = status }
+                if let reason { entry.errorReason = reason }
+                entry.responseBytes = bytes
+                entry.ttfbMs = ttfb
+                ProxyHandler.applyUsage(scanner, expectsUsage: expectsUsage, truncated: truncated, to: &entry)
+            }
+        }
     }
 
     private static func expectsUsage(_ endpoint: GeminiRoute.Endpoint) -> Bool {
@@ -397,7 +434,7 @@ struct ProxyHandler: Sendable {
         }
     }
 
-    private static func applyUsage(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool, to entry: inout RequestLogEntry) {
+    fileprivate static func applyUsage(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool, to entry: inout RequestLogEntry) {
         // countTokens, embeddings and the rest carry no token usage to account (an OpenAI-style
         // embeddings `usage` object included): their rows keep 0 tokens and usage_status 'none'.
         guard expectsUsage else {
@@ -431,7 +468,7 @@ struct ProxyHandler: Sendable {
 
     /// Answers with the last failure: a Google answer is passed through as it came; a relay's
     /// non-Google page or a transport failure becomes a 502 in Gemini's envelope.
-    private func finishWithFailure(_ failure: Failure, _ recorder: RequestRecorder) -> Response {
+    private func finishWithFailure(_ failure: Failure, _ recorder: RequestRecorder) -> ProxyAnswer {
         switch failure {
         case .answer(let status, let headers, let body, let verdict, let googleStatus):
             switch verdict {
@@ -460,9 +497,9 @@ struct ProxyHandler: Sendable {
                 entry.errorReason = verdict.reason
                 entry.ttfbMs = recorder.elapsedMilliseconds()
             }
-            return Response(
-                status: .init(code: status), headers: ForwardedHeaders.toClient(headers),
-                body: ResponseBody(byteBuffer: body)
+            return ProxyAnswer(
+                head: HTTPResponse(status: .init(code: status), headerFields: ForwardedHeaders.toClient(headers)),
+                body: .whole(body)
             )
         case .transport(let error):
             return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: "upstream_error")
@@ -470,7 +507,7 @@ struct ProxyHandler: Sendable {
     }
 
     /// Answers with one of the gateway's own errors and logs the request.
-    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> Response {
+    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> ProxyAnswer {
         recorder.finish { entry in
             entry.status = Int(error.status.code)
             entry.outcome = outcome
@@ -478,10 +515,11 @@ struct ProxyHandler: Sendable {
             entry.errorReason = reason ?? entry.errorReason
             entry.ttfbMs = recorder.elapsedMilliseconds()
         }
-        return error.response()
+        let (head, body) = error.answer()
+        return ProxyAnswer(head: head, body: .whole(body))
     }
 
-    private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> Response {
+    private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> ProxyAnswer {
         var row = attempt
         row.verdict = Verdict.cancelled.label
         row.latencyMs = milliseconds(since: started)
@@ -513,10 +551,4 @@ struct ProxyHandler: Sendable {
     static func newRequestID() -> String {
         RequestID.next()
     }
-}
-
-/// Moves a value that is not `Sendable` from one task to another that uses it alone afterwards.
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    var value: Value
-    init(_ value: Value) { self.value = value }
 }

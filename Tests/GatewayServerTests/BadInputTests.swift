@@ -14,7 +14,7 @@ import Testing
     @Test func garbageHTTPIsRefusedAndTheServerKeepsServing() async throws {
         try await withGateway(keys: [a]) { gateway, _ in
             for garbage in ["GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", String(repeating: "\u{01}\u{ff}", count: 5000)] {
-                let reply = try rawExchange(port: gateway.port, bytes: Array(garbage.utf8))
+                let reply = try await rawExchange(port: gateway.port, bytes: Array(garbage.utf8))
                 #expect(reply.isEmpty || reply.hasPrefix("HTTP/1.1 4"), "\(reply.prefix(40))")
             }
             #expect(try await gateway.generate().status == 200)
@@ -50,6 +50,52 @@ import Testing
             #expect(rows.allSatisfy { $0["status"] as Int == 413 && $0["outcome"] as String == "too_large" })
             // Under the limit is fine.
             #expect(try await gateway.generate().status == 200)
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderAndConnectionCloseIsHonoured() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            // One write: a proxied request, a probe that Hummingbird answers, another proxied one
+            // with `Connection: close`, and a fourth request that must not be served.
+            let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
+            func proxied(_ extra: String = "") -> String {
+                "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\(extra)\r\n\(body)"
+            }
+            let bytes = proxied() + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + proxied("Connection: close\r\n")
+                + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            let started = Date()
+            let reply = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8))
+            // (An answer's body runs straight into the next status line.)
+            let statuses = reply.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(6)) }
+            #expect(statuses == ["200 OK", "200 OK", "200 OK"], "\(reply.prefix(300))")
+            // In order: the proxied answers carry the request id, the probe its own body, between them.
+            let probe = reply.range(of: #"{"status":"ok"}"#)
+            let ids = reply.ranges(of: "x-gateway-request-id")
+            #expect(ids.count == 2)
+            if let probe, ids.count == 2 {
+                #expect(ids[0].lowerBound < probe.lowerBound && probe.lowerBound < ids[1].lowerBound)
+            }
+            // The gateway closed the connection after the answer to `Connection: close` (rawExchange
+            // would otherwise wait 2 s for more).
+            #expect(Date().timeIntervalSince(started) < 1.8)
+            #expect(fakes[0].received().count == 2)
+            #expect(try await gateway.requestRows(count: 2).count == 2)
+        }
+    }
+
+    @Test func aClientLeavingInTheMiddleOfItsBodyGetsACancelledRow() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: 1000\r\n\r\n{\"contents\":"
+            // rawExchange closes the socket after the server's 2 s of silence.
+            let reply = try await rawExchange(port: gateway.port, bytes: Array(head.utf8))
+            #expect(reply.isEmpty)
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.count == 1)
+            #expect(rows.first?["outcome"] as String? == "cancelled")
+            #expect(rows.first?["status"] as Int? == 499)
+            #expect(fakes[0].received().isEmpty)
         }
     }
 
@@ -108,8 +154,17 @@ import Testing
 }
 
 /// Sends raw bytes to 127.0.0.1:port and returns what comes back before the server closes
-/// (or 2 s pass).
-func rawExchange(port: Int, bytes: [UInt8]) throws -> String {
+/// (or 2 s pass). The blocking socket calls run on a thread of their own, not on one of the
+/// few threads that the fake upstream's tasks need.
+func rawExchange(port: Int, bytes: [UInt8]) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try blockingExchange(port: port, bytes: bytes) })
+        }
+    }
+}
+
+private func blockingExchange(port: Int, bytes: [UInt8]) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

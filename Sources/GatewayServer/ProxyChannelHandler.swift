@@ -1,0 +1,347 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// Serves the proxied requests (`/v1…`, `/v1beta…`, uploads, downloads) on the connection's event
+/// loop, below Hummingbird's request types; everything else (the probes, `/metrics`, `/status`,
+/// unknown paths) goes on to Hummingbird's responder.
+///
+/// It sits in each connection's pipeline between the HTTP/1 codec (already turned into HTTPTypes
+/// parts) and Hummingbird's async channel. A proxied request's body is read here, within the
+/// limit, and the request is answered by ``ProxyHandler`` in a task of its own, pinned to this
+/// loop, which writes the answer straight to the pipeline: no async sequence per connection, no
+/// response writer, one task per request. (Hummingbird's way cost about a third of the gateway's
+/// CPU per request; see bench/RESULTS.md.)
+///
+/// Requests on one connection are answered one after another, in order: the parts of a request
+/// that arrives while another is answered (pipelining) wait here, and reading stops until their
+/// turn comes.
+final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum Reading {
+        /// Between requests.
+        case idle
+        /// A request for Hummingbird: its parts go on down the pipeline.
+        case passing
+        /// A proxied request's body, read whole before it is answered.
+        case collecting(HTTPRequest, ByteBuffer?)
+        /// The rest of a request already answered (its body was too large).
+        case discarding
+    }
+
+    private let proxy: ProxyHandler
+    private let tasks: ProxyTasks
+    private var reading = Reading.idle
+    /// A proxied request is being answered (from its end to its answer's end).
+    private var answering = false
+    /// Requests passed on to Hummingbird whose response has not ended.
+    private var passedOn = 0
+    /// Parts that came while an earlier request was answered, in order.
+    private var waiting = CircularBuffer<HTTPRequestPart>()
+    /// Hummingbird asked for more while parts were waiting.
+    private var readHeld = false
+    /// Close once the answer in progress has been sent (`Connection: close`, shutdown, too large).
+    private var closeWhenAnswered = false
+    /// Close once the requests waiting have been answered (what came after them was not HTTP).
+    private var closeAfterWaiting = false
+    private var context: ChannelHandlerContext?
+    private var executor: EventLoopTaskExecutor?
+    /// A streamed answer waiting for the client to read (back-pressure).
+    private var writable: CheckedContinuation<Void, any Error>?
+
+    init(proxy: ProxyHandler, tasks: ProxyTasks) {
+        self.proxy = proxy
+        self.tasks = tasks
+    }
+
+    /// The paths the proxy serves.
+    static func isProxied(_ path: Substring) -> Bool {
+        proxiedPrefixes.contains { path.hasPrefix($0) }
+    }
+
+    private static let proxiedPrefixes = [
+        "/v1/", "/v1beta/", "/v1alpha/", "/upload/v1beta/", "/upload/v1/", "/download/v1beta/", "/download/v1/",
+    ]
+
+    // MARK: - Pipeline events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.executor = EventLoopTaskExecutor(pinnedTo: context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        resumeWriter(throwing: ClientGone())
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if !waiting.isEmpty || (isHead(part) && isBusy) {
+            waiting.append(part)
+            return
+        }
+        take(part, context: context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting.isEmpty {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Hummingbird's responses pass through here on their way out.
+        if case .end = unwrapOutboundIn(data), passedOn > 0 {
+            passedOn -= 1
+            if passedOn == 0, !waiting.isEmpty || closeAfterWaiting {
+                context.eventLoop.assumeIsolated().execute { self.takeWaiting() }
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { resumeWriter(throwing: nil) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        clientLeftDuringBody()
+        resumeWriter(throwing: ClientGone())
+        context.fireChannelInactive()
+    }
+
+    /// The client went away in the middle of a proxied request's body: the request still gets its row.
+    private func clientLeftDuringBody() {
+        guard case .collecting(let head, _) = reading else { return }
+        reading = .discarding
+        _ = proxy.refuse(head, .init(.init(code: 499), "CANCELLED", "The client went away."), outcome: "cancelled")
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A graceful shutdown: Hummingbird closes the connection when it has nothing in progress,
+        // so a proxied request in progress must hold it back until its answer is sent.
+        if event is ChannelShouldQuiesceEvent, isProxying {
+            closeWhenAnswered = true
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .collecting(let head, _) = reading {
+            if let error = error as? HTTPParserError, error == .invalidEOFState {
+                clientLeftDuringBody()
+                context.close(promise: nil)
+            } else {
+                // A body that is not HTTP (a broken chunk, say): the client's error.
+                reading = .discarding
+                refuseAndClose(head, .init(.badRequest, "INVALID_ARGUMENT", "Malformed HTTP request body."), outcome: "client_error", context: context)
+            }
+            return
+        }
+        if answering || !waiting.isEmpty {
+            // Bad bytes after requests still to answer (or more requests after one that said
+            // `Connection: close`): those are answered first, then the connection closes.
+            closeAfterWaiting = true
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    // MARK: - Requests
+
+    private var isBusy: Bool { answering || passedOn > 0 }
+
+    private var isProxying: Bool {
+        if answering { return true }
+        if case .collecting = reading { return true }
+        return false
+    }
+
+    private func isHead(_ part: HTTPRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (reading, part) {
+        case (.idle, .head(let head)):
+            start(head, context: context)
+        case (.passing, _):
+            if case .end = part { reading = .idle }
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.collecting(let head, let collected), .body(var chunk)):
+            reading = .idle  // the buffer is uniquely referenced while it grows
+            let limit = proxy.configuration.maximumBodyBytes
+            guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
+                reading = .discarding
+                refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
+                return
+            }
+            if var body = collected {
+                body.writeBuffer(&chunk)
+                reading = .collecting(head, body)
+            } else {
+                // Most bodies come in one piece: kept as read, no copy.
+                reading = .collecting(head, chunk)
+            }
+        case (.collecting(let head, let body), .end):
+            reading = .idle
+            answer(ProxyRequest(head: head, body: body ?? ByteBuffer()), context: context)
+        case (.discarding, .end):
+            reading = .idle
+        case (.discarding, _), (.idle, _), (.collecting, .head):
+            break
+        }
+    }
+
+    private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
+        guard let path = head.path, Self.isProxied(path.prefix { $0 != "?" }) else {
+            passedOn += 1
+            reading = .passing
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            return
+        }
+        let limit = proxy.configuration.maximumBodyBytes
+        if let declared = head.headerFields[.contentLength].flatMap(Int.init), declared > limit {
+            reading = .discarding
+            refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
+            return
+        }
+        if head.headerFields[.connection].map(Self.saysClose) == true { closeWhenAnswered = true }
+        reading = .collecting(head, nil)
+    }
+
+    /// Answers a request whose body is not read on (too large: reading on would take the whole
+    /// oversized body off the client first; malformed), and closes the connection.
+    private func refuseAndClose(_ head: HTTPRequest, _ error: GeminiErrorResponse, outcome: String, context: ChannelHandlerContext) {
+        let answer = proxy.refuse(head, error, outcome: outcome)
+        answering = true
+        closeWhenAnswered = true
+        if case .whole(let body) = answer.body {
+            writeWhole(answer.head, body, context: context)
+        }
+        answering = false
+    }
+
+    /// Answers a proxied request in its own task on this loop.
+    private func answer(_ request: ProxyRequest, context: ChannelHandlerContext) {
+        answering = true
+        tasks.started()
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let proxy = self.proxy, tasks = self.tasks
+        Task(executorPreference: executor) {
+            let answer = await proxy.handle(request)
+            await handler.value.send(answer)
+            tasks.finished()
+        }
+    }
+
+    /// Writes the answer; a relayed body chunk by chunk, as it arrives.
+    private func send(_ answer: ProxyAnswer) async {
+        guard let context, context.channel.isActive else {
+            if case .relay(let relay) = answer.body { relay.abandon() }
+            answering = false
+            return
+        }
+        switch answer.body {
+        case .whole(let body):
+            writeWhole(answer.head, body, context: context)
+        case .relay(var relay):
+            context.write(wrapOutboundOut(.head(closing(answer.head))), promise: nil)
+            do {
+                try await relay.run { chunk in try await self.write(chunk) }
+                writeEnd(context: context)
+            } catch {
+                // The upstream broke off, or the client went away: either way the client must
+                // not take what it got for a whole answer.
+                answering = false
+                context.close(promise: nil)
+                return
+            }
+        }
+        answering = false
+        takeWaiting()
+    }
+
+    private func writeWhole(_ head: HTTPResponse, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        var head = closing(head)
+        head.headerFields[.contentLength] = String(body.readableBytes)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        writeEnd(context: context)
+    }
+
+    /// The head, saying `Connection: close` when the connection closes after this answer.
+    private func closing(_ head: HTTPResponse) -> HTTPResponse {
+        guard closeWhenAnswered else { return head }
+        var head = head
+        head.headerFields[.connection] = "close"
+        return head
+    }
+
+    /// Ends the answer; when the connection is to close after it, closes once it has gone out.
+    private func writeEnd(context: ChannelHandlerContext) {
+        guard closeWhenAnswered else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// One chunk of a relayed body, waiting while the client does not keep up.
+    private func write(_ chunk: ByteBuffer) async throws {
+        guard let context, context.channel.isActive else { throw ClientGone() }
+        context.writeAndFlush(wrapOutboundOut(.body(chunk)), promise: nil)
+        if !context.channel.isWritable {
+            try await withCheckedThrowingContinuation { self.writable = $0 }
+        }
+    }
+
+    private func resumeWriter(throwing error: (any Error)?) {
+        guard let writable else { return }
+        self.writable = nil
+        if let error { writable.resume(throwing: error) } else { writable.resume() }
+    }
+
+    /// Takes the requests that waited for the one just answered (unless the connection closes).
+    private func takeWaiting() {
+        guard let context, !closeWhenAnswered else { return }
+        var passed = false
+        while let part = waiting.first {
+            if isHead(part), isBusy { break }
+            waiting.removeFirst()
+            if case .passing = reading { passed = true }
+            take(part, context: context)
+            if case .passing = reading { passed = true }
+        }
+        // Hummingbird takes what it was given at the end of a read.
+        if passed { context.fireChannelReadComplete() }
+        guard waiting.isEmpty else { return }
+        if closeAfterWaiting {
+            if !isBusy, case .idle = reading { context.close(promise: nil) }
+            return
+        }
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private static func saysClose(_ value: String) -> Bool {
+        value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+    }
+
+    struct ClientGone: Error {}
+}
