@@ -269,14 +269,30 @@ extension NIOHTTP1Transport {
         ByteBuffer, any Error, NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark, BodyDelegate
     >
 
-    /// The response body as the proxy loop reads it.
+    /// The response body as the proxy loop reads it: in hand when the whole answer came with
+    /// its head (a plain JSON answer, nearly always), else a back-pressured stream.
     struct Body: UpstreamBodyStream, @unchecked Sendable {
         // Sendable only to cross from the event loop to the one task that reads it.
-        var iterator: Producer.AsyncIterator
+        private var complete: ByteBuffer?
+        private var iterator: Producer.AsyncIterator?
+
+        /// A body that arrived whole with its head.
+        init(complete: ByteBuffer?) {
+            self.complete = complete
+        }
+
+        /// A body still arriving, its first parts already yielded to the producer.
+        init(streaming iterator: Producer.AsyncIterator) {
+            self.iterator = iterator
+        }
 
         mutating func next() async throws -> ByteBuffer? {
+            guard iterator != nil else {
+                defer { complete = nil }
+                return complete
+            }
             do {
-                return try await iterator.next()
+                return try await iterator!.next()
             } catch {
                 throw NIOHTTP1Transport.transportError(error)
             }
@@ -315,6 +331,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         /// In the pool, or new and not yet used.
         case idle
         case awaitingHead(EventLoopPromise<ResponseStart>)
+        /// The head has arrived: its body parts are kept until the end of this read, so that an
+        /// answer that came whole is handed over whole, without a stream.
+        case gathering(EventLoopPromise<ResponseStart>, HTTPResponseHead, ByteBuffer?)
         case streaming(NIOHTTP1Transport.Producer.Source)
         case closed
     }
@@ -385,6 +404,39 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             if head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 { return }  // 100-continue
             headDeadline = nil
             keepAlive = keepAlive && head.isKeepAlive
+            state = .gathering(promise, head, nil)
+        case .body(var buffer):
+            switch state {
+            case .gathering(let promise, let head, var gathered):
+                state = .idle  // the gathered buffer is uniquely referenced while it grows
+                if gathered == nil {
+                    gathered = buffer
+                } else {
+                    gathered!.writeBuffer(&buffer)
+                }
+                state = .gathering(promise, head, gathered)
+            case .streaming(let source):
+                if source.yield(buffer) == .stopProducing { readerReady = false }
+            case .idle, .awaitingHead, .closed:
+                break
+            }
+        case .end:
+            switch state {
+            case .gathering(let promise, let head, let gathered):
+                exchangeEnded(context: context)
+                promise.succeed(ResponseStart(head: head, body: .init(complete: gathered)))
+            case .streaming(let source):
+                source.finish()
+                exchangeEnded(context: context)
+            case .idle, .awaitingHead, .closed:
+                break
+            }
+        }
+    }
+
+    /// The end of a read with a head gathered but not the end of its body: the body streams.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if case .gathering(let promise, let head, let gathered) = state {
             let delegate = NIOHTTP1Transport.BodyDelegate(
                 loop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange
             )
@@ -394,25 +446,25 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
                 delegate: delegate
             )
             state = .streaming(producer.source)
-            promise.succeed(ResponseStart(head: head, body: .init(iterator: producer.sequence.makeAsyncIterator())))
-        case .body(let buffer):
-            guard case .streaming(let source) = state else { return }
-            if source.yield(buffer) == .stopProducing { readerReady = false }
-        case .end:
-            guard case .streaming(let source) = state else { return }
-            source.finish()
-            state = .idle
-            readerReady = true
-            if keepAlive, let transport {
-                let now = NIODeadline.now()
-                idleSince = now
-                arm(now + transport.poolIdleTimeout)
-                transport.release(
-                    .init(channel: context.channel, handler: NIOLoopBound(self, eventLoop: context.eventLoop)), endpoint: endpoint
-                )
-            } else {
-                context.close(promise: nil)
-            }
+            if let gathered, producer.source.yield(gathered) == .stopProducing { readerReady = false }
+            promise.succeed(ResponseStart(head: head, body: .init(streaming: producer.sequence.makeAsyncIterator())))
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The response is complete: the connection goes back to the pool, or closes.
+    private func exchangeEnded(context: ChannelHandlerContext) {
+        state = .idle
+        readerReady = true
+        if keepAlive, let transport {
+            let now = NIODeadline.now()
+            idleSince = now
+            arm(now + transport.poolIdleTimeout)
+            transport.release(
+                .init(channel: context.channel, handler: NIOLoopBound(self, eventLoop: context.eventLoop)), endpoint: endpoint
+            )
+        } else {
+            context.close(promise: nil)
         }
     }
 
@@ -449,7 +501,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             } else {
                 arm(end)
             }
-        case .streaming, .closed:
+        case .gathering, .streaming, .closed:
             break  // a body's silence is the IdleStateHandler's; the end of the body re-arms
         }
     }
@@ -485,8 +537,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             switch state {
             case .streaming:
                 fail(UpstreamTransportError(failure: .timeout, detail: "no data from the upstream within the read timeout"))
-            case .idle, .awaitingHead, .closed:
-                break  // the connection's timer covers these
+            case .idle, .awaitingHead, .gathering, .closed:
+                break  // the connection's timer covers these (a read ends gathering)
             }
             return
         }
@@ -500,10 +552,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     func channelInactive(context: ChannelHandlerContext) {
         transport?.forget(context.channel, endpoint: endpoint)
         switch state {
-        case .awaitingHead(let promise):
+        case .awaitingHead(let promise), .gathering(let promise, _, _):
             state = .closed
-            // Nothing of the answer arrived: on a reused connection the upstream closed it
-            // while idle, and the request can go again on a fresh one.
+            // Nothing of the answer was handed over: on a reused connection the upstream closed
+            // it while idle, and the request can go again on a fresh one.
             promise.fail(UpstreamTransportError(failure: .connectionReset, detail: "connection closed before the response"))
         case .streaming(let source):
             state = .closed
@@ -518,7 +570,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     private func fail(_ error: UpstreamTransportError) {
         switch state {
-        case .awaitingHead(let promise):
+        case .awaitingHead(let promise), .gathering(let promise, _, _):
             state = .closed
             promise.fail(error)
         case .streaming(let source):
