@@ -97,7 +97,7 @@ public struct Gateway: Sendable {
             responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage),
             // The proxied requests are served below Hummingbird's request types, by a handler of
             // each connection's pipeline; the rest goes on to the responder.
-            server: .http1(configuration: .init(additionalChannelHandlers: [ProxyChannelHandler(proxy: proxy, tasks: tasks)])),
+            server: GatewayHTTPChannel.server { ProxyChannelHandler(proxy: proxy, tasks: tasks) },
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),
             // Started in this order, stopped in reverse: the proxied requests still running after

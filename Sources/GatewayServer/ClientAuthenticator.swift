@@ -1,6 +1,6 @@
 import GatewayCore
 import GatewayStore
-import HTTPTypes
+import NIOHTTP1
 import Synchronization
 
 /// Who is calling: a client from `clients add`, or the static `--proxy-key`.
@@ -60,9 +60,9 @@ public final class ClientAuthenticator: Sendable {
     }
 
     /// The token a request carries: `x-goog-api-key`, then `Authorization: Bearer`, then `?key=`.
-    static func token(headers: HTTPFields, keyParameter: String?) -> String? {
-        if let value = headers[ForwardedHeaders.apiKey], !value.isEmpty { return value }
-        if let value = headers[.authorization] {
+    static func token(headers: HTTPHeaders, keyParameter: String?) -> String? {
+        if let value = headers.first(name: ForwardedHeaders.apiKey), !value.isEmpty { return value }
+        if let value = headers.first(name: "authorization") {
             let parts = value.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
         }

@@ -1,5 +1,5 @@
 import Foundation
-import HTTPTypes
+import NIOHTTP1
 
 /// Which headers cross the gateway, in each direction.
 ///
@@ -7,60 +7,70 @@ import HTTPTypes
 /// `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are dropped both ways. Toward the
 /// upstream, every client credential is dropped too (the pool key is added instead), and so is
 /// `Accept-Encoding`, so that the gateway can read the usage out of the answer.
+///
+/// Names are compared without regard to case, byte by byte: no header name is lowercased (or
+/// otherwise copied) on the way.
 enum ForwardedHeaders {
-    private static let hopByHop: Set<HTTPField.Name> = [
-        .connection, .init("Keep-Alive")!, .init("Proxy-Connection")!, .proxyAuthenticate,
-        .proxyAuthorization, .te, .trailer, .transferEncoding, .upgrade,
+    private static let hopByHop: [StaticString] = [
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+        "transfer-encoding", "upgrade",
     ]
 
-    static let apiKey = HTTPField.Name("x-goog-api-key")!
+    static let apiKey = "x-goog-api-key"
 
-    private static let notToUpstream: Set<HTTPField.Name> = hopByHop.union([
-        .init("Host")!, .contentLength, .authorization, apiKey, .acceptEncoding, .cookie,
-    ])
+    private static let notToUpstream: [StaticString] = hopByHop + [
+        "host", "content-length", "authorization", "x-goog-api-key", "accept-encoding", "cookie",
+    ]
 
-    private static let notToClient: Set<HTTPField.Name> = hopByHop.union([.contentLength])
+    private static let notToClient: [StaticString] = hopByHop + ["content-length"]
 
     /// The client's headers as sent upstream, with `credential` as the only credential:
     /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`.
-    static func toUpstream(_ headers: HTTPFields, credential: String, bearer: Bool) -> HTTPFields {
-        let named = connectionTokens(headers)
-        var out = HTTPFields()
-        out.reserveCapacity(headers.count + 1)
-        for field in headers where !notToUpstream.contains(field.name) && !named.contains(field.name) {
-            out.append(field)
-        }
+    static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool) -> HTTPHeaders {
+        var out = filtered(headers, dropping: notToUpstream, extra: 1)
         if bearer {
-            out[.authorization] = "Bearer " + credential
+            out.add(name: "Authorization", value: "Bearer " + credential)
         } else {
-            out[apiKey] = credential
+            out.add(name: apiKey, value: credential)
         }
         return out
     }
 
-    /// The upstream's headers as sent to the client.
-    static func toClient(_ headers: HTTPFields) -> HTTPFields {
+    /// The upstream's headers as sent to the client (room for one more: the request id).
+    static func toClient(_ headers: HTTPHeaders) -> HTTPHeaders {
+        filtered(headers, dropping: notToClient, extra: 1)
+    }
+
+    private static func filtered(_ headers: HTTPHeaders, dropping dropped: [StaticString], extra: Int) -> HTTPHeaders {
         let named = connectionTokens(headers)
-        var out = HTTPFields()
-        out.reserveCapacity(headers.count + 1)
-        for field in headers where !notToClient.contains(field.name) && !named.contains(field.name) {
-            out.append(field)
+        var out = HTTPHeaders()
+        out.reserveCapacity(headers.count + extra)
+        for (name, value) in headers {
+            let utf8 = name.utf8
+            if dropped.contains(where: { equalsIgnoringCase(utf8[...], $0) }) { continue }
+            if !named.isEmpty, named.contains(where: { $0.utf8.elementsEqual(utf8.lazy.map(lowercased)) }) { continue }
+            out.add(name: name, value: value)
         }
         return out
     }
 
     /// The headers named in `Connection` (besides the usual `keep-alive` and `close`, which name
-    /// no header), to drop with it. Nearly every message says only `keep-alive` or `close`: that
-    /// costs one comparison and no allocation.
-    private static func connectionTokens(_ headers: HTTPFields) -> Set<HTTPField.Name> {
-        guard let connection = headers[.connection] else { return [] }
-        var names = Set<HTTPField.Name>()
-        for token in connection.utf8.split(separator: UInt8(ascii: ",")) {
-            let trimmed = trimmingSpaces(token)
-            if equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
-            if let name = HTTPField.Name(String(decoding: trimmed, as: UTF8.self)) { names.insert(name) }
+    /// no header), lowercased, to drop with it. Nearly every message says only `keep-alive` or
+    /// `close`: that costs one comparison and no allocation.
+    private static func connectionTokens(_ headers: HTTPHeaders) -> [String] {
+        var names: [String] = []
+        for connection in headers[canonicalForm: "connection"] {
+            for token in connection.utf8.split(separator: UInt8(ascii: ",")) {
+                let trimmed = trimmingSpaces(token)
+                if trimmed.isEmpty || equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
+                names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
+            }
         }
         return names
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
     }
 
     private static func trimmingSpaces(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {

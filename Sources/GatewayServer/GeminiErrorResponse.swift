@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// An error the gateway itself answers, in Gemini's envelope
 /// `{"error":{"code":...,"message":"...","status":"..."}}` so SDKs report it properly.
@@ -24,17 +25,25 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
 
     /// The response with the envelope as its body.
     public func response() -> Response {
-        let (head, body) = answer()
-        return Response(status: head.status, headers: head.headerFields, body: .init(byteBuffer: body))
+        var headers = self.headers
+        headers[.contentType] = Self.contentType
+        return Response(status: status, headers: headers, body: .init(byteBuffer: envelope()))
     }
 
     /// The response head and the envelope, for the proxy's own channel handler.
-    func answer() -> (HTTPResponse, ByteBuffer) {
+    func answer() -> (HTTPResponseHead, ByteBuffer) {
+        var headers = HTTPHeaders()
+        for field in self.headers { headers.add(name: field.name.rawName, value: field.value) }
+        headers.add(name: "Content-Type", value: Self.contentType)
+        return (HTTPResponseHead(version: .http1_1, status: .init(statusCode: status.code), headers: headers), envelope())
+    }
+
+    private static let contentType = "application/json; charset=UTF-8"
+
+    private func envelope() -> ByteBuffer {
         let object: [String: Any] = ["error": ["code": status.code, "message": message, "status": googleStatus]]
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        var headers = self.headers
-        headers[.contentType] = "application/json; charset=UTF-8"
-        return (HTTPResponse(status: status, headerFields: headers), ByteBuffer(bytes: body))
+        return ByteBuffer(bytes: body)
     }
 
     // MARK: - The gateway's own errors

@@ -105,7 +105,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             }
         }
         let start = try await promise.futureResult.get()
-        return UpstreamResponse(status: Int(start.head.status.code), headers: Self.fields(start.head.headers), body: start.body)
+        return UpstreamResponse(status: Int(start.head.status.code), headers: start.head.headers, body: start.body)
     }
 
     // MARK: - The pool
@@ -190,24 +190,13 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     }
 
     private static func requestHead(_ request: UpstreamRequest, endpoint: Endpoint) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(request.headers.count + 3)
-        headers.add(name: "Host", value: endpoint.authority)
-        for field in request.headers { headers.add(name: field.name.rawName, value: field.value) }
-        let method = HTTPMethod(rawValue: request.method.rawValue)
+        var headers = request.headers
+        headers.replaceOrAdd(name: "Host", value: endpoint.authority)
+        let method = request.method
         if request.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH {
             headers.add(name: "Content-Length", value: String(request.body.readableBytes))
         }
         return HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.pathPrefix + request.target, headers: headers)
-    }
-
-    private static func fields(_ headers: HTTPHeaders) -> HTTPFields {
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-        }
-        return fields
     }
 
     static func transportError(_ error: any Error) -> UpstreamTransportError {

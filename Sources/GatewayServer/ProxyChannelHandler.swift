@@ -1,27 +1,25 @@
-import HTTPTypes
 import NIOCore
 import NIOHTTP1
-import NIOHTTPTypes
 
 /// Serves the proxied requests (`/v1…`, `/v1beta…`, uploads, downloads) on the connection's event
 /// loop, below Hummingbird's request types; everything else (the probes, `/metrics`, `/status`,
 /// unknown paths) goes on to Hummingbird's responder.
 ///
-/// It sits in each connection's pipeline between the HTTP/1 codec (already turned into HTTPTypes
-/// parts) and Hummingbird's async channel. A proxied request's body is read here, within the
-/// limit, and the request is answered by ``ProxyHandler`` in a task of its own, pinned to this
-/// loop, which writes the answer straight to the pipeline: no async sequence per connection, no
-/// response writer, one task per request. (Hummingbird's way cost about a third of the gateway's
-/// CPU per request; see bench/RESULTS.md.)
+/// It sits in each connection's pipeline right after the HTTP/1 codec, before Hummingbird turns
+/// the parts into HTTPTypes for its async channel (``GatewayHTTPChannel``). A proxied request's
+/// body is read here, within the limit, and the request is answered by ``ProxyHandler`` in a task
+/// of its own, pinned to this loop, which writes the answer straight to the pipeline: no async
+/// sequence per connection, no response writer, no conversion of heads, one task per request.
+/// (Hummingbird's way cost about a third of the gateway's CPU per request; see bench/RESULTS.md.)
 ///
 /// Requests on one connection are answered one after another, in order: the parts of a request
 /// that arrives while another is answered (pipelining) wait here, and reading stops until their
 /// turn comes.
 final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private enum Reading {
         /// Between requests.
@@ -29,7 +27,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         /// A request for Hummingbird: its parts go on down the pipeline.
         case passing
         /// A proxied request's body, read whole before it is answered.
-        case collecting(HTTPRequest, ByteBuffer?)
+        case collecting(HTTPRequestHead, ByteBuffer?)
         /// The rest of a request already answered (its body was too large).
         case discarding
     }
@@ -42,7 +40,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests passed on to Hummingbird whose response has not ended.
     private var passedOn = 0
     /// Parts that came while an earlier request was answered, in order.
-    private var waiting = CircularBuffer<HTTPRequestPart>()
+    private var waiting = CircularBuffer<HTTPServerRequestPart>()
     /// Hummingbird asked for more while parts were waiting.
     private var readHeld = false
     /// Close once the answer in progress has been sent (`Connection: close`, shutdown, too large).
@@ -50,6 +48,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Close once the requests waiting have been answered (what came after them was not HTTP).
     private var closeAfterWaiting = false
     private var context: ChannelHandlerContext?
+    /// The HTTP version of the request being answered.
+    private var version = HTTPVersion.http1_1
     private var executor: EventLoopTaskExecutor?
     /// A streamed answer waiting for the client to read (back-pressure).
     private var writable: CheckedContinuation<Void, any Error>?
@@ -167,12 +167,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
-    private func isHead(_ part: HTTPRequestPart) -> Bool {
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
         if case .head = part { return true }
         return false
     }
 
-    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (reading, part) {
         case (.idle, .head(let head)):
             start(head, context: context)
@@ -204,26 +204,27 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func start(_ head: HTTPRequest, context: ChannelHandlerContext) {
-        guard let path = head.path, Self.isProxied(path.prefix { $0 != "?" }) else {
+    private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard Self.isProxied(head.uri.prefix { $0 != "?" }) else {
             passedOn += 1
             reading = .passing
             context.fireChannelRead(wrapInboundOut(.head(head)))
             return
         }
         let limit = proxy.configuration.maximumBodyBytes
-        if let declared = head.headerFields[.contentLength].flatMap(Int.init), declared > limit {
+        if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
             refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
             return
         }
-        if head.headerFields[.connection].map(Self.saysClose) == true { closeWhenAnswered = true }
+        version = head.version
+        if !head.isKeepAlive { closeWhenAnswered = true }
         reading = .collecting(head, nil)
     }
 
     /// Answers a request whose body is not read on (too large: reading on would take the whole
     /// oversized body off the client first; malformed), and closes the connection.
-    private func refuseAndClose(_ head: HTTPRequest, _ error: GeminiErrorResponse, outcome: String, context: ChannelHandlerContext) {
+    private func refuseAndClose(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, context: ChannelHandlerContext) {
         let answer = proxy.refuse(head, error, outcome: outcome)
         answering = true
         closeWhenAnswered = true
@@ -257,6 +258,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .whole(let body):
             writeWhole(answer.head, body, context: context)
         case .relay(var relay):
+            // An HTTP/1.0 client reads a body of unknown length to the connection's close.
+            if version.minor == 0, !answer.head.headers.contains(name: "content-length") { closeWhenAnswered = true }
             context.write(wrapOutboundOut(.head(closing(answer.head))), promise: nil)
             do {
                 try await relay.run { chunk in try await self.write(chunk) }
@@ -273,19 +276,24 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         takeWaiting()
     }
 
-    private func writeWhole(_ head: HTTPResponse, _ body: ByteBuffer, context: ChannelHandlerContext) {
+    private func writeWhole(_ head: HTTPResponseHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
         var head = closing(head)
-        head.headerFields[.contentLength] = String(body.readableBytes)
+        head.headers.add(name: "Content-Length", value: String(body.readableBytes))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         writeEnd(context: context)
     }
 
-    /// The head, saying `Connection: close` when the connection closes after this answer.
-    private func closing(_ head: HTTPResponse) -> HTTPResponse {
-        guard closeWhenAnswered else { return head }
+    /// The head in the client's HTTP version, saying `Connection: close` when the connection
+    /// closes after this answer (and `keep-alive` to an HTTP/1.0 client that asked for it).
+    private func closing(_ head: HTTPResponseHead) -> HTTPResponseHead {
         var head = head
-        head.headerFields[.connection] = "close"
+        head.version = version
+        if closeWhenAnswered {
+            head.headers.add(name: "Connection", value: "close")
+        } else if version.minor == 0 {
+            head.headers.add(name: "Connection", value: "keep-alive")
+        }
         return head
     }
 
@@ -303,7 +311,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// One chunk of a relayed body, waiting while the client does not keep up.
     private func write(_ chunk: ByteBuffer) async throws {
         guard let context, context.channel.isActive else { throw ClientGone() }
-        context.writeAndFlush(wrapOutboundOut(.body(chunk)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
         if !context.channel.isWritable {
             try await withCheckedThrowingContinuation { self.writable = $0 }
         }
@@ -337,10 +345,6 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             readHeld = false
             context.read()
         }
-    }
-
-    private static func saysClose(_ value: String) -> Bool {
-        value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
     }
 
     struct ClientGone: Error {}

@@ -1,21 +1,21 @@
 import Foundation
 import GatewayCore
 import GatewayStore
-import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// A proxied request as ``ProxyChannelHandler`` hands it over: its head and its whole body.
 struct ProxyRequest: Sendable {
-    var head: HTTPRequest
+    var head: HTTPRequestHead
     var body: ByteBuffer
-    var method: HTTPRequest.Method { head.method }
-    var headers: HTTPFields { head.headerFields }
+    var method: HTTPMethod { head.method }
+    var headers: HTTPHeaders { head.headers }
 }
 
 /// What the proxy answers: a head, and a body either in hand or still arriving from upstream.
 struct ProxyAnswer {
-    var head: HTTPResponse
+    var head: HTTPResponseHead
     var body: Body
 
     enum Body {
@@ -43,28 +43,28 @@ struct ProxyHandler: Sendable {
     /// Largest error body read from an upstream to classify it.
     static let maximumErrorBody = 4 << 20
 
-    static let requestIDHeader = HTTPField.Name("x-gateway-request-id")!
+    static let requestIDHeader = "x-gateway-request-id"
 
     /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
     func handle(_ request: ProxyRequest) async -> ProxyAnswer {
         let (target, route, recorder) = begin(request.head)
         var answer = await proxy(request, target: target, route: route, recorder: recorder)
-        answer.head.headerFields[Self.requestIDHeader] = recorder.requestID
+        answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
         return answer
     }
 
     /// Answers a request the channel handler refused before its body was read in full (too
     /// large, or the client went away), with its row.
-    func refuse(_ head: HTTPRequest, _ error: GeminiErrorResponse, outcome: String) -> ProxyAnswer {
+    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String) -> ProxyAnswer {
         let (_, _, recorder) = begin(head)
         recorder.update { $0.requestBytes = 0 }
         var answer = fail(recorder, error, outcome: outcome)
-        answer.head.headerFields[Self.requestIDHeader] = recorder.requestID
+        answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
         return answer
     }
 
-    private func begin(_ head: HTTPRequest) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
-        let target = ForwardedTarget(target: head.path ?? "/")
+    private func begin(_ head: HTTPRequestHead) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
+        let target = ForwardedTarget(target: head.uri)
         let route = GeminiRoute(path: target.path, query: target.query)
         var entry = RequestLogEntry(
             requestId: Self.newRequestID(), startedAt: Date(),
@@ -193,7 +193,7 @@ struct ProxyHandler: Sendable {
                         first = try await response.body.next()
                         // A plain answer that came in one piece: read its end too (so the connection
                         // goes back to the pool), and send it with its head in one write.
-                        if let first, response.headers[.contentLength].flatMap(Int.init) == first.readableBytes {
+                        if let first, response.headers.first(name: "content-length").flatMap(Int.init) == first.readableBytes {
                             whole = try await response.body.next() == nil
                         }
                     }
@@ -212,7 +212,7 @@ struct ProxyHandler: Sendable {
                 if creates, let first {
                     let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: client.id)
                     await rememberCreated(first, headers: &response.headers, owner: owner, upstream: upstream, request: request)
-                } else if let pin, request.method == .delete, !pin.name.hasPrefix(ProjectResource.uploadPrefix) {
+                } else if let pin, request.method == .DELETE, !pin.name.hasPrefix(ProjectResource.uploadPrefix) {
                     await owners.forget(pin.name)
                 }
                 if whole, let first {
@@ -290,7 +290,7 @@ struct ProxyHandler: Sendable {
         if let name = ProjectResource.named(inPath: target.path) {
             return .success(owners.owner(of: name).map { ResourcePin(name: name, owner: $0) })
         }
-        guard request.method == .post, body.readableBytes > 0 else { return .success(nil) }
+        guard request.method == .POST, body.readableBytes > 0 else { return .success(nil) }
         let owned = body.withUnsafeReadableBytes { ProjectResource.referenced(inBody: $0) }
             .compactMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
         guard let first = owned.first else { return .success(nil) }
@@ -300,21 +300,23 @@ struct ProxyHandler: Sendable {
         return .success(first)
     }
 
-    static let uploadURLHeaders = [HTTPField.Name("x-goog-upload-url")!, HTTPField.Name("x-goog-upload-control-url")!]
+    static let uploadURLHeaders = ["x-goog-upload-url", "x-goog-upload-control-url"]
 
     /// Remembers what a creating call made (from its answer, and the upload session its
     /// `x-goog-upload-url` opens), and points that URL at the gateway: the client's next chunks
     /// come here and go on to the same upstream with the same key.
     private func rememberCreated(
-        _ body: ByteBuffer, headers: inout HTTPFields, owner: ResourceOwner, upstream: PoolUpstream, request: ProxyRequest
+        _ body: ByteBuffer, headers: inout HTTPHeaders, owner: ResourceOwner, upstream: PoolUpstream, request: ProxyRequest
     ) async {
         var names = ProjectResource.created(inAnswer: body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? [])
         for name in Self.uploadURLHeaders {
-            guard let url = headers[name] else { continue }
+            guard let url = headers.first(name: name) else { continue }
             if let id = ProjectResource.uploadID(inURL: url), !names.contains(ProjectResource.uploadPrefix + id) {
                 names.append(ProjectResource.uploadPrefix + id)
             }
-            headers[name] = ProjectResource.rewrite(uploadURL: url, upstreamBase: upstream.baseURL, publicBase: publicBase(of: request)) ?? url
+            headers.replaceOrAdd(
+                name: name, value: ProjectResource.rewrite(uploadURL: url, upstreamBase: upstream.baseURL, publicBase: publicBase(of: request)) ?? url
+            )
         }
         await owners.remember(names, owner: owner)
     }
@@ -323,24 +325,22 @@ struct ProxyHandler: Sendable {
     /// (http without it) and the host of `X-Forwarded-Host` or of the request itself.
     private func publicBase(of request: ProxyRequest) -> String {
         if let url = configuration.publicURL { return url }
-        let scheme = request.headers[Self.forwardedProto].flatMap { $0.split(separator: ",").first }
+        let scheme = request.headers.first(name: "x-forwarded-proto").flatMap { $0.split(separator: ",").first }
             .map { $0.trimmingCharacters(in: .whitespaces) } ?? "http"
-        let host = request.headers[Self.forwardedHost].flatMap { $0.split(separator: ",").first }
+        let host = request.headers.first(name: "x-forwarded-host").flatMap { $0.split(separator: ",").first }
             .map { $0.trimmingCharacters(in: .whitespaces) }
-            ?? request.head.authority ?? "\(configuration.host):\(configuration.port)"
+            ?? request.headers.first(name: "host") ?? "\(configuration.host):\(configuration.port)"
         return "\(scheme)://\(host)"
     }
 
-    static let forwardedProto = HTTPField.Name("x-forwarded-proto")!
-    static let forwardedHost = HTTPField.Name("x-forwarded-host")!
 
     // MARK: - Relaying a success
 
     /// The answer to the client: the upstream's status and headers, and its body passed through
     /// chunk by chunk as it arrives (never re-framed; a known length is kept).
     private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, recorder: RequestRecorder) -> ProxyAnswer {
-        var head = HTTPResponse(status: .init(code: response.status), headerFields: ForwardedHeaders.toClient(response.headers))
-        if let length = response.headers[.contentLength] { head.headerFields[.contentLength] = length }
+        var head = Self.head(status: response.status, headers: ForwardedHeaders.toClient(response.headers))
+        if let length = response.headers.first(name: "content-length") { head.headers.add(name: "Content-Length", value: length) }
         let relay = Relay(first: first, upstream: response.body, recorder: recorder, expectsUsage: Self.expectsUsage(route.endpoint))
         return ProxyAnswer(head: head, body: .relay(relay))
     }
@@ -359,7 +359,7 @@ struct ProxyHandler: Sendable {
             if scanner.sawErrorEvent { entry.errorReason = "ERROR_EVENT_IN_STREAM" }
         }
         return ProxyAnswer(
-            head: HTTPResponse(status: .init(code: response.status), headerFields: ForwardedHeaders.toClient(response.headers)),
+            head: Self.head(status: response.status, headers: ForwardedHeaders.toClient(response.headers)),
             body: .whole(body)
         )
     }
@@ -427,6 +427,11 @@ struct ProxyHandler: Sendable {
         }
     }
 
+    /// A response head to the client (HTTP/1.1; the channel handler sets the version it speaks).
+    private static func head(status: Int, headers: HTTPHeaders) -> HTTPResponseHead {
+        HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers)
+    }
+
     private static func expectsUsage(_ endpoint: GeminiRoute.Endpoint) -> Bool {
         switch endpoint {
         case .generateContent, .streamGenerateContent, .openAIChatCompletions: true
@@ -462,7 +467,7 @@ struct ProxyHandler: Sendable {
 
     /// The last thing that went wrong, kept to answer with when no attempt succeeds.
     private enum Failure {
-        case answer(status: Int, headers: HTTPFields, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
+        case answer(status: Int, headers: HTTPHeaders, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
         case transport(UpstreamTransportError)
     }
 
@@ -498,7 +503,7 @@ struct ProxyHandler: Sendable {
                 entry.ttfbMs = recorder.elapsedMilliseconds()
             }
             return ProxyAnswer(
-                head: HTTPResponse(status: .init(code: status), headerFields: ForwardedHeaders.toClient(headers)),
+                head: Self.head(status: status, headers: ForwardedHeaders.toClient(headers)),
                 body: .whole(body)
             )
         case .transport(let error):

@@ -10,19 +10,21 @@ import ServiceLifecycle
 // MARK: - The seam between the proxy loop and whatever carries bytes upstream
 
 /// One request to an upstream. The body is a buffer, so it can be sent again on a retry.
+/// Heads are SwiftNIO's HTTP/1 types from the client's connection to the upstream's and back:
+/// no conversion on the way.
 public struct UpstreamRequest: Sendable {
-    public var method: HTTPRequest.Method
+    public var method: HTTPMethod
     /// The upstream's base URL (`https://host[:port][/prefix]`, no trailing slash).
     public var baseURL: String
     /// The client's path and query, without its `key` parameter.
     public var target: String
-    public var headers: HTTPFields
+    public var headers: HTTPHeaders
     public var body: ByteBuffer
 
     /// The full URL.
     public var url: String { baseURL + target }
 
-    public init(method: HTTPRequest.Method, baseURL: String, target: String, headers: HTTPFields, body: ByteBuffer) {
+    public init(method: HTTPMethod, baseURL: String, target: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
         self.baseURL = baseURL
         self.target = target
@@ -41,7 +43,7 @@ public protocol UpstreamBodyStream {
 /// An upstream's response head, with its body still to be read.
 public struct UpstreamResponse {
     public var status: Int
-    public var headers: HTTPFields
+    public var headers: HTTPHeaders
     public var body: any UpstreamBodyStream
 }
 
@@ -90,12 +92,9 @@ public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
 
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = HTTPMethod(rawValue: request.method.rawValue)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(request.headers.count + 1)
-        for field in request.headers { headers.add(name: field.name.rawName, value: field.value) }
-        outgoing.headers = headers
-        if request.body.readableBytes > 0 || request.method == .post || request.method == .put || request.method == .patch {
+        outgoing.method = request.method
+        outgoing.headers = request.headers
+        if request.body.readableBytes > 0 || request.method == .POST || request.method == .PUT || request.method == .PATCH {
             outgoing.body = .bytes(request.body)
         }
         let response: HTTPClientResponse
@@ -104,12 +103,9 @@ public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
         } catch {
             throw Self.transportError(error)
         }
-        var fields = HTTPFields()
-        fields.reserveCapacity(response.headers.count)
-        for (name, value) in response.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-        }
-        return UpstreamResponse(status: Int(response.status.code), headers: fields, body: Body(iterator: response.body.makeAsyncIterator()))
+        return UpstreamResponse(
+            status: Int(response.status.code), headers: response.headers, body: Body(iterator: response.body.makeAsyncIterator())
+        )
     }
 
     struct Body: UpstreamBodyStream {

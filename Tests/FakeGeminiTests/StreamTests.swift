@@ -11,7 +11,9 @@ struct StreamTests {
     func incrementalByTimestamps() async throws {
         try await withFake { fake in
             let events = FakeGemini.defaultStreamEvents(count: 3)
-            fake.setRules([.init(reply: .sse(events: events, interval: .milliseconds(300)))])
+            // 1 s apart: under the whole suite's load a client task can wait hundreds of
+            // milliseconds for a thread.
+            fake.setRules([.init(reply: .sse(events: events, interval: .seconds(1)))])
             let request = makeRequest(fake, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
             let read = try await readStream(request)
             #expect(read.status == 200)

@@ -190,20 +190,22 @@ import Testing
     // MARK: 5. Broken upstreams
 
     @Test func aRefusingUpstreamCoolsAndIsUsedAgainWhenItRecovers() async throws {
-        let port = try closedPort()
+        let refusing = try RefusingPort()
+        let port = refusing.port
         try await withGateway(keys: [a, b], extraUpstreams: ["http://127.0.0.1:\(port)"], configure: { configuration in
             configuration.policy.upstreamFailureBase = 0.5
             configuration.policy.upstreamFailureMemory = 0.2
         }) { gateway, fakes in
             for _ in 0..<6 { #expect(try await gateway.generate().status == 200) }
-            let refusing = try #require(try gateway.database.listUpstreams().first { $0.baseUrl.hasSuffix(":\(port)") })
+            let upstream = try #require(try gateway.database.listUpstreams().first { $0.baseUrl.hasSuffix(":\(port)") })
             #expect(try await gateway.eventually { db in
-                try db.listUpstreams().first { $0.id == refusing.id }?.lastFailureReason != nil
+                try db.listUpstreams().first { $0.id == upstream.id }?.lastFailureReason != nil
             })
-            let reason = try gateway.database.listUpstreams().first { $0.id == refusing.id }?.lastFailureReason
+            let reason = try gateway.database.listUpstreams().first { $0.id == upstream.id }?.lastFailureReason
             #expect(reason == "CONNECTION_REFUSED", "\(reason ?? "-")")
             // It comes back: an upstream now listens there, and after the cooldown it gets traffic.
             let revived = try await FakeGemini.start(port: port)
+            refusing.release()
             try await Task.sleep(for: .seconds(1))
             // (On a busy machine the first requests may have tried it more than once, doubling
             // its cooldown: ask until it is used, within a bound.)

@@ -220,19 +220,47 @@ let testClient: HTTPClient = {
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()
 
-/// A port on 127.0.0.1 where nothing listens (bound, then closed).
-func closedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+/// A port on 127.0.0.1 where nothing listens: a socket is bound to it and never listens, so
+/// connections to it are refused, and no other socket of the test run (servers, or the source
+/// port of a connection) can get it until `release()`. Bound with SO_REUSEADDR, like the fake's
+/// server socket: a fake can start on the port before it is released.
+final class RefusingPort: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Frees the port.
+    func release() {
+        close(fd)
+    }
 }
+
+/// A port on 127.0.0.1 that refuses connections for the rest of the test run.
+func closedPort() throws -> Int {
+    let reserved = try RefusingPort()
+    refusingPorts.withLock { $0.append(reserved) }
+    return reserved.port
+}
+
+private let refusingPorts = Mutex<[RefusingPort]>([])
 
 /// Fake keys for tests, shaped like real ones.
 func testKey(_ letter: String) -> String { "AIzaFAKE-key-\(letter)-0000000000000000000\(letter)" }

@@ -2,8 +2,8 @@ import FakeGemini
 import Foundation
 import GatewayCore
 import GatewayServer
-import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import Testing
 import TestSupport
@@ -22,10 +22,10 @@ import TestSupport
     }
 
     static func request(_ fake: FakeGemini, _ target: String, key: String = testKey("a"), body: String = #"{"contents":[]}"#) -> UpstreamRequest {
-        var headers = HTTPFields()
-        headers[HTTPField.Name("x-goog-api-key")!] = key
-        headers[.contentType] = "application/json"
-        return UpstreamRequest(method: .post, baseURL: fake.baseURL, target: target, headers: headers, body: ByteBuffer(string: body))
+        var headers = HTTPHeaders()
+        headers.add(name: "x-goog-api-key", value: key)
+        headers.add(name: "Content-Type", value: "application/json")
+        return UpstreamRequest(method: .POST, baseURL: fake.baseURL, target: target, headers: headers, body: ByteBuffer(string: body))
     }
 
     /// Runs `body` with a transport and a fake, and always shuts both down: an AsyncHTTPClient

@@ -1,0 +1,51 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+
+/// Hummingbird's HTTP/1 child channel with the proxy's handler in front: each connection's
+/// pipeline is the HTTP/1 codec, then ``ProxyChannelHandler`` (which serves the proxied requests
+/// on SwiftNIO's own HTTP/1 types), then what Hummingbird's `HTTP1Channel` sets up for the rest
+/// (HTTPTypes conversion, connection state, its async channel and responder).
+struct GatewayHTTPChannel: ServerChildChannel, HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    let proxyHandler: @Sendable () -> ProxyChannelHandler
+
+    /// The server of the gateway: Hummingbird's, with this child channel.
+    static func server(proxyHandler: @escaping @Sendable () -> ProxyChannelHandler) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in GatewayHTTPChannel(responder: responder, proxyHandler: proxyHandler) }
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            // As Hummingbird's HTTP1Channel: its decoder limits, its own error handling and
+            // pipelining (one request after another), no header validation on the way out (the
+            // values come from parsed heads).
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = 80 * 1024
+            limits.maxHeaderListSize = 80 * 1024
+            limits.maxHeaderFieldCount = 1000
+            let sync = channel.pipeline.syncOperations
+            try sync.configureHTTPServerPipeline(
+                withPipeliningAssistance: false,
+                withErrorHandling: false,
+                withOutboundHeaderValidation: false,
+                withEncoderConfiguration: .init(),
+                withDecoderLimitConfiguration: limits
+            )
+            try sync.addHandler(proxyHandler())
+            try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+            try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value asyncChannel: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
