@@ -66,24 +66,27 @@ public struct GeminiRoute: Sendable, Hashable {
 
     /// Parses a request target such as `/v1beta/models/x:streamGenerateContent?alt=sse`.
     public init(target: String) {
-        if let mark = target.firstIndex(of: "?") {
-            self.init(path: String(target[..<mark]), query: String(target[target.index(after: mark)...]))
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            self.init(path: String(target[..<mark]), query: String(target[target.utf8.index(after: mark)...]))
         } else {
             self.init(path: target, query: nil)
         }
     }
 
     /// Parses a request path and its query string (without the `?`).
+    ///
+    /// It runs on every request: it reads the path's bytes (no grapheme breaking, no array of
+    /// segments), and only the parts kept become Strings.
     public init(path: String, query: String?) {
         // Foundation's decoding is costly on every request; most paths have nothing to decode.
-        let decoded = path.contains("%") ? (path.removingPercentEncoding ?? path) : path
-        // Substrings of `decoded`: only the parts kept below become Strings.
-        var segments = decoded.split(separator: "/", omittingEmptySubsequences: true)[...]
-        if let first = segments.first, first == "upload" || first == "download" { segments.removeFirst() }
+        let decoded = path.utf8.contains(UInt8(ascii: "%")) ? (path.removingPercentEncoding ?? path) : path
+        var segments = ByteSplitter(decoded[...], separator: UInt8(ascii: "/"))
+        var first = segments.next()
+        if let segment = first, segment == "upload" || segment == "download" { first = segments.next() }
 
         isSSE = Self.queryAsksForSSE(query)
 
-        guard let version = segments.first, Self.isVersionSegment(version) else {
+        guard let version = first, Self.isVersionSegment(version) else {
             apiVersion = nil
             model = nil
             method = nil
@@ -92,14 +95,16 @@ public struct GeminiRoute: Sendable, Hashable {
             return
         }
         apiVersion = String(version)
-        let rest = segments.dropFirst()
+        let second = segments.next()
 
         // OpenAI-compatible: the model is in the body.
-        if rest.first == "openai" {
+        if second == "openai" {
             isOpenAI = true
             model = nil
             method = nil
-            switch rest.dropFirst().joined(separator: "/") {
+            var rest: [Substring] = []
+            while let segment = segments.next() { rest.append(segment) }
+            switch rest.joined(separator: "/") {
             case "chat/completions": endpoint = .openAIChatCompletions
             case "embeddings": endpoint = .openAIEmbeddings
             default: endpoint = .openAIOther
@@ -108,28 +113,29 @@ public struct GeminiRoute: Sendable, Hashable {
         }
         isOpenAI = false
 
-        guard let collection = rest.first, collection == "models" || collection == "tunedModels" else {
+        guard let collection = second, collection == "models" || collection == "tunedModels" else {
             model = nil
             method = nil
             endpoint = .other
             return
         }
-        let afterCollection = Array(rest.dropFirst())
-        guard let resource = afterCollection.first else {
+        guard let resource = segments.next() else {
             model = nil
             method = nil
             endpoint = collection == "models" ? .modelsList : .other
             return
         }
+        // Deeper paths (`models/x/operations/y`) are sub-resources, not calls on the model.
+        let isSubResource = segments.next() != nil
 
         let name: Substring
         let parsedMethod: String?
-        if let colon = resource.firstIndex(of: ":") {
+        if let colon = resource.utf8.firstIndex(of: UInt8(ascii: ":")) {
             name = resource[..<colon]
-            let tail = resource[resource.index(after: colon)...]
+            let tail = resource[resource.utf8.index(after: colon)...]
             parsedMethod = tail.isEmpty ? nil : String(tail)
         } else {
-            name = resource[...]
+            name = resource
             parsedMethod = nil
         }
         guard !name.isEmpty else {
@@ -139,10 +145,9 @@ public struct GeminiRoute: Sendable, Hashable {
             return
         }
         model = collection == "models" ? String(name) : "tunedModels/\(name)"
-        // Deeper paths (`models/x/operations/y`) are sub-resources, not calls on the model.
-        method = afterCollection.count == 1 ? parsedMethod : nil
+        method = isSubResource ? nil : parsedMethod
 
-        if afterCollection.count > 1 {
+        if isSubResource {
             endpoint = .other
         } else if let method {
             endpoint = Self.endpoint(forMethod: method)
@@ -196,14 +201,38 @@ public struct GeminiRoute: Sendable, Hashable {
 
     private static func queryAsksForSSE(_ query: String?) -> Bool {
         guard let query, !query.isEmpty else { return false }
-        for pair in query.split(separator: "&") {
-            guard let equals = pair.firstIndex(of: "=") else { continue }
+        var pairs = ByteSplitter(query[...], separator: UInt8(ascii: "&"))
+        while let pair = pairs.next() {
+            guard let equals = pair.utf8.firstIndex(of: UInt8(ascii: "=")) else { continue }
             let name = pair[..<equals]
             guard name == "alt" || name == "$alt" else { continue }
-            let rawValue = String(pair[pair.index(after: equals)...])
+            let rawValue = String(pair[pair.utf8.index(after: equals)...])
             let value = rawValue.contains("%") ? (rawValue.removingPercentEncoding ?? rawValue) : rawValue
             if value.lowercased() == "sse" { return true }
         }
         return false
+    }
+}
+
+/// The non-empty pieces of a string between separator bytes, read byte by byte: no grapheme
+/// breaking and no array, for the paths and queries read on every request.
+public struct ByteSplitter: IteratorProtocol {
+    private let text: Substring
+    private let separator: UInt8
+    private var index: String.Index
+
+    public init(_ text: Substring, separator: UInt8) {
+        self.text = text
+        self.separator = separator
+        self.index = text.startIndex
+    }
+
+    public mutating func next() -> Substring? {
+        let bytes = text.utf8
+        while index < bytes.endIndex, bytes[index] == separator { bytes.formIndex(after: &index) }
+        guard index < bytes.endIndex else { return nil }
+        let start = index
+        while index < bytes.endIndex, bytes[index] != separator { bytes.formIndex(after: &index) }
+        return text[start..<index]
     }
 }

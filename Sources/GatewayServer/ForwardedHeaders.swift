@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import NIOHTTP1
 
 /// Which headers cross the gateway, in each direction.
@@ -24,6 +25,8 @@ enum ForwardedHeaders {
 
     private static let notToClient: [StaticString] = hopByHop + ["content-length"]
 
+    private static let connectionHeader: [StaticString] = ["connection"]
+
     /// The client's headers as sent upstream, with `credential` as the only credential:
     /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`.
     static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool) -> HTTPHeaders {
@@ -46,12 +49,23 @@ enum ForwardedHeaders {
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + extra)
         for (name, value) in headers {
-            let utf8 = name.utf8
-            if dropped.contains(where: { equalsIgnoringCase(utf8[...], $0) }) { continue }
-            if !named.isEmpty, named.contains(where: { $0.utf8.elementsEqual(utf8.lazy.map(lowercased)) }) { continue }
+            if isListed(name, in: dropped) { continue }
+            if !named.isEmpty, named.contains(where: { $0.utf8.elementsEqual(name.utf8.lazy.map(lowercased)) }) { continue }
             out.add(name: name, value: value)
         }
         return out
+    }
+
+    /// Whether `name` is one of `list` (lowercase), ignoring case.
+    private static func isListed(_ name: String, in list: [StaticString]) -> Bool {
+        var name = name  // a native string: `withUTF8` reads it in place
+        return name.withUTF8 { bytes in
+            list.contains { entry in
+                guard entry.utf8CodeUnitCount == bytes.count else { return false }
+                for index in 0..<bytes.count where lowercased(bytes[index]) != entry.utf8Start[index] { return false }
+                return true
+            }
+        }
     }
 
     /// The headers named in `Connection` (besides the usual `keep-alive` and `close`, which name
@@ -59,9 +73,10 @@ enum ForwardedHeaders {
     /// `close`: that costs one comparison and no allocation.
     private static func connectionTokens(_ headers: HTTPHeaders) -> [String] {
         var names: [String] = []
-        for connection in headers[canonicalForm: "connection"] {
-            for token in connection.utf8.split(separator: UInt8(ascii: ",")) {
-                let trimmed = trimmingSpaces(token)
+        for (name, connection) in headers where isListed(name, in: connectionHeader) {
+            var tokens = ByteSplitter(connection[...], separator: UInt8(ascii: ","))
+            while let token = tokens.next() {
+                let trimmed = trimmingSpaces(token.utf8)
                 if trimmed.isEmpty || equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
                 names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
             }
@@ -105,7 +120,7 @@ struct ForwardedTarget {
     var keyParameter: String?
 
     init(target: String) {
-        guard let mark = target.firstIndex(of: "?") else {
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else {
             path = target
             query = nil
             keyParameter = nil
@@ -114,9 +129,11 @@ struct ForwardedTarget {
         path = String(target[..<mark])
         var kept: [Substring] = []
         var key: String?
-        for parameter in target[target.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: true) {
-            if parameter == "key" || parameter.hasPrefix("key=") {
-                key = String(parameter.dropFirst(4)).removingPercentEncoding ?? String(parameter.dropFirst(4))
+        var parameters = ByteSplitter(target[target.utf8.index(after: mark)...], separator: UInt8(ascii: "&"))
+        while let parameter = parameters.next() {
+            if parameter == "key" || parameter.utf8.starts(with: "key=".utf8) {
+                let value = parameter.dropFirst(4)
+                key = value.removingPercentEncoding ?? String(value)
             } else {
                 kept.append(parameter)
             }
