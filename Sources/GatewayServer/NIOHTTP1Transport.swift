@@ -95,16 +95,18 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     private func exchange(on connection: Connection, head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
         let loop = connection.channel.eventLoop
-        let promise = loop.makePromise(of: ResponseStart.self)
         let headTimeout = self.headTimeout
-        if loop.inEventLoop {
-            connection.handler.value.start(head: head, body: body, promise: promise, headTimeout: headTimeout)
-        } else {
-            loop.execute {
-                connection.handler.value.start(head: head, body: body, promise: promise, headTimeout: headTimeout)
+        // The handler resumes the request when the head has come (no promise and no callback
+        // per request); it resumes it exactly once, whatever happens to the connection.
+        let start = try await withUnsafeThrowingContinuation { (waiter: ResponseWaiter) in
+            if loop.inEventLoop {
+                connection.handler.value.start(head: head, body: body, waiter: waiter, headTimeout: headTimeout)
+            } else {
+                loop.execute {
+                    connection.handler.value.start(head: head, body: body, waiter: waiter, headTimeout: headTimeout)
+                }
             }
         }
-        let start = try await promise.futureResult.get()
         return UpstreamResponse(status: Int(start.head.status.code), headers: start.head.headers, body: start.body)
     }
 
@@ -247,6 +249,9 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     }
 }
 
+/// The request waiting for its response head.
+typealias ResponseWaiter = UnsafeContinuation<ResponseStart, any Error>
+
 /// The response head and its body, handed from the event loop to the proxy loop.
 struct ResponseStart: Sendable {
     var head: HTTPResponseHead
@@ -319,10 +324,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private enum State {
         /// In the pool, or new and not yet used.
         case idle
-        case awaitingHead(EventLoopPromise<ResponseStart>)
+        case awaitingHead(ResponseWaiter)
         /// The head has arrived: its body parts are kept until the end of this read, so that an
         /// answer that came whole is handed over whole, without a stream.
-        case gathering(EventLoopPromise<ResponseStart>, HTTPResponseHead, ByteBuffer?)
+        case gathering(ResponseWaiter, HTTPResponseHead, ByteBuffer?)
         case streaming(NIOHTTP1Transport.Producer.Source)
         case closed
     }
@@ -358,13 +363,24 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A request still waiting is never left hanging (the channel closing has normally
+        // answered it already).
+        switch state {
+        case .awaitingHead(let waiter), .gathering(let waiter, _, _):
+            state = .closed
+            waiter.resume(throwing: UpstreamTransportError(failure: .connectionReset, detail: "connection removed"))
+        case .idle, .streaming, .closed:
+            break
+        }
+        self.context = nil
+    }
 
     // MARK: Requests
 
-    func start(head: HTTPRequestHead, body: ByteBuffer, promise: EventLoopPromise<ResponseStart>, headTimeout: TimeAmount) {
+    func start(head: HTTPRequestHead, body: ByteBuffer, waiter: ResponseWaiter, headTimeout: TimeAmount) {
         guard let context, case .idle = state, context.channel.isActive else {
-            promise.fail(idleError ?? UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
+            waiter.resume(throwing: idleError ?? UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
             return
         }
         exchange += 1
@@ -375,7 +391,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         let deadline = NIODeadline.now() + headTimeout
         headDeadline = deadline
         arm(deadline)
-        state = .awaitingHead(promise)
+        state = .awaitingHead(waiter)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
@@ -389,21 +405,21 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guard case .awaitingHead(let promise) = state else { return }
+            guard case .awaitingHead(let waiter) = state else { return }
             if head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 { return }  // 100-continue
             headDeadline = nil
             keepAlive = keepAlive && head.isKeepAlive
-            state = .gathering(promise, head, nil)
+            state = .gathering(waiter, head, nil)
         case .body(var buffer):
             switch state {
-            case .gathering(let promise, let head, var gathered):
+            case .gathering(let waiter, let head, var gathered):
                 state = .idle  // the gathered buffer is uniquely referenced while it grows
                 if gathered == nil {
                     gathered = buffer
                 } else {
                     gathered!.writeBuffer(&buffer)
                 }
-                state = .gathering(promise, head, gathered)
+                state = .gathering(waiter, head, gathered)
             case .streaming(let source):
                 if source.yield(buffer) == .stopProducing { readerReady = false }
             case .idle, .awaitingHead, .closed:
@@ -411,9 +427,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             }
         case .end:
             switch state {
-            case .gathering(let promise, let head, let gathered):
+            case .gathering(let waiter, let head, let gathered):
                 exchangeEnded(context: context)
-                promise.succeed(ResponseStart(head: head, body: .init(complete: gathered)))
+                waiter.resume(returning: ResponseStart(head: head, body: .init(complete: gathered)))
             case .streaming(let source):
                 source.finish()
                 exchangeEnded(context: context)
@@ -425,7 +441,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     /// The end of a read with a head gathered but not the end of its body: the body streams.
     func channelReadComplete(context: ChannelHandlerContext) {
-        if case .gathering(let promise, let head, let gathered) = state {
+        if case .gathering(let waiter, let head, let gathered) = state {
             let delegate = NIOHTTP1Transport.BodyDelegate(
                 loop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop), exchange: exchange
             )
@@ -436,7 +452,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
             )
             state = .streaming(producer.source)
             if let gathered, producer.source.yield(gathered) == .stopProducing { readerReady = false }
-            promise.succeed(ResponseStart(head: head, body: .init(streaming: producer.sequence.makeAsyncIterator())))
+            waiter.resume(returning: ResponseStart(head: head, body: .init(streaming: producer.sequence.makeAsyncIterator())))
         }
         context.fireChannelReadComplete()
     }
@@ -541,11 +557,11 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     func channelInactive(context: ChannelHandlerContext) {
         transport?.forget(context.channel, endpoint: endpoint)
         switch state {
-        case .awaitingHead(let promise), .gathering(let promise, _, _):
+        case .awaitingHead(let waiter), .gathering(let waiter, _, _):
             state = .closed
             // Nothing of the answer was handed over: on a reused connection the upstream closed
             // it while idle, and the request can go again on a fresh one.
-            promise.fail(UpstreamTransportError(failure: .connectionReset, detail: "connection closed before the response"))
+            waiter.resume(throwing: UpstreamTransportError(failure: .connectionReset, detail: "connection closed before the response"))
         case .streaming(let source):
             state = .closed
             source.finish(UpstreamTransportError(failure: .connectionReset, detail: "connection closed mid-body"))
@@ -559,9 +575,9 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     private func fail(_ error: UpstreamTransportError) {
         switch state {
-        case .awaitingHead(let promise), .gathering(let promise, _, _):
+        case .awaitingHead(let waiter), .gathering(let waiter, _, _):
             state = .closed
-            promise.fail(error)
+            waiter.resume(throwing: error)
         case .streaming(let source):
             state = .closed
             source.finish(error)

@@ -59,9 +59,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.tasks = tasks
     }
 
-    /// The paths the proxy serves.
-    static func isProxied(_ path: Substring) -> Bool {
-        proxiedPrefixes.contains { path.hasPrefix($0) }
+    /// Whether the proxy serves this request target (its path starts with one of the prefixes,
+    /// each ending in `/`, so a query never matters). Read byte by byte: it runs on every request.
+    static func isProxied(_ target: String) -> Bool {
+        var target = target  // a native string: `withUTF8` reads it in place
+        return target.withUTF8 { bytes in proxiedPrefixes.contains { bytes.starts(with: $0.utf8) } }
     }
 
     private static let proxiedPrefixes = [
@@ -205,7 +207,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard Self.isProxied(head.uri.prefix { $0 != "?" }) else {
+        guard Self.isProxied(head.uri) else {
             passedOn += 1
             reading = .passing
             context.fireChannelRead(wrapInboundOut(.head(head)))
