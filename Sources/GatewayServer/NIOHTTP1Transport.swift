@@ -7,7 +7,6 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
-import Synchronization
 
 /// A lean HTTP/1.1 upstream transport built from SwiftNIO's own pieces: pooled keep-alive
 /// connections per upstream endpoint, the request head and body written in one flush, the
@@ -44,26 +43,72 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     /// How long a connection waits in the pool before it is closed.
     let poolIdleTimeout: TimeAmount = .seconds(60)
     private let sslContext: NIOSSLContext
-    /// Idle connections by endpoint and event loop: a request takes one on the loop it runs on
-    /// (Hummingbird runs handlers on their connection's loop), so no thread hop is needed.
-    private let idle = Mutex<[PoolKey: [Connection]]>([:])
-
-    struct PoolKey: Hashable, Sendable {
-        var endpoint: Endpoint
-        var loop: ObjectIdentifier
-    }
+    /// The pool of each event loop of the group: a request takes an idle connection on the loop
+    /// it runs on (the proxy's tasks run on their client connection's loop), so neither a thread
+    /// hop nor a lock shared by the loops is needed.
+    private let pools: [ObjectIdentifier: LoopPool]
 
     /// A connection and its handler, which is touched only on the connection's event loop.
     struct Connection: Sendable {
         var channel: any Channel
         var handler: NIOLoopBound<UpstreamConnectionHandler>
     }
-    private let endpoints = Mutex<[String: Endpoint]>([:])
+
+    /// One event loop's idle connections by endpoint, and the endpoints of the base URLs it has
+    /// seen. Touched only on its loop.
+    final class LoopPool: @unchecked Sendable {
+        let loop: any EventLoop
+        private var idle: [Endpoint: [Connection]] = [:]
+        private var endpoints: [String: Endpoint] = [:]
+
+        init(loop: any EventLoop) {
+            self.loop = loop
+        }
+
+        func endpoint(for baseURL: String) throws -> Endpoint {
+            loop.assertInEventLoop()
+            if let known = endpoints[baseURL] { return known }
+            let endpoint = try NIOHTTP1Transport.parse(baseURL)
+            endpoints[baseURL] = endpoint
+            return endpoint
+        }
+
+        func take(_ endpoint: Endpoint) -> Connection? {
+            loop.assertInEventLoop()
+            while let connection = idle[endpoint]?.popLast() {
+                if connection.channel.isActive { return connection }
+            }
+            return nil
+        }
+
+        /// Keeps `connection` unless `limit` connections to its endpoint wait already.
+        func put(_ connection: Connection, endpoint: Endpoint, limit: Int) -> Bool {
+            loop.assertInEventLoop()
+            guard (idle[endpoint]?.count ?? 0) < limit else { return false }
+            idle[endpoint, default: []].append(connection)
+            return true
+        }
+
+        func remove(_ channel: any Channel, endpoint: Endpoint) {
+            loop.assertInEventLoop()
+            idle[endpoint]?.removeAll { $0.channel === channel }
+        }
+
+        func takeAll() -> [Connection] {
+            loop.assertInEventLoop()
+            defer { idle.removeAll() }
+            return idle.values.flatMap { $0 }
+        }
+    }
 
     /// - Parameter trustRoots: extra CA certificates (PEM file) to trust besides the system's,
     ///   for relays behind a private CA.
     public init(configuration: GatewayConfiguration, trustRoots: String? = nil) throws {
-        group = MultiThreadedEventLoopGroup.singleton
+        let group = MultiThreadedEventLoopGroup.singleton
+        self.group = group
+        var pools: [ObjectIdentifier: LoopPool] = [:]
+        for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = LoopPool(loop: loop) }
+        self.pools = pools
         connectTimeout = .init(configuration.connectTimeout)
         headTimeout = .init(configuration.responseHeadTimeout)
         readIdleTimeout = .init(configuration.readIdleTimeout)
@@ -81,16 +126,30 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     // MARK: - Sending
 
     public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        let endpoint = try endpoint(for: request.baseURL)
+        // The loop this runs on (the proxy's case), else one of the group's (a hop to it).
+        let pool: LoopPool
+        let taken: (Endpoint, Connection?)
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let own = pools[ObjectIdentifier(current)] {
+            pool = own
+            taken = try Self.take(request.baseURL, from: pool)
+        } else {
+            pool = pools[ObjectIdentifier(group.next())]!
+            taken = try await pool.loop.submit { [pool] in try Self.take(request.baseURL, from: pool) }.get()
+        }
+        let (endpoint, idle) = taken
         let head = Self.requestHead(request, endpoint: endpoint)
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
         let connection: Connection
-        if let idle = takeIdle(PoolKey(endpoint: endpoint, loop: ObjectIdentifier(loop))) {
+        if let idle {
             connection = idle
         } else {
-            connection = try await connect(endpoint, on: loop)
+            connection = try await connect(endpoint, on: pool.loop)
         }
         return try await exchange(on: connection, head: head, body: request.body)
+    }
+
+    private static func take(_ baseURL: String, from pool: LoopPool) throws -> (Endpoint, Connection?) {
+        let endpoint = try pool.endpoint(for: baseURL)
+        return (endpoint, pool.take(endpoint))
     }
 
     private func exchange(on connection: Connection, head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
@@ -112,31 +171,16 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     // MARK: - The pool
 
-    private func takeIdle(_ key: PoolKey) -> Connection? {
-        idle.withLock { idle in
-            while let connection = idle[key]?.popLast() {
-                if connection.channel.isActive { return connection }
-            }
-            return nil
-        }
-    }
-
     /// Called on the connection's loop when its response is complete and both sides keep it alive.
     fileprivate func release(_ connection: Connection, endpoint: Endpoint) {
-        let key = PoolKey(endpoint: endpoint, loop: ObjectIdentifier(connection.channel.eventLoop))
-        let kept = idle.withLock { idle in
-            guard (idle[key]?.count ?? 0) < maximumIdlePerEndpoint else { return false }
-            idle[key, default: []].append(connection)
-            return true
-        }
+        let kept = pools[ObjectIdentifier(connection.channel.eventLoop)]?
+            .put(connection, endpoint: endpoint, limit: maximumIdlePerEndpoint) ?? false
         if !kept { connection.channel.close(promise: nil) }
     }
 
+    /// Called on the connection's loop when it has closed.
     fileprivate func forget(_ channel: any Channel, endpoint: Endpoint) {
-        let key = PoolKey(endpoint: endpoint, loop: ObjectIdentifier(channel.eventLoop))
-        idle.withLock { idle in
-            idle[key]?.removeAll { $0.channel === channel }
-        }
+        pools[ObjectIdentifier(channel.eventLoop)]?.remove(channel, endpoint: endpoint)
     }
 
     private func connect(_ endpoint: Endpoint, on loop: any EventLoop) async throws -> Connection {
@@ -173,8 +217,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     // MARK: - Requests and responses
 
-    private func endpoint(for baseURL: String) throws -> Endpoint {
-        if let known = endpoints.withLock({ $0[baseURL] }) { return known }
+    static func parse(_ baseURL: String) throws -> Endpoint {
         guard let components = URLComponents(string: baseURL), let scheme = components.scheme?.lowercased(),
               scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
         else {
@@ -186,9 +229,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         let authority = components.port.map { "\(bracketed):\($0)" } ?? bracketed
         var prefix = components.percentEncodedPath
         while prefix.hasSuffix("/") { prefix.removeLast() }
-        let endpoint = Endpoint(tls: tls, host: host, port: port, authority: authority, pathPrefix: prefix)
-        endpoints.withLock { $0[baseURL] = endpoint }
-        return endpoint
+        return Endpoint(tls: tls, host: host, port: port, authority: authority, pathPrefix: prefix)
     }
 
     private static func requestHead(_ request: UpstreamRequest, endpoint: Endpoint) -> HTTPRequestHead {
@@ -241,11 +282,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     /// Closes the idle connections (those in use close when their exchange ends).
     public func shutdown() async {
-        let channels = idle.withLock { idle in
-            defer { idle.removeAll() }
-            return idle.values.flatMap { $0 }
+        for pool in pools.values {
+            let connections = (try? await pool.loop.submit { pool.takeAll() }.get()) ?? []
+            for connection in connections { try? await connection.channel.close() }
         }
-        for connection in channels { try? await connection.channel.close() }
     }
 }
 

@@ -5,40 +5,45 @@ import Synchronization
 /// connection tasks, so on shutdown the service group waits here for the last of them, after the
 /// server has closed its connections and before the request log is flushed for the last time:
 /// no request row is lost to a shutdown.
+///
+/// Every request counts itself in and out: an atomic, not a lock that the event loops would
+/// share (a loop preempted while holding it would stall the other).
 final class ProxyTasks: Service, Sendable {
-    private struct State {
-        var running = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
+    private let count = Atomic<Int>(0)
+    /// Someone waits for the end (shutdown): only then does the last request look for waiters.
+    private let draining = Atomic<Bool>(false)
+    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
-    private let state = Mutex(State())
-
-    var running: Int { state.withLock { $0.running } }
+    var running: Int { count.load(ordering: .acquiring) }
 
     func started() {
-        state.withLock { $0.running += 1 }
+        count.add(1, ordering: .relaxed)
     }
 
     func finished() {
-        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
-            state.running -= 1
-            guard state.running == 0 else { return [] }
-            defer { state.waiters = [] }
-            return state.waiters
+        if count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, draining.load(ordering: .acquiring) {
+            wakeIfIdle()
         }
-        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns when no proxied request is being answered.
     func idle() async {
+        draining.store(true, ordering: .releasing)
         await withCheckedContinuation { continuation in
-            let now: Bool = state.withLock { state in
-                guard state.running > 0 else { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
+            waiters.withLock { $0.append(continuation) }
+            // After registering: a request that ended in between has found the waiter, or this does.
+            wakeIfIdle()
         }
+    }
+
+    private func wakeIfIdle() {
+        guard running == 0 else { return }
+        // Whoever takes the waiters resumes them: each exactly once.
+        let ready = waiters.withLock { waiters in
+            defer { waiters = [] }
+            return waiters
+        }
+        for waiter in ready { waiter.resume() }
     }
 
     func run() async throws {
