@@ -6,8 +6,9 @@ import NIOHTTP1
 ///
 /// Hop-by-hop headers (RFC 9110 §7.6.1: `Connection` and every header it names, `Keep-Alive`,
 /// `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are dropped both ways. Toward the
-/// upstream, every client credential is dropped too (the pool key is added instead), and so is
-/// `Accept-Encoding`, so that the gateway can read the usage out of the answer.
+/// upstream, every client credential is dropped too (the pool key is added instead), and so are
+/// `Accept-Encoding`, so that the gateway can read the usage out of the answer, and `Expect`,
+/// which the gateway answers itself.
 ///
 /// Names are compared without regard to case, byte by byte: no header name is lowercased (or
 /// otherwise copied) on the way.
@@ -21,6 +22,8 @@ enum ForwardedHeaders {
 
     private static let notToUpstream: [StaticString] = hopByHop + [
         "host", "content-length", "authorization", "x-goog-api-key", "accept-encoding", "cookie",
+        // Answered by the gateway itself (the body is read whole before anything goes upstream).
+        "expect",
     ]
 
     private static let notToClient: [StaticString] = hopByHop + ["content-length"]

@@ -222,6 +222,10 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         version = head.version
         if !head.isKeepAlive { closeWhenAnswered = true }
         reading = .collecting(head, nil)
+        // A client that asks waits for this before it sends its body (curl: a second).
+        if let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
     }
 
     /// Answers a request whose body is not read on (too large: reading on would take the whole

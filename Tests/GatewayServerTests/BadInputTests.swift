@@ -83,6 +83,28 @@ import Testing
         }
     }
 
+    @Test func aClientThatExpects100ContinueGetsItBeforeSendingItsBody() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
+            let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
+            let port = gateway.port
+            let (interim, answer) = try await onThread {
+                let connection = try RawConnection(port: port)
+                connection.send(Array(head.utf8))
+                // curl waits a second for this before it sends the body anyway.
+                let interim = connection.receive(until: "\r\n\r\n", silence: 10).text
+                connection.send(Array(body.utf8))
+                return (interim, connection.receive(until: "candidates", silence: 10).text)
+            }
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim)")
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(80))")
+            #expect(fakes[0].received().first?.bodyText == body)
+            // Nobody else is told to go on: the upstream got no `Expect`.
+            #expect(fakes[0].received().first?.hasHeader("expect") == false)
+        }
+    }
+
     @Test func aClientLeavingInTheMiddleOfItsBodyGetsACancelledRow() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
@@ -153,37 +175,62 @@ import Testing
 }
 
 /// Sends raw bytes to 127.0.0.1:port and returns what comes back before the server closes the
-/// connection (`closed`) or `silence` seconds pass without a byte. The blocking socket calls run
-/// on a thread of their own, not on one of the few threads that the fake upstream's tasks need.
+/// connection (`closed`) or `silence` seconds pass without a byte.
 func rawExchange(port: Int, bytes: [UInt8], silence: Int = 2) async throws -> (text: String, closed: Bool) {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread {
-            continuation.resume(with: Result { try blockingExchange(port: port, bytes: bytes, silence: silence) })
-        }
+    try await onThread {
+        let connection = try RawConnection(port: port)
+        connection.send(bytes)
+        return connection.receive(silence: silence)
     }
 }
 
-private func blockingExchange(port: Int, bytes: [UInt8], silence: Int) throws -> (text: String, closed: Bool) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+/// Runs blocking socket calls on a thread of their own, not on one of the few threads that the
+/// fake upstream's tasks need.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    var timeout = timeval(tv_sec: silence, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    var reply: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    var count = 0
-    repeat {
-        count = recv(fd, &buffer, buffer.count, 0)
-        if count > 0 { reply += buffer[0..<count] }
-    } while count > 0
-    // 0: the server closed the connection; -1: the silence lasted (or it reset the connection).
-    return (String(decoding: reply, as: UTF8.self), count == 0)
+}
+
+/// A blocking TCP connection to 127.0.0.1, for bytes no HTTP client would send.
+final class RawConnection {
+    private let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// What arrives until `marker` has come, the server closes the connection (`closed`), or
+    /// `silence` seconds pass without a byte.
+    func receive(until marker: String? = nil, silence: Int = 2) -> (text: String, closed: Bool) {
+        var timeout = timeval(tv_sec: silence, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var count = 0
+        repeat {
+            count = recv(fd, &buffer, buffer.count, 0)
+            if count > 0 { reply += buffer[0..<count] }
+            if let marker, String(decoding: reply, as: UTF8.self).contains(marker) { break }
+        } while count > 0
+        // 0: the server closed the connection; -1: the silence lasted (or it reset the connection).
+        return (String(decoding: reply, as: UTF8.self), count == 0)
+    }
 }
