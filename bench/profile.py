@@ -104,8 +104,8 @@ def demangle(symbols, simplified):
 
 
 THREADS = [
-    ("NIO-", "SwiftNIO event-loop threads (sockets, HTTP codecs, AsyncHTTPClient's channel handlers)"),
-    ("oot.default-qos", "Swift concurrency pool (the request handlers: ProxyHandler, AHC's async bridge)"),
+    ("NIO-", "SwiftNIO event-loop threads (sockets, HTTP codecs, the proxy's channel handlers and its request tasks)"),
+    ("oot.default-qos", "Swift concurrency pool (tasks not pinned to a loop; the proxy runs none here)"),
     ("-qos.overcommit", "GRDB's serial writer queue (the request-log SQLite transactions)"),
 ]
 
