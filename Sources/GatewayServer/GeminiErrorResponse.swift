@@ -108,6 +108,11 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
         )
     }
 
+    /// The client went away before its answer (499, nginx's code for it: only ever logged).
+    static let clientGone = GeminiErrorResponse(.init(code: 499), "CANCELLED", "The client went away.")
+
+    static let malformedBody = GeminiErrorResponse(.badRequest, "INVALID_ARGUMENT", "Malformed HTTP request body.")
+
     static let notFound = GeminiErrorResponse(
         .notFound, "NOT_FOUND", "Unknown path: the gateway serves /v1/..., /v1beta/..., /healthz, /readyz and /metrics."
     )

@@ -155,16 +155,26 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     private func exchange(on connection: Connection, head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
         let loop = connection.channel.eventLoop
         let headTimeout = self.headTimeout
+        let ticket = ExchangeTicket()
         // The handler resumes the request when the head has come (no promise and no callback
-        // per request); it resumes it exactly once, whatever happens to the connection.
-        let start = try await withUnsafeThrowingContinuation { (waiter: ResponseWaiter) in
-            if loop.inEventLoop {
-                connection.handler.value.start(head: head, body: body, waiter: waiter, headTimeout: headTimeout)
-            } else {
-                loop.execute {
-                    connection.handler.value.start(head: head, body: body, waiter: waiter, headTimeout: headTimeout)
+        // per request); it resumes it exactly once, whatever happens to the connection. A task
+        // cancelled meanwhile (its client went away) closes the connection: the upstream stops.
+        let start = try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (waiter: ResponseWaiter) in
+                guard !Task.isCancelled else {
+                    waiter.resume(throwing: UpstreamTransportError(failure: .other, detail: "cancelled"))
+                    return
+                }
+                if loop.inEventLoop {
+                    connection.handler.value.start(head: head, body: body, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
+                } else {
+                    loop.execute {
+                        connection.handler.value.start(head: head, body: body, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
+                    }
                 }
             }
+        } onCancel: {
+            loop.execute { connection.handler.value.cancel(ticket) }
         }
         return UpstreamResponse(status: Int(start.head.status.code), headers: start.head.headers, body: start.body)
     }
@@ -292,6 +302,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 /// The request waiting for its response head.
 typealias ResponseWaiter = UnsafeContinuation<ResponseStart, any Error>
 
+/// Names one exchange on a connection, for a cancellation that may come after it has ended
+/// (and the connection has gone on to another request).
+final class ExchangeTicket: Sendable {}
+
 /// The response head and its body, handed from the event loop to the proxy loop.
 struct ResponseStart: Sendable {
     var head: HTTPResponseHead
@@ -392,6 +406,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     private var idleError: UpstreamTransportError?
     /// Counts the exchanges on this connection; the current one's number.
     private var exchange = 0
+    /// The current (or last) exchange's ticket.
+    private var ticket: ExchangeTicket?
     private var keepAlive = true
     /// Whether the reader wants more body; reads are held back while it does not.
     private var readerReady = true
@@ -418,12 +434,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     // MARK: Requests
 
-    func start(head: HTTPRequestHead, body: ByteBuffer, waiter: ResponseWaiter, headTimeout: TimeAmount) {
+    func start(head: HTTPRequestHead, body: ByteBuffer, waiter: ResponseWaiter, ticket: ExchangeTicket, headTimeout: TimeAmount) {
         guard let context, case .idle = state, context.channel.isActive else {
             waiter.resume(throwing: idleError ?? UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
             return
         }
         exchange += 1
+        self.ticket = ticket
         keepAlive = head.isKeepAlive
         readerReady = true
         idleSince = nil
@@ -576,6 +593,18 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     // MARK: Failures
+
+    /// The request of `ticket` was cancelled: if it still waits for its answer, the connection
+    /// closes (a streaming body stops through its sequence instead).
+    func cancel(_ ticket: ExchangeTicket) {
+        guard ticket === self.ticket else { return }
+        switch state {
+        case .awaitingHead, .gathering:
+            fail(UpstreamTransportError(failure: .other, detail: "cancelled: the client went away"))
+        case .idle, .streaming, .closed:
+            break
+        }
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? IdleStateHandler.IdleStateEvent, event == .read {

@@ -47,6 +47,10 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeWhenAnswered = false
     /// Close once the requests waiting have been answered (what came after them was not HTTP).
     private var closeAfterWaiting = false
+    /// The connection is closing: whatever else arrives is dropped.
+    private var closing = false
+    /// The task answering the proxied request in progress (cancelled if the client goes away).
+    private var task: Task<Void, Never>?
     private var context: ChannelHandlerContext?
     /// The HTTP version of the request being answered.
     private var version = HTTPVersion.http1_1
@@ -83,6 +87,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
         let part = unwrapInboundIn(data)
         if !waiting.isEmpty || (isHead(part) && isBusy) {
             waiting.append(part)
@@ -116,7 +121,10 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        closing = true
         clientLeftDuringBody()
+        // The answer can no longer reach anyone: stop the upstream call and any retry.
+        task?.cancel()
         resumeWriter(throwing: ClientGone())
         context.fireChannelInactive()
     }
@@ -125,28 +133,37 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func clientLeftDuringBody() {
         guard case .collecting(let head, _) = reading else { return }
         reading = .discarding
-        _ = proxy.refuse(head, .init(.init(code: 499), "CANCELLED", "The client went away."), outcome: "cancelled")
+        _ = proxy.refuse(head, .clientGone, outcome: "cancelled")
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // A graceful shutdown: Hummingbird closes the connection when it has nothing in progress,
-        // so a proxied request in progress must hold it back until its answer is sent.
-        if event is ChannelShouldQuiesceEvent, isProxying {
+        switch event {
+        case is ChannelShouldQuiesceEvent where isProxying:
+            // A graceful shutdown: Hummingbird closes the connection when it has nothing in
+            // progress, so a proxied request in progress holds it back until it is answered.
             closeWhenAnswered = true
-            return
+        case let event as ChannelEvent where event == .inputClosed && (isProxying || !waiting.isEmpty):
+            // The client closed its connection (or its sending side: the two look the same) with
+            // a proxied request unanswered. Like nginx (`proxy_ignore_client_abort off`), that is
+            // a client gone: the upstream call stops instead of running on for no one.
+            clientLeftDuringBody()
+            close(context)
+            task?.cancel()
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .collecting(let head, _) = reading {
-            if let error = error as? HTTPParserError, error == .invalidEOFState {
-                clientLeftDuringBody()
-                context.close(promise: nil)
-            } else {
+            if let parse = error as? HTTPParserError, parse != .invalidEOFState {
                 // A body that is not HTTP (a broken chunk, say): the client's error.
                 reading = .discarding
-                refuseAndClose(head, .init(.badRequest, "INVALID_ARGUMENT", "Malformed HTTP request body."), outcome: "client_error", context: context)
+                refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
+            } else {
+                // The connection ended (or broke) in the middle of the body.
+                clientLeftDuringBody()
+                close(context)
             }
             return
         }
@@ -175,6 +192,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        guard !closing, context.channel.isActive else { return }
         switch (reading, part) {
         case (.idle, .head(let head)):
             start(head, context: context)
@@ -213,17 +231,18 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(.head(head)))
             return
         }
+        version = head.version
         let limit = proxy.configuration.maximumBodyBytes
         if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
             refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
             return
         }
-        version = head.version
         if !head.isKeepAlive { closeWhenAnswered = true }
         reading = .collecting(head, nil)
-        // A client that asks waits for this before it sends its body (curl: a second).
-        if let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
+        // A client that asks waits for this before it sends its body (curl: a second). An
+        // HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
+        if head.version.minor >= 1, let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
     }
@@ -246,7 +265,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         tasks.started()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let proxy = self.proxy, tasks = self.tasks
-        Task(executorPreference: executor) {
+        task = Task(executorPreference: executor) {
             let answer = await proxy.handle(request)
             await handler.value.send(answer)
             tasks.finished()
@@ -255,6 +274,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes the answer; a relayed body chunk by chunk, as it arrives.
     private func send(_ answer: ProxyAnswer) async {
+        defer { task = nil }
         guard let context, context.channel.isActive else {
             if case .relay(let relay) = answer.body { relay.abandon() }
             answering = false
@@ -274,7 +294,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // The upstream broke off, or the client went away: either way the client must
                 // not take what it got for a whole answer.
                 answering = false
-                context.close(promise: nil)
+                close(context)
                 return
             }
         }
@@ -309,9 +329,16 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             return
         }
+        closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Closes the connection now, dropping whatever else arrives.
+    private func close(_ context: ChannelHandlerContext) {
+        closing = true
+        context.close(promise: nil)
     }
 
     /// One chunk of a relayed body, waiting while the client does not keep up.
@@ -331,7 +358,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Takes the requests that waited for the one just answered (unless the connection closes).
     private func takeWaiting() {
-        guard let context, !closeWhenAnswered else { return }
+        guard let context, !closing, !closeWhenAnswered else { return }
         var passed = false
         while let part = waiting.first {
             if isHead(part), isBusy { break }
@@ -344,12 +371,26 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if passed { context.fireChannelReadComplete() }
         guard waiting.isEmpty else { return }
         if closeAfterWaiting {
-            if !isBusy, case .idle = reading { context.close(promise: nil) }
+            finishBeforeBadBytes(context)
             return
         }
         if readHeld {
             readHeld = false
             context.read()
+        }
+    }
+
+    /// Everything before the bad bytes has been taken: a request they cut off is answered (a
+    /// proxied one with 400) or dropped, and the connection closes once nothing is being answered.
+    private func finishBeforeBadBytes(_ context: ChannelHandlerContext) {
+        switch reading {
+        case .collecting(let head, _):
+            reading = .discarding
+            refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
+        case .passing:
+            close(context)
+        case .idle, .discarding:
+            if !isBusy { close(context) }
         }
     }
 

@@ -125,6 +125,8 @@ struct ProxyHandler: Sendable {
         let deadline = ContinuousClock.now + retryBudget
         for attempt in 1...max(1, maximumAttempts) {
             if attempt > 1 && ContinuousClock.now >= deadline { break }
+            // The client went away: no further try (its answer could reach no one).
+            if attempt > 1 && Task.isCancelled { return fail(recorder, .clientGone, outcome: "cancelled") }
             let key: PoolKey, upstream: PoolUpstream
             let picked = pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: model, tried: tried) }
                 ?? pool.pick(model: model, tried: tried)
@@ -394,10 +396,20 @@ struct ProxyHandler: Sendable {
                 do {
                     next = try await upstream.next()
                 } catch {
-                    let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
-                    finish(outcome: "truncated", reason: reason, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    if Task.isCancelled {
+                        // The client went away while the upstream was quiet: the read stopped.
+                        finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    } else {
+                        let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
+                        finish(outcome: "truncated", reason: reason, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    }
                     throw error
                 }
+            }
+            if Task.isCancelled {
+                // The client went away: a stream ends its read early without an error.
+                finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                throw CancellationError()
             }
             let sawError = scanner.sawErrorEvent
             finish(
@@ -530,7 +542,7 @@ struct ProxyHandler: Sendable {
         row.latencyMs = milliseconds(since: started)
         let finished = row
         recorder.update { $0.attempts.append(finished) }
-        return fail(recorder, .init(.init(code: 499), "CANCELLED", "The client went away."), outcome: "cancelled")
+        return fail(recorder, .clientGone, outcome: "cancelled")
     }
 
     // MARK: - Helpers

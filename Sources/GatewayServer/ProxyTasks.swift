@@ -14,30 +14,36 @@ final class ProxyTasks: Service, Sendable {
     private let draining = Atomic<Bool>(false)
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
-    var running: Int { count.load(ordering: .acquiring) }
+    var running: Int { count.load(ordering: .sequentiallyConsistent) }
 
     func started() {
         count.add(1, ordering: .relaxed)
     }
 
     func finished() {
-        if count.subtract(1, ordering: .acquiringAndReleasing).newValue == 0, draining.load(ordering: .acquiring) {
-            wakeIfIdle()
+        // Sequentially consistent with `idle()`'s store and load: one of the two sees the other.
+        if count.subtract(1, ordering: .sequentiallyConsistent).newValue == 0, draining.load(ordering: .sequentiallyConsistent) {
+            wake()
         }
     }
 
-    /// Returns when no proxied request is being answered.
+    /// Returns when no proxied request is being answered, or when the waiting task is cancelled
+    /// (the service group's shutdown grace is over).
     func idle() async {
-        draining.store(true, ordering: .releasing)
-        await withCheckedContinuation { continuation in
-            waiters.withLock { $0.append(continuation) }
-            // After registering: a request that ended in between has found the waiter, or this does.
-            wakeIfIdle()
+        draining.store(true, ordering: .sequentiallyConsistent)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiters.withLock { $0.append(continuation) }
+                // After registering: a request that ended in between has found the waiter, or this does.
+                wake(evenIfRunning: Task.isCancelled)
+            }
+        } onCancel: {
+            wake(evenIfRunning: true)
         }
     }
 
-    private func wakeIfIdle() {
-        guard running == 0 else { return }
+    private func wake(evenIfRunning: Bool = false) {
+        guard evenIfRunning || running == 0 else { return }
         // Whoever takes the waiters resumes them: each exactly once.
         let ready = waiters.withLock { waiters in
             defer { waiters = [] }

@@ -105,6 +105,36 @@ import Testing
         }
     }
 
+    @Test func aClientLeavingBeforeItsAnswerStopsTheUpstreamCallAndBlamesNoKey() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            // The upstream takes 20 s; the client leaves after its request is sent upstream.
+            fakes[0].setRules([.init(reply: .delay(.seconds(20), then: .ok))])
+            let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
+            let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let port = gateway.port
+            let connection = try RawConnection(port: port)
+            connection.send(Array(request.utf8))
+            let deadline = Date().addingTimeInterval(10)
+            while fakes[0].received().isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(fakes[0].received().count == 1)
+            let left = Date()
+            connection.close()
+            // The row comes at once (not when the upstream would have answered), says the client
+            // left, and no key or upstream is blamed; no other pair was tried.
+            let rows = try await gateway.requestRows(count: 1, timeout: 10)
+            #expect(Date().timeIntervalSince(left) < 10)
+            #expect(rows.first?["outcome"] as String? == "cancelled")
+            #expect(rows.first?["status"] as Int? == 499)
+            #expect(fakes[0].received().count == 1)
+            try await Task.sleep(for: .milliseconds(300))
+            let keys = try gateway.database.listKeys()
+            #expect(keys.allSatisfy { $0.state == .active && $0.cooldowns.isEmpty && $0.lastThrottledAt == nil })
+            let upstreams = try gateway.database.listUpstreams()
+            #expect(upstreams.allSatisfy { $0.lastFailureReason == nil })
+        }
+    }
+
     @Test func aClientLeavingInTheMiddleOfItsBodyGetsACancelledRow() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
@@ -194,7 +224,7 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 
 /// A blocking TCP connection to 127.0.0.1, for bytes no HTTP client would send.
 final class RawConnection {
-    private let fd: Int32
+    private var fd: Int32
 
     init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -206,16 +236,24 @@ final class RawConnection {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            close(fd)
+            Glibc.close(fd)
             throw POSIXError(.ECONNREFUSED)
         }
     }
 
-    deinit { close(fd) }
+    deinit { close() }
+
+    func close() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)
+        fd = -1
+    }
 
     func send(_ bytes: [UInt8]) {
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
+
+
 
     /// What arrives until `marker` has come, the server closes the connection (`closed`), or
     /// `silence` seconds pass without a byte.
