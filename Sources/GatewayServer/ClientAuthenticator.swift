@@ -15,7 +15,17 @@ public struct ClientIdentity: Sendable, Equatable {
 public final class ClientAuthenticator: Sendable {
     /// The static token (`--proxy-key`), which SIGHUP may change.
     private let staticTokenState: Mutex<String?>
-    private let clientsByHash = Mutex<[String: ClientIdentity]>([:])
+    private let clients = Mutex(Clients())
+
+    /// The tokens from `clients add` by their SHA-256, and the tokens already seen that matched
+    /// one: SHA-256 runs once per token, not once per request. The tokens seen are forgotten
+    /// whenever the table changes (a revoked token fails at once), and when there are too many.
+    private struct Clients {
+        var byHash: [String: ClientIdentity] = [:]
+        var seen: [String: ClientIdentity] = [:]
+    }
+
+    private static let maximumSeen = 4096
 
     public init(staticToken: String?) {
         self.staticTokenState = Mutex(staticToken.flatMap { $0.isEmpty ? nil : $0 })
@@ -29,17 +39,17 @@ public final class ClientAuthenticator: Sendable {
     }
 
     /// Replaces the table of hashed tokens (after `clients add` or `revoke`).
-    public func replaceClients(_ clients: [ClientRecord]) {
+    public func replaceClients(_ records: [ClientRecord]) {
         var table: [String: ClientIdentity] = [:]
-        for client in clients where client.revokedAt == nil {
+        for client in records where client.revokedAt == nil {
             table[client.tokenHash] = ClientIdentity(id: client.id, name: client.name)
         }
-        clientsByHash.withLock { $0 = table }
+        clients.withLock { $0 = Clients(byHash: table) }
     }
 
     /// Whether any token is configured at all.
     public var hasAnyToken: Bool {
-        staticToken != nil || clientsByHash.withLock { !$0.isEmpty }
+        staticToken != nil || clients.withLock { !$0.byHash.isEmpty }
     }
 
     /// The identity behind the token the client presented, or nil.
@@ -48,15 +58,22 @@ public final class ClientAuthenticator: Sendable {
         if let staticToken, Secret.constantTimeEquals(token, staticToken) {
             return ClientIdentity(id: nil, name: "proxy-key")
         }
+        if let known = clients.withLock({ $0.seen[token] }) { return known }
         let hash = Secret.tokenHash(token)
-        return clientsByHash.withLock { $0[hash] }
+        return clients.withLock { clients in
+            // Only tokens that matched are kept: invalid ones cannot crowd them out.
+            guard let identity = clients.byHash[hash] else { return nil }
+            if clients.seen.count >= Self.maximumSeen { clients.seen.removeAll(keepingCapacity: true) }
+            clients.seen[token] = identity
+            return identity
+        }
     }
 
     /// The identity of a client by id (nil: the static token), for requests that a resource
     /// authorizes instead of a token; nil when that client was revoked since.
     func identity(clientID: Int64?) -> ClientIdentity? {
         guard let clientID else { return staticToken == nil ? nil : ClientIdentity(id: nil, name: "proxy-key") }
-        return clientsByHash.withLock { table in table.values.first { $0.id == clientID } }
+        return clients.withLock { clients in clients.byHash.values.first { $0.id == clientID } }
     }
 
     /// The token a request carries: `x-goog-api-key`, then `Authorization: Bearer`, then `?key=`.

@@ -47,16 +47,27 @@ enum ForwardedHeaders {
         filtered(headers, dropping: notToClient, extra: 1)
     }
 
+    /// One pass over the headers; a second only in the rare case that `Connection` names
+    /// headers to drop besides the usual `keep-alive` and `close`.
     private static func filtered(_ headers: HTTPHeaders, dropping dropped: [StaticString], extra: Int) -> HTTPHeaders {
-        let named = connectionTokens(headers)
         var out = HTTPHeaders()
         out.reserveCapacity(headers.count + extra)
+        var named: [String] = []
         for (name, value) in headers {
+            if isListed(name, in: connectionHeader) {
+                connectionTokens(value, into: &named)
+                continue  // hop-by-hop itself
+            }
             if isListed(name, in: dropped) { continue }
-            if !named.isEmpty, named.contains(where: { $0.utf8.elementsEqual(name.utf8.lazy.map(lowercased)) }) { continue }
             out.add(name: name, value: value)
         }
-        return out
+        guard !named.isEmpty else { return out }
+        var kept = HTTPHeaders()
+        kept.reserveCapacity(out.count)
+        for (name, value) in out where !named.contains(where: { $0.utf8.elementsEqual(name.utf8.lazy.map(lowercased)) }) {
+            kept.add(name: name, value: value)
+        }
+        return kept
     }
 
     /// Whether `name` is one of `list` (lowercase), ignoring case.
@@ -71,21 +82,19 @@ enum ForwardedHeaders {
         }
     }
 
-    /// The headers named in `Connection` (besides the usual `keep-alive` and `close`, which name
-    /// no header), lowercased, to drop with it. Nearly every message says only `keep-alive` or
-    /// `close`: that costs one comparison and no allocation.
-    private static func connectionTokens(_ headers: HTTPHeaders) -> [String] {
-        var names: [String] = []
-        for (name, connection) in headers where isListed(name, in: connectionHeader) {
-            var tokens = ByteSplitter(connection[...], separator: UInt8(ascii: ","))
-            while let token = tokens.next() {
-                let trimmed = trimmingSpaces(token.utf8)
-                if trimmed.isEmpty || equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
-                names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
-            }
+    /// Adds the headers a `Connection` value names (besides `keep-alive` and `close`, which name
+    /// no header), lowercased. Nearly every value is just one of those two: no allocation then.
+    private static func connectionTokens(_ value: String, into names: inout [String]) {
+        if isListed(value, in: usualConnectionValues) { return }
+        var tokens = ByteSplitter(value[...], separator: UInt8(ascii: ","))
+        while let token = tokens.next() {
+            let trimmed = trimmingSpaces(token.utf8)
+            if trimmed.isEmpty || equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
+            names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
         }
-        return names
     }
+
+    private static let usualConnectionValues: [StaticString] = ["keep-alive", "close"]
 
     private static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte

@@ -4,14 +4,16 @@ import Synchronization
 /// The process-wide log level of `serve`, which SIGHUP can change while serving.
 enum LogLevelSwitch {
     private static let current = Atomic<UInt8>(index(of: .info))
+    /// Read on every log call (the request path's too): `allCases` would make an array each time.
+    private static let levels = Logger.Level.allCases
 
     static var level: Logger.Level {
-        get { Logger.Level.allCases[Int(current.load(ordering: .relaxed))] }
+        get { levels[Int(current.load(ordering: .relaxed))] }
         set { current.store(index(of: newValue), ordering: .relaxed) }
     }
 
     private static func index(of level: Logger.Level) -> UInt8 {
-        UInt8(Logger.Level.allCases.firstIndex(of: level) ?? 2)
+        UInt8(levels.firstIndex(of: level) ?? 2)
     }
 }
 
