@@ -62,7 +62,9 @@ let package = Package(
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
             ],
-            swiftSettings: swiftSettings
+            // Async functions run on their caller's executor (the connection's event loop) without
+            // a hop at every call: the request path has no actor to leave.
+            swiftSettings: swiftSettings + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
         ),
 
         // The executable: argument parsing and glue only.

@@ -111,7 +111,7 @@ public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
     struct Body: UpstreamBodyStream {
         var iterator: HTTPClientResponse.Body.AsyncIterator
 
-        mutating func next() async throws -> ByteBuffer? {
+        @concurrent mutating func next() async throws -> ByteBuffer? {
             do {
                 return try await iterator.next()
             } catch {
