@@ -51,6 +51,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// The task answering the proxied request in progress (cancelled if the client goes away).
     private var task: Task<Void, Never>?
+    /// The answer in progress has begun to go out (its head is written).
+    private var answerStarted = false
     private var context: ChannelHandlerContext?
     /// The HTTP version of the request being answered.
     private var version = HTTPVersion.http1_1
@@ -142,10 +144,15 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // A graceful shutdown: Hummingbird closes the connection when it has nothing in
             // progress, so a proxied request in progress holds it back until it is answered.
             closeWhenAnswered = true
+        case let event as ChannelEvent where event == .inputClosed && answerStarted:
+            // The client closed its side while its answer streams (an SDK that has read the last
+            // event it needs does): the answer goes on to its end, or to the first write that
+            // fails, and the connection closes after it.
+            closeWhenAnswered = true
         case let event as ChannelEvent where event == .inputClosed && (isProxying || !waiting.isEmpty):
-            // The client closed its connection (or its sending side: the two look the same) with
-            // a proxied request unanswered. Like nginx (`proxy_ignore_client_abort off`), that is
-            // a client gone: the upstream call stops instead of running on for no one.
+            // The client closed its connection (or its sending side: the two look the same)
+            // before its answer began. Like nginx (`proxy_ignore_client_abort off`), that is a
+            // client gone: the upstream call stops instead of running on for no one.
             clientLeftDuringBody()
             close(context)
             task?.cancel()
@@ -284,6 +291,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .whole(let body):
             writeWhole(answer.head, body, context: context)
         case .relay(var relay):
+            answerStarted = true
+            defer { answerStarted = false }
             // An HTTP/1.0 client reads a body of unknown length to the connection's close.
             if version.minor == 0, !answer.head.headers.contains(name: "content-length") { closeWhenAnswered = true }
             context.write(wrapOutboundOut(.head(closing(answer.head))), promise: nil)
