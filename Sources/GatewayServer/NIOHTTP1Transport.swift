@@ -1,6 +1,5 @@
 import Foundation
 import GatewayCore
-import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -245,11 +244,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     private static func requestHead(_ request: UpstreamRequest, endpoint: Endpoint) -> HTTPRequestHead {
         var headers = request.headers
         headers.replaceOrAdd(name: "Host", value: endpoint.authority)
-        let method = request.method
-        if request.body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH {
+        if request.sendsBody {
             headers.add(name: "Content-Length", value: String(request.body.readableBytes))
         }
-        return HTTPRequestHead(version: .http1_1, method: method, uri: endpoint.pathPrefix + request.target, headers: headers)
+        return HTTPRequestHead(version: .http1_1, method: request.method, uri: endpoint.pathPrefix + request.target, headers: headers)
     }
 
     static func transportError(_ error: any Error) -> UpstreamTransportError {

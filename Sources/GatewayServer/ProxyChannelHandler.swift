@@ -28,7 +28,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case passing
         /// A proxied request's body, read whole before it is answered.
         case collecting(HTTPRequestHead, ByteBuffer?)
-        /// The rest of a request already answered (its body was too large).
+        /// The rest of a request already answered or given up (too large, malformed, client gone).
         case discarding
     }
 

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import GatewayCore
-import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -23,6 +22,11 @@ public struct UpstreamRequest: Sendable {
 
     /// The full URL.
     public var url: String { baseURL + target }
+
+    /// Whether a body (with its length) goes out: a non-empty one, or any for methods that carry one.
+    public var sendsBody: Bool {
+        body.readableBytes > 0 || method == .POST || method == .PUT || method == .PATCH
+    }
 
     public init(method: HTTPMethod, baseURL: String, target: String, headers: HTTPHeaders, body: ByteBuffer) {
         self.method = method
@@ -94,7 +98,7 @@ public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
         var outgoing = HTTPClientRequest(url: request.url)
         outgoing.method = request.method
         outgoing.headers = request.headers
-        if request.body.readableBytes > 0 || request.method == .POST || request.method == .PUT || request.method == .PATCH {
+        if request.sendsBody {
             outgoing.body = .bytes(request.body)
         }
         let response: HTTPClientResponse
