@@ -51,6 +51,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closing = false
     /// The task answering the proxied request in progress (cancelled if the client goes away).
     private var task: Task<Void, Never>?
+    /// Counts the proxied requests answered on this connection.
+    private var answers = 0
     /// The answer in progress has begun to go out (its head is written).
     private var answerStarted = false
     private var context: ChannelHandlerContext?
@@ -266,17 +268,23 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answering = false
     }
 
-    /// Answers a proxied request in its own task on this loop.
+    /// Answers a proxied request in its own task on this loop. The task starts at once, on this
+    /// thread (the request goes upstream in this very read), and goes on here after each wait.
     private func answer(_ request: ProxyRequest, context: ChannelHandlerContext) {
         answering = true
+        answers += 1
+        let number = answers
         tasks.started()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let proxy = self.proxy, tasks = self.tasks
-        task = Task(executorPreference: executor) {
+        let started = Task.immediate(executorPreference: executor) {
             let answer = await proxy.handle(request)
             await handler.value.send(answer)
             tasks.finished()
         }
+        // Unless it is already answered (an answer that needed no wait), and maybe the next one
+        // begun: the handle is for cancelling this one.
+        if answering, answers == number { task = started }
     }
 
     /// Writes the answer; a relayed body chunk by chunk, as it arrives.
