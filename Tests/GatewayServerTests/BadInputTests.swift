@@ -83,6 +83,42 @@ import Testing
         }
     }
 
+    @Test func nothingPipelinedBehindARefusedBodyIsServed() async throws {
+        try await withGateway(keys: [a], configure: { $0.maximumBodyBytes = 1024 }) { gateway, fakes in
+            let big = String(repeating: "a", count: 2000)
+            let small = #"{"contents":[]}"#
+            func request(_ body: String) -> String {
+                "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            // The oversized request whole, and a good one right behind it in the same write.
+            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array((request(big) + request(small)).utf8), silence: 20)
+            let statuses = reply.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
+            #expect(statuses == ["413"], "\(reply.prefix(200))")
+            #expect(reply.contains("Connection: close"))
+            #expect(closed)
+            #expect(fakes[0].received().isEmpty)
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.map { $0["outcome"] as String? } == ["too_large"])
+        }
+    }
+
+    @Test func garbageAfterAProxiedRequestClosesTheConnectionOnceItIsAnswered() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let body = #"{"contents":[]}"#
+            let bytes = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)" + "GARBAGE \u{01}\u{02}\r\n\r\n"
+            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8), silence: 20)
+            // The request before the bad bytes is answered whole; then the connection closes.
+            #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(reply.prefix(80))")
+            #expect(reply.contains("candidates"))
+            #expect(reply.components(separatedBy: "HTTP/1.1 ").count == 2, "\(reply.prefix(400))")
+            #expect(closed)
+            #expect(fakes[0].received().count == 1)
+            #expect(try await gateway.requestRows(count: 1).first?["outcome"] as String? == "success")
+        }
+    }
+
     @Test func aClientThatExpects100ContinueGetsItBeforeSendingItsBody() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
@@ -255,20 +291,23 @@ final class RawConnection {
 
 
 
-    /// What arrives until `marker` has come, the server closes the connection (`closed`), or
-    /// `silence` seconds pass without a byte.
+    /// What arrives until `marker` has come, the server closes (or resets) the connection
+    /// (`closed`), or `silence` seconds pass without a byte.
     func receive(until marker: String? = nil, silence: Int = 2) -> (text: String, closed: Bool) {
         var timeout = timeval(tv_sec: silence, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         var count = 0
+        var failure: Int32 = 0
         repeat {
             count = recv(fd, &buffer, buffer.count, 0)
             if count > 0 { reply += buffer[0..<count] }
+            if count < 0 { failure = errno }
             if let marker, String(decoding: reply, as: UTF8.self).contains(marker) { break }
         } while count > 0
-        // 0: the server closed the connection; -1: the silence lasted (or it reset the connection).
-        return (String(decoding: reply, as: UTF8.self), count == 0)
+        // 0: the server closed the connection; ECONNRESET: it closed it with bytes of ours still
+        // unread (TCP then resets); any other -1: the silence lasted.
+        return (String(decoding: reply, as: UTF8.self), count == 0 || failure == ECONNRESET)
     }
 }
