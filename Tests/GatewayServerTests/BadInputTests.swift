@@ -119,6 +119,27 @@ import Testing
         }
     }
 
+    @Test func anHTTP10ClientIsAnsweredInItsVersionAndKeptAliveOnlyIfItAsks() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let body = #"{"contents":[]}"#
+            func request(_ extra: String) -> String {
+                "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.0\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\(extra)\r\n\(body)"
+            }
+            // Without keep-alive: one answer, with its length, then the connection closes.
+            let (plain, closed) = try await rawExchange(port: gateway.port, bytes: Array(request("").utf8), silence: 20)
+            #expect(plain.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(plain.prefix(80))")
+            #expect(plain.contains("Connection: close") && plain.contains("Content-Length: "))
+            #expect(closed)
+            // Asking for keep-alive: told so, and the connection stays open for the next request.
+            let (kept, keptClosed) = try await rawExchange(port: gateway.port, bytes: Array(request("Connection: keep-alive\r\n").utf8))
+            #expect(kept.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(kept.prefix(80))")
+            #expect(kept.contains("Connection: keep-alive"))
+            #expect(!keptClosed)
+            #expect(fakes[0].received().count == 2)
+        }
+    }
+
     @Test func aClientThatExpects100ContinueGetsItBeforeSendingItsBody() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
