@@ -73,13 +73,7 @@ enum ForwardedHeaders {
     /// Whether `name` is one of `list` (lowercase), ignoring case.
     private static func isListed(_ name: String, in list: [StaticString]) -> Bool {
         var name = name  // a native string: `withUTF8` reads it in place
-        return name.withUTF8 { bytes in
-            list.contains { entry in
-                guard entry.utf8CodeUnitCount == bytes.count else { return false }
-                for index in 0..<bytes.count where lowercased(bytes[index]) != entry.utf8Start[index] { return false }
-                return true
-            }
-        }
+        return name.withUTF8 { bytes in list.contains { equalsIgnoringCase(bytes, $0) } }
     }
 
     /// Adds the headers a `Connection` value names (besides `keep-alive` and `close`, which name
@@ -89,7 +83,7 @@ enum ForwardedHeaders {
         var tokens = ByteSplitter(value[...], separator: UInt8(ascii: ","))
         while let token = tokens.next() {
             let trimmed = trimmingSpaces(token.utf8)
-            if trimmed.isEmpty || equalsIgnoringCase(trimmed, "keep-alive") || equalsIgnoringCase(trimmed, "close") { continue }
+            if trimmed.isEmpty || usualConnectionValues.contains(where: { equalsIgnoringCase(trimmed, $0) }) { continue }
             names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
         }
     }
@@ -109,12 +103,11 @@ enum ForwardedHeaders {
     }
 
     /// ASCII case-insensitive equality with a lowercase literal.
-    private static func equalsIgnoringCase(_ bytes: Substring.UTF8View.SubSequence, _ lowercase: StaticString) -> Bool {
+    private static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         var index = 0
         for byte in bytes {
-            let folded = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-            if folded != lowercase.utf8Start[index] { return false }
+            if lowercased(byte) != lowercase.utf8Start[index] { return false }
             index += 1
         }
         return true

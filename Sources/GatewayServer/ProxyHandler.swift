@@ -57,7 +57,6 @@ struct ProxyHandler: Sendable {
     /// large, or the client went away), with its row.
     func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String) -> ProxyAnswer {
         let (_, _, recorder) = begin(head)
-        recorder.update { $0.requestBytes = 0 }
         var answer = fail(recorder, error, outcome: outcome)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
         return answer
