@@ -61,6 +61,11 @@ public struct AppDatabase: Sendable {
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
+            // The request log inserts many rows a statement; with foreign keys SQLite keeps a
+            // statement journal for each, which it would write to a temporary file once it passes
+            // 64 KiB (doubling the bytes written per request). On the writer only: the readers'
+            // temporary tables (sorting a large report) stay on disk.
+            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA temp_store = MEMORY") }
             return try AppDatabase(writer: pool, path: path, busyTimeout: busyTimeout)
         } catch let error as StoreError {
             throw error

@@ -200,8 +200,9 @@ import Testing
             try await direct.store.writer.write { db in try AppDatabase.insertRows(rows, db) }
             try await boxed.store.writer.write { db in try Self.insertThroughGRDB(rows, db) }
         }
-        // Repeated ids are ignored alike.
+        // Repeated ids are ignored alike, also among new rows in one many-row statement.
         let again = Self.entries(5, prefix: "b0", fixture: direct, base: base, generator: &generator)
+            + Self.entries(AppDatabase.rowsPerInsert + 3, prefix: "c", fixture: direct, base: base, generator: &generator)
         try await direct.store.writer.write { db in try AppDatabase.insertRows(again, db) }
         try await boxed.store.writer.write { db in try Self.insertThroughGRDB(again, db) }
         for (table, order) in [("requests", "id"), ("attempts", "id")] {
@@ -211,7 +212,7 @@ import Testing
             let differing = zip(mine, grdb).filter { $0 != $1 }
             #expect(differing.isEmpty, "\(table): \(differing.prefix(3))")
         }
-        #expect(try RetentionTests.count(direct.store, "SELECT COUNT(*) FROM requests") == 1_600)
+        #expect(try RetentionTests.count(direct.store, "SELECT COUNT(*) FROM requests") == 1_600 + AppDatabase.rowsPerInsert + 3)
     }
 
     @Test func aValueSQLiteRefusesFailsTheWriteAndLeavesNothing() async throws {
@@ -220,9 +221,19 @@ import Testing
         entry.keyId = 9_999  // no such key: the foreign key refuses it
         await #expect(throws: DatabaseError.self) { try await fixture.store.insert([entry]) }
         #expect(try RetentionTests.count(fixture.store, "SELECT COUNT(*) FROM requests") == 0)
+        // The same in a statement of many rows: the whole batch fails, nothing of it stays.
+        var batch = (0..<(AppDatabase.rowsPerInsert + 2)).map {
+            RetentionTests.entry("many-\($0)", at: Date(), keys: fixture.keys, upstream: fixture.upstream)
+        }
+        batch[3].keyId = 9_999
+        await #expect(throws: DatabaseError.self) { try await fixture.store.insert(batch) }
+        #expect(try RetentionTests.count(fixture.store, "SELECT COUNT(*) FROM requests") == 0)
+        #expect(try RetentionTests.count(fixture.store, "SELECT COUNT(*) FROM attempts") == 0)
         // The cached statements still work afterwards.
         try await fixture.store.insert([RetentionTests.entry("ok", at: Date(), keys: fixture.keys, upstream: fixture.upstream)])
-        #expect(try RetentionTests.count(fixture.store, "SELECT SUM(requests) FROM daily_usage") == 1)
+        batch[3].keyId = fixture.keys.first
+        try await fixture.store.insert(batch)
+        #expect(try RetentionTests.count(fixture.store, "SELECT SUM(requests) FROM daily_usage") == 1 + AppDatabase.rowsPerInsert + 2)
     }
 
     // MARK: - Daily totals
