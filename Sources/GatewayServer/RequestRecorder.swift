@@ -22,8 +22,11 @@ final class RequestRecorder: Sendable {
     private let metrics: GatewayMetrics
     private let logger: Logger
     let started: ContinuousClock.Instant
+    /// The row's request id (set once, when the request arrives).
+    let requestID: String
 
     init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger) {
+        self.requestID = entry.requestId
         self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
         self.writer = writer
         self.metrics = metrics
@@ -42,8 +45,6 @@ final class RequestRecorder: Sendable {
         }
     }
 
-    var requestID: String { state.withLock { $0.entry.requestId } }
-
     /// Milliseconds since the request arrived.
     func elapsedMilliseconds() -> Double {
         let elapsed = ContinuousClock.now - started
@@ -58,11 +59,13 @@ final class RequestRecorder: Sendable {
             change(&state.entry)
             // Measured after `change`, which may stamp the time to first byte: latency >= ttfb.
             state.entry.latencyMs = elapsedMilliseconds()
-            return (state.entry, state.countedAsStream)
+            // Moved out, not copied: nothing reads the row after this.
+            var entry = Self.finishedEntry
+            swap(&entry, &state.entry)
+            return (entry, state.countedAsStream)
         }
         guard let (entry, countedAsStream) = finished else { return }
         metrics.requestFinished(entry, countedAsStream: countedAsStream)
-        writer.enqueue(entry)
         logger.info("request", metadata: [
             "request_id": "\(entry.requestId)",
             "client": "\(entry.clientName ?? "-")",
@@ -75,7 +78,11 @@ final class RequestRecorder: Sendable {
             "upstream": "\(entry.upstreamUrl ?? "-")",
             "latency_ms": "\(Int((entry.latencyMs ?? 0).rounded()))",
         ])
+        writer.enqueue(entry)
     }
+
+    /// What a finished recorder holds instead of its row.
+    private static let finishedEntry = RequestLogEntry(requestId: "", startedAt: .distantPast, method: "", endpoint: "")
 
     deinit {
         finish { entry in

@@ -23,13 +23,15 @@ public final class BatchQueue<Element: Sendable>: Sendable {
 
     /// Adds an element; returns false (and counts it as dropped) when the buffer is full or closed.
     @discardableResult
-    public func enqueue(_ element: Element) -> Bool {
+    public func enqueue(_ element: consuming Element) -> Bool {
+        var element = Optional(element)
         let accepted = buffer.withLock { buffer in
             guard !buffer.finished, buffer.elements.count < capacity else {
                 buffer.dropped += 1
                 return false
             }
-            buffer.elements.append(element)
+            // Moved in, not copied.
+            buffer.elements.append(element.take()!)
             return true
         }
         if accepted { wakeUp.yield() }

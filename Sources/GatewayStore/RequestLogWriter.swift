@@ -28,10 +28,11 @@ public final class RequestLogWriter: Service, Sendable {
 
     /// Hands a row to the writer without waiting. Returns false if it had to be dropped.
     @discardableResult
-    public func enqueue(_ entry: RequestLogEntry) -> Bool {
+    public func enqueue(_ entry: consuming RequestLogEntry) -> Bool {
+        let requestID = entry.requestId
         let accepted = queue.enqueue(entry)
         if !accepted {
-            logger.error("request log buffer full: row dropped", metadata: ["request_id": "\(entry.requestId)", "dropped_total": "\(queue.dropped)"])
+            logger.error("request log buffer full: row dropped", metadata: ["request_id": "\(requestID)", "dropped_total": "\(queue.dropped)"])
         }
         return accepted
     }
@@ -55,7 +56,7 @@ public final class RequestLogWriter: Service, Sendable {
     private func write(_ batch: [RequestLogEntry]) async {
         var start = 0
         while start < batch.count {
-            let slice = Array(batch[start..<min(start + maximumBatch, batch.count)])
+            let slice = batch.count <= maximumBatch ? batch : Array(batch[start..<min(start + maximumBatch, batch.count)])
             var delay: Duration = .milliseconds(100)
             while true {
                 do {
