@@ -6,20 +6,30 @@ import Synchronization
 /// of the log append-only (random ids would touch a random page of it on every insert); the
 /// process prefix keeps two gateways on one database apart.
 enum RequestID {
-    private static let process: String = {
+    private static let process: UInt16 = {
         var generator = SystemRandomNumberGenerator()
-        return hex(UInt64(generator.next() as UInt16), width: 4)
+        return generator.next()
     }()
     private static let counter = Atomic<UInt64>(0)
 
     static func next() -> String {
         let milliseconds = UInt64(Date().timeIntervalSince1970 * 1000)
         let sequence = counter.wrappingAdd(1, ordering: .relaxed).newValue & 0xF_FFFF
-        return hex(milliseconds, width: 11) + process + hex(sequence, width: 5)
+        return String(unsafeUninitializedCapacity: 20) { out in
+            hex(milliseconds, width: 11, into: out, at: 0)
+            hex(UInt64(process), width: 4, into: out, at: 11)
+            hex(sequence, width: 5, into: out, at: 15)
+            return 20
+        }
     }
 
-    private static func hex(_ value: UInt64, width: Int) -> String {
-        let digits = String(value, radix: 16)
-        return digits.count >= width ? String(digits.suffix(width)) : String(repeating: "0", count: width - digits.count) + digits
+    /// Writes the low `width` hex digits of `value` (lower case, zero-padded) at `offset`.
+    private static func hex(_ value: UInt64, width: Int, into out: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        var rest = value
+        for index in stride(from: offset + width - 1, through: offset, by: -1) {
+            let digit = UInt8(truncatingIfNeeded: rest & 0xF)
+            out[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+            rest >>= 4
+        }
     }
 }
