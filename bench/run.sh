@@ -13,7 +13,8 @@
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
 # BASE+1..BASE+4 on 127.0.0.1), BENCH_MAX_SECONDS (hard time limit, 840), BENCH_SKIP_BUILD=1,
 # BENCH_WRITE_RESULTS (1 in a full run: update bench/RESULTS.md), BENCH_PYTHON (the Python for
-# the SSE server and stream client; default Debian's python3). The gateway's own GEMINI_GATEWAY_*
+# the SSE server and stream client; default Debian's python3), BENCH_GATEWAY (another gateway binary
+# to measure, e.g. one built with other flags). The gateway's own GEMINI_GATEWAY_*
 # variables pass through, e.g. GEMINI_GATEWAY_UPSTREAM_TRANSPORT=async-http-client.
 #
 # Installs what it needs with apt-get when run as root (nginx, wrk, python3, python3-uvloop,
@@ -180,7 +181,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     build scheduler-bench || die "build failed: see $OUT/build.log"
 fi
 BIN=$(swift build -c release --show-bin-path)
-GATEWAY=$BIN/gemini-gateway
+GATEWAY=${BENCH_GATEWAY:-$BIN/gemini-gateway}
 [ -x "$GATEWAY" ] || die "$GATEWAY not built"
 
 # ---------------------------------------------------------------------------------- processes

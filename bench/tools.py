@@ -10,6 +10,11 @@
                                                                  CPU ticks and /proc/PID/io, summed
     tools.py rows DB                                             what the gateway logged (JSON)
     tools.py token FILE                                          the token from `clients add --json`
+    tools.py sequential PORT TOKEN N                             N generateContent requests, one after
+                                                                 the other on one keep-alive connection
+    tools.py callgrind-diff OUT_A OUT_B N [TOP]                  instructions per request between two
+                                                                 callgrind outputs N requests apart, and
+                                                                 the TOP functions by self instructions
 """
 
 import http.client
@@ -17,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import socket
 import sqlite3
 import string
@@ -161,8 +167,60 @@ def token(args):
     print(json.load(open(args[0]))["token"])
 
 
+# The body bench/generate.lua sends.
+GENERATE_BODY = json.dumps({
+    "contents": [{"role": "user", "parts": [{"text": "Explain in three short paragraphs how a reverse proxy keeps latency low."}]}],
+    "generationConfig": {"temperature": 0.7, "maxOutputTokens": 256},
+})
+
+
+def sequential(args):
+    port, token, count = int(args[0]), args[1], int(args[2])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    failed = 0
+    for _ in range(count):
+        connection.request("POST", "/v1beta/models/gemini-2.5-flash:generateContent", body=GENERATE_BODY,
+                           headers={"Content-Type": "application/json", "x-goog-api-key": token,
+                                    "User-Agent": "google-genai-sdk/1.0 gl-python/3.11 (bench)"})
+        response = connection.getresponse()
+        response.read()
+        failed += response.status != 200
+    connection.close()
+    if failed:
+        sys.exit("sequential: %d of %d requests failed" % (failed, count))
+
+
+def callgrind_diff(args):
+    def self_costs(path):
+        out = subprocess.run(["callgrind_annotate", "--threshold=100", path],
+                             capture_output=True, text=True, check=True).stdout
+        costs, total = {}, 0
+        for line in out.splitlines():
+            m = re.match(r"\s*([\d,]+)\s+\([\s\d.]+%\)\s+(.*)$", line)
+            if not m:
+                continue
+            value = int(m.group(1).replace(",", ""))
+            if "PROGRAM TOTALS" in line:
+                total = value
+            else:
+                costs[m.group(2)] = costs.get(m.group(2), 0) + value
+        return costs, total
+    (a, total_a), (b, total_b) = self_costs(args[0]), self_costs(args[1])
+    count, top = int(args[2]), int(args[3]) if len(args) > 3 else 25
+    print("instructions per request: %d" % round((total_b - total_a) / count))
+    diff = sorted(((b.get(k, 0) - a.get(k, 0)) / count, k) for k in set(a) | set(b))[::-1][:top]
+    names = [name.split(":", 1)[-1].split(" [")[0] for _, name in diff]
+    try:
+        names = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names),
+                               capture_output=True, text=True).stdout.split("\n")
+    except OSError:
+        pass
+    for (value, _), name in zip(diff, names):
+        print("%9d  %s" % (round(value), name[:150]))
+
+
 COMMANDS = {"render": render, "keys": keys, "ports": ports, "wait-port": wait_port, "probe": probe,
-            "proc": proc, "rows": rows, "token": token}
+            "proc": proc, "rows": rows, "token": token, "sequential": sequential, "callgrind-diff": callgrind_diff}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

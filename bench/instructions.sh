@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Instructions the gateway executes per proxied request, counted by valgrind's callgrind: the
+# same binary and requests give the same count however busy the machine is (within ~2%), so a
+# small change to the request path can be judged where bench/run.sh's figures move by +-10%.
+# Issue 5; bench/RESULTS.md, "Instructions per request", has the last figures.
+#
+#   bench/instructions.sh                     release build, 500 then 1,500 requests, top 25
+#   BENCH_GATEWAY=path/to/gemini-gateway bench/instructions.sh      another binary
+#
+# It serves BENCH_INSTR_FEW (500) and then BENCH_INSTR_MANY (1,500) generateContent requests,
+# one after the other on one keep-alive connection, through a gateway run under callgrind (100
+# keys, 3 upstreams, one client, logging to SQLite) in front of the benchmark's fake upstream
+# (nginx), and prints (count(many) - count(few)) / (many - few): start-up and shutdown cancel
+# out. User-space instructions only (the kernel's share is not counted); requests one at a
+# time, so the log writer's batches are small and its per-batch work weighs more than under load.
+#
+# Settings: BENCH_PORT_BASE (18500: ports BASE+1 and BASE+4 on 127.0.0.1), BENCH_SKIP_BUILD=1,
+# BENCH_TOP (25 functions listed). Installs nginx, valgrind and gcc with apt-get when run as
+# root. Output in bench/out/instructions-*/; one bench at a time (bench/out/run.lock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FEW=${BENCH_INSTR_FEW:-500}
+MANY=${BENCH_INSTR_MANY:-1500}
+PORT_BASE=${BENCH_PORT_BASE:-18500}
+UPSTREAM_PORT=$((PORT_BASE + 1))
+GATEWAY_PORT=$((PORT_BASE + 4))
+PY=python3
+
+mkdir -p bench/out
+exec 9> bench/out/run.lock
+flock -w 900 9 || { echo "[instructions] another bench is still running after 15 minutes" >&2; exit 1; }
+OUT=bench/out/instructions-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$OUT/tmp"
+ABS_OUT=$(cd "$OUT" && pwd)
+log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+if [ ${#need[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || die "missing: ${need[*]} (run as root, or: apt-get install ${need[*]})"
+    log "installing with apt-get: ${need[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" > "$OUT/apt.log" 2>&1 \
+        || die "apt-get install failed: see $OUT/apt.log"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+if [ -z "${BENCH_GATEWAY:-}" ]; then
+    if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+        log "building the gateway (release)"
+        swift build -c release --product gemini-gateway > "$OUT/build.log" 2>&1 || die "build failed: see $OUT/build.log"
+    fi
+    BENCH_GATEWAY=$(swift build -c release --show-bin-path)/gemini-gateway
+fi
+[ -x "$BENCH_GATEWAY" ] || die "no gateway binary at $BENCH_GATEWAY"
+
+# valgrind 3.19 cannot read DWARF 5 (a copy without debug info keeps the symbols), and crashes
+# in libdispatch's sigsuspend, whose signal mask is read-only (a shim passes a copy).
+GATEWAY=$OUT/gemini-gateway
+cp "$BENCH_GATEWAY" "$GATEWAY" && strip --strip-debug "$GATEWAY"
+cat > "$OUT/sigsuspend.c" <<'EOF'
+#define _GNU_SOURCE
+#include <signal.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int sigsuspend(const sigset_t *mask) { sigset_t copy = *mask; return (int)syscall(SYS_rt_sigsuspend, &copy, 8); }
+EOF
+gcc -O2 -shared -fPIC "$OUT/sigsuspend.c" -o "$OUT/sigsuspend.so"
+
+"$PY" bench/tools.py ports "$UPSTREAM_PORT" "$GATEWAY_PORT"
+"$PY" bench/tools.py render bench/nginx/upstream.conf.in "$OUT/upstream.conf" \
+    OUT="$ABS_OUT" SSE_PORT="$((PORT_BASE + 2))" UPSTREAM_PORT="$UPSTREAM_PORT" LISTEN_V6="" \
+    --body bench/fixtures/generateContent.json
+"$NGINX" -p "$ABS_OUT" -c "$ABS_OUT/upstream.conf" -e "$ABS_OUT/upstream-error.log" 9>&- &
+PIDS+=($!)
+"$PY" bench/tools.py wait-port "$UPSTREAM_PORT"
+"$PY" bench/tools.py keys 100 "$OUT/api_keys.txt"
+printf 'http://127.0.0.1:%s\nhttp://localhost:%s\nhttp://127.0.0.1:%s/p3\n' \
+    "$UPSTREAM_PORT" "$UPSTREAM_PORT" "$UPSTREAM_PORT" > "$OUT/proxy_urls.txt"
+
+count() {  # count N: the instructions of a gateway run that serves N requests
+    local n=$1 db=$OUT/gateway-$1.db
+    "$GATEWAY" import --db "$db" --keys "$OUT/api_keys.txt" --upstreams "$OUT/proxy_urls.txt" > "$OUT/import-$n.log" 2>&1 \
+        || die "import failed: see $OUT/import-$n.log"
+    "$GATEWAY" clients add bench --json --db "$db" > "$OUT/client-$n.json" || die "clients add failed"
+    LD_PRELOAD=$OUT/sigsuspend.so valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$n.out" \
+        "$GATEWAY" serve --db "$db" --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level warning \
+        > "$OUT/gateway-$n.log" 2>&1 9>&- &
+    local pid=$!
+    PIDS+=($pid)
+    "$PY" bench/tools.py wait-port "$GATEWAY_PORT" 120
+    log "$n requests under callgrind"
+    "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$("$PY" bench/tools.py token "$OUT/client-$n.json")" "$n"
+    kill -TERM "$pid"
+    wait "$pid" || die "the gateway under callgrind failed: see $OUT/gateway-$n.log"
+    local rows
+    rows=$(sqlite3 "$db" 'SELECT COUNT(*) FROM requests' 2>/dev/null || "$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM requests').fetchone()[0])" "$db")
+    [ "$rows" = "$n" ] || die "$rows request rows for $n requests"
+}
+count "$FEW"
+count "$MANY"
+"$PY" bench/tools.py callgrind-diff "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$((MANY - FEW))" "${BENCH_TOP:-25}" \
+    | tee "$OUT/summary.txt"
+log "done: $OUT/summary.txt (callgrind_annotate $OUT/callgrind-$MANY.out for the whole profile)"
