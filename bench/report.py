@@ -293,7 +293,9 @@ def build(run):
     add("")
     if len(rss_after) >= 2:
         growth = rss_after[-1] - rss_after[0]
-        add("Growth from the end of round 1 to the end of round %d: %+.1f MiB. Open fds above ~20 are pooled "
+        add("Growth from the end of round 1 to the end of round %d: %+.1f MiB. Each round's sample is taken "
+            "after the gateway has been idle for BENCH_SETTLE seconds (12 by default; it returns the memory "
+            "its bursts left free after 5-10 s without requests). Open fds above ~20 are pooled "
             "idle upstream connections (kept up to 60 s after the 1,000-stream burst)." % (len(rss_after), growth))
         add("")
         verdicts.append(("No memory growth across rounds", growth <= max(5.0, 0.05 * rss_after[0]),

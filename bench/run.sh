@@ -12,6 +12,7 @@
 # BENCH_PROFILE_SECONDS, BENCH_SINGLE_STREAM_REPEAT (10 one-stream runs per sample),
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
 # BASE+1..BASE+4 on 127.0.0.1), BENCH_MAX_SECONDS (hard time limit, 840), BENCH_SKIP_BUILD=1,
+# BENCH_SETTLE (12: idle seconds before the memory sample after each round),
 # BENCH_WRITE_RESULTS (1 in a full run: update bench/RESULTS.md), BENCH_PYTHON (the Python for
 # the SSE server and stream client; default Debian's python3), BENCH_GATEWAY (another gateway binary
 # to measure, e.g. one built with other flags). The gateway's own GEMINI_GATEWAY_*
@@ -43,6 +44,7 @@ KEYS=${BENCH_KEYS:-100}
 SCHED_N=${BENCH_SCHED_N:-$d_sched}
 PORT_BASE=${BENCH_PORT_BASE:-18400}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-840}
+SETTLE=${BENCH_SETTLE:-12}
 WRITE_RESULTS=${BENCH_WRITE_RESULTS:-$d_write}
 EVENTS=10
 INTERVAL=0.05
@@ -303,7 +305,9 @@ for round in $(seq "$ROUNDS"); do
     for streams in $STREAMS; do
         for target in "${order[@]}"; do stream_run "r$round" "$target" "$streams"; sleep 0.5; done
     done
-    sleep 1
+    # Memory after the round, once the gateway has been idle long enough to give back what the
+    # round's bursts left free (it trims after 5-10 s without requests): what stays is what it uses.
+    sleep "$SETTLE"
     "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-r$round.json"
 done
 

@@ -103,7 +103,7 @@ public struct Gateway: Sendable {
             // Started in this order, stopped in reverse: the proxied requests still running after
             // the server closed its connections end before the request log's last flush; the
             // transport stops last.
-            services: [transport, sync, logWriter, proxyTasks, retention],
+            services: [transport, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger)],
             onServerRunning: onServerRunning,
             logger: logger
         )

@@ -10,14 +10,20 @@ import Synchronization
 /// share (a loop preempted while holding it would stall the other).
 final class ProxyTasks: Service, Sendable {
     private let count = Atomic<Int>(0)
+    /// Requests started since the gateway started (for ``MemoryTrimmer``: was there activity?).
+    private let total = Atomic<Int>(0)
     /// Someone waits for the end (shutdown): only then does the last request look for waiters.
     private let draining = Atomic<Bool>(false)
     private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
 
     var running: Int { count.load(ordering: .sequentiallyConsistent) }
 
+    /// Proxied requests started so far.
+    var startedTotal: Int { total.load(ordering: .relaxed) }
+
     func started() {
         count.add(1, ordering: .relaxed)
+        total.add(1, ordering: .relaxed)
     }
 
     func finished() {
