@@ -140,6 +140,26 @@ import Testing
         }
     }
 
+    @Test func anHTTP10StreamIsSentRawAndEndedByClosingTheConnection() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: StreamingTests.events(3), interval: .milliseconds(10)))])
+            let body = #"{"contents":[]}"#
+            // HTTP/1.0 has no chunked encoding: an answer of unknown length ends when the
+            // connection does, even when the client asked to keep it.
+            let request = "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.0\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nConnection: keep-alive\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array(request.utf8), silence: 20)
+            #expect(reply.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(reply.prefix(80))")
+            let head = reply.components(separatedBy: "\r\n\r\n").first ?? ""
+            #expect(!head.lowercased().contains("transfer-encoding"), "\(head)")
+            #expect(!head.lowercased().contains("connection: keep-alive"), "\(head)")
+            #expect(reply.components(separatedBy: "data: ").count - 1 == 3, "\(reply)")
+            #expect(!reply.contains("\r\n0\r\n"), "no chunk framing")
+            #expect(closed)
+            #expect(try await gateway.requestRows(count: 1).first?["outcome"] as String? == "success")
+        }
+    }
+
     @Test func aClientThatExpects100ContinueGetsItBeforeSendingItsBody() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
