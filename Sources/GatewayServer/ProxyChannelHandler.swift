@@ -32,8 +32,21 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case discarding
     }
 
-    private let proxy: ProxyHandler
-    private let tasks: ProxyTasks
+    /// The proxy and the task count, behind one reference: each request's task takes one retain,
+    /// not one for every reference the proxy holds.
+    private final class Shared: Sendable {
+        let proxy: ProxyHandler
+        let tasks: ProxyTasks
+
+        init(proxy: ProxyHandler, tasks: ProxyTasks) {
+            self.proxy = proxy
+            self.tasks = tasks
+        }
+    }
+
+    private let shared: Shared
+    private var proxy: ProxyHandler { shared.proxy }
+    private var tasks: ProxyTasks { shared.tasks }
     private var reading = Reading.idle
     /// A proxied request is being answered (from its end to its answer's end).
     private var answering = false
@@ -63,8 +76,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var writable: CheckedContinuation<Void, any Error>?
 
     init(proxy: ProxyHandler, tasks: ProxyTasks) {
-        self.proxy = proxy
-        self.tasks = tasks
+        shared = Shared(proxy: proxy, tasks: tasks)
     }
 
     /// Whether the proxy serves this request target (its path starts with one of the prefixes,
@@ -276,11 +288,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let number = answers
         tasks.started()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let proxy = self.proxy, tasks = self.tasks
+        let shared = self.shared
         let started = Task.immediate(executorPreference: executor) {
-            let answer = await proxy.handle(request)
+            let answer = await shared.proxy.handle(request)
             await handler.value.send(answer)
-            tasks.finished()
+            shared.tasks.finished()
         }
         // Unless it is already answered (an answer that needed no wait), and maybe the next one
         // begun: the handle is for cancelling this one.
