@@ -15,7 +15,7 @@
 # time, so the log writer's batches are small and its per-batch work weighs more than under load.
 #
 # Settings: BENCH_PORT_BASE (18500: ports BASE+1 and BASE+4 on 127.0.0.1), BENCH_SKIP_BUILD=1,
-# BENCH_TOP (25 functions listed). Installs nginx, valgrind and gcc with apt-get when run as
+# BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600: hard time limit). Installs nginx, valgrind and gcc with apt-get when run as
 # root. Output in bench/out/instructions-*/; one bench at a time (bench/out/run.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +37,26 @@ log() { printf '[instructions %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 PIDS=()
+WATCHDOG=""
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$WATCHDOG" ]; then
+        kill $(pgrep -P "$WATCHDOG" 2>/dev/null) "$WATCHDOG" 2>/dev/null || true
+        wait "$WATCHDOG" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+# A hard limit on the whole run (BENCH_MAX_SECONDS, 600): a gateway that hangs under valgrind
+# must not hold the lock forever.
+( exec 9>&-; sleep "${BENCH_MAX_SECONDS:-600}"; echo "[instructions] time limit reached: stopping" >&2; kill -TERM $$ ) &
+WATCHDOG=$!
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
@@ -105,6 +120,9 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$("$PY" bench/tools.py token "$OUT/client-$n.json")" "$n"
     kill -TERM "$pid"
     wait "$pid" || die "the gateway under callgrind failed: see $OUT/gateway-$n.log"
+    local kept=() other
+    for other in "${PIDS[@]}"; do [ "$other" = "$pid" ] || kept+=("$other"); done
+    PIDS=("${kept[@]}")  # gone: not to be signalled again at exit
     local rows
     rows=$(sqlite3 "$db" 'SELECT COUNT(*) FROM requests' 2>/dev/null || "$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM requests').fetchone()[0])" "$db")
     [ "$rows" = "$n" ] || die "$rows request rows for $n requests"

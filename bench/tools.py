@@ -192,7 +192,7 @@ def sequential(args):
 
 def callgrind_diff(args):
     def self_costs(path):
-        out = subprocess.run(["callgrind_annotate", "--threshold=100", path],
+        out = subprocess.run(["callgrind_annotate", "--threshold=100", "--auto=no", path],
                              capture_output=True, text=True, check=True).stdout
         costs, total = {}, 0
         for line in out.splitlines():
@@ -206,13 +206,18 @@ def callgrind_diff(args):
                 costs[m.group(2)] = costs.get(m.group(2), 0) + value
         return costs, total
     (a, total_a), (b, total_b) = self_costs(args[0]), self_costs(args[1])
+    if not total_a or not total_b or not a or not b:
+        sys.exit("callgrind-diff: no totals read from callgrind_annotate's output (format changed?)")
     count, top = int(args[2]), int(args[3]) if len(args) > 3 else 25
     print("instructions per request: %d" % round((total_b - total_a) / count))
     diff = sorted(((b.get(k, 0) - a.get(k, 0)) / count, k) for k in set(a) | set(b))[::-1][:top]
     names = [name.split(":", 1)[-1].split(" [")[0] for _, name in diff]
     try:
-        names = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names),
-                               capture_output=True, text=True).stdout.split("\n")
+        demangled = subprocess.run(["swift", "demangle", "--simplified", "--compact"], input="\n".join(names),
+                                   capture_output=True, text=True)
+        lines = demangled.stdout.split("\n")
+        if demangled.returncode == 0 and len(lines) >= len(names):
+            names = lines
     except OSError:
         pass
     for (value, _), name in zip(diff, names):

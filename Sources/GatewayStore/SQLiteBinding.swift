@@ -176,6 +176,9 @@ struct RowBinder {
     /// Runs the statement to its end. Returns the number of rows it inserted or changed (0 for an
     /// `INSERT OR IGNORE` that ignored its row).
     mutating func execute() throws -> Int {
+        // Every parameter bound: one missing in a many-row statement would shift the values of
+        // every later row by a column.
+        assert(index == sqlite3_bind_parameter_count(statement), "\(index) values bound for \(sqlite3_bind_parameter_count(statement)) parameters")
         guard failure == SQLITE_OK else { throw error(failure) }
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else {

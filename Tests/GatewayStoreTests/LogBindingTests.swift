@@ -215,6 +215,14 @@ import Testing
         #expect(try RetentionTests.count(direct.store, "SELECT COUNT(*) FROM requests") == 1_600 + AppDatabase.rowsPerInsert + 3)
     }
 
+    @Test func theWriterKeepsItsStatementJournalsInMemory() async throws {
+        // Many-row inserts with foreign keys keep a statement journal: on the writer it must not
+        // spill to a temporary file (it doubled the bytes written per request).
+        let fixture = try Fixture()
+        #expect(try await fixture.store.writer.write { try Int.fetchOne($0, sql: "PRAGMA temp_store") } == 2)
+        #expect(try await fixture.store.writer.read { try Int.fetchOne($0, sql: "PRAGMA temp_store") } == 0)
+    }
+
     @Test func aValueSQLiteRefusesFailsTheWriteAndLeavesNothing() async throws {
         let fixture = try Fixture()
         var entry = RetentionTests.entry("fk", at: Date(), keys: fixture.keys, upstream: fixture.upstream)
@@ -305,8 +313,10 @@ import Testing
         // A batch repeating ids of the first (ignored rows; their attempts join the first's rows),
         // and one repeating an id within itself.
         let repeated = Self.entries(20, prefix: "r", fixture: fixture, base: base, generator: &generator)
+        // (21 rows: the repeats fall inside the first many-row statement.)
         var within = Self.entries(10, prefix: "w", fixture: fixture, base: base, generator: &generator)
         within.append(contentsOf: Self.entries(3, prefix: "w", fixture: fixture, base: base, generator: &generator))
+        within.append(contentsOf: Self.entries(8, prefix: "x", fixture: fixture, base: base, generator: &generator))
         let handInserted = Self.entries(30, prefix: "h", fixture: fixture, base: base, generator: &generator)
         try await Self.compareFolds([first, repeated, within, Self.entries(40, prefix: "z", fixture: fixture, base: base, generator: &generator)],
                                     handInserted: handInserted)
