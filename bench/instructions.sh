@@ -38,18 +38,10 @@ die() { log "error: $*"; exit 1; }
 
 PIDS=()
 WATCHDOG=""
+. bench/stop.sh
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ -n "$WATCHDOG" ]; then
-        kill $(pgrep -P "$WATCHDOG" 2>/dev/null) "$WATCHDOG" 2>/dev/null || true
-        wait "$WATCHDOG" 2>/dev/null || true
-    fi
+    stop_started "${PIDS[@]}"
+    stop_watchdog "$WATCHDOG"
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM

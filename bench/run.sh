@@ -79,6 +79,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------------- cleanup
+. bench/stop.sh
 STARTED_PIDS=()
 WATCHDOG=""
 POLICY_CREATED=0
@@ -86,19 +87,8 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if [ "$POLICY_CREATED" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
-    local pid
-    for pid in "${STARTED_PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED_PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ -n "$WATCHDOG" ]; then
-        kill $(pgrep -P "$WATCHDOG" 2>/dev/null) "$WATCHDOG" 2>/dev/null || true
-        wait "$WATCHDOG" 2>/dev/null || true
-    fi
+    stop_started "${STARTED_PIDS[@]}"
+    stop_watchdog "$WATCHDOG"
     exit "$status"
 }
 trap cleanup EXIT
