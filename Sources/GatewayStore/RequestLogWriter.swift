@@ -5,7 +5,8 @@ import ServiceLifecycle
 /// The batched request-log writer: one Service. The request path only enqueues (never waits on
 /// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
 /// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
-/// logs it; a failed write is retried, not lost.
+/// logs it; a failed write is retried, not lost. Cancelled (a shutdown that outlasted its grace),
+/// it still writes what it holds, in one try.
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
@@ -60,7 +61,11 @@ public final class RequestLogWriter: Service, Sendable {
             var delay: Duration = .milliseconds(100)
             while true {
                 do {
-                    try await database.insert(slice)
+                    // In a task of its own: GRDB starts no write in a cancelled task, and the
+                    // writer's task is cancelled when a shutdown outlasts its grace, with rows
+                    // still held. A write that fails then is not tried again (below).
+                    let database = self.database
+                    try await Task { try await database.insert(slice) }.value
                     break
                 } catch {
                     if Task.isCancelled {
