@@ -47,8 +47,7 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 # A hard limit on the whole run (BENCH_MAX_SECONDS, 600): a gateway that hangs under valgrind
 # must not hold the lock forever.
-( exec 9>&-; sleep "${BENCH_MAX_SECONDS:-600}"; echo "[instructions] time limit reached: stopping" >&2; kill -TERM $$ ) &
-WATCHDOG=$!
+start_watchdog "${BENCH_MAX_SECONDS:-600}" instructions
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)

@@ -95,8 +95,7 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # A hard limit on the whole run: every load is bounded, this catches anything that is not.
-( exec 9>&-; sleep "$MAX_SECONDS"; echo "[bench] time limit of ${MAX_SECONDS}s reached: stopping" >&2; kill -TERM $$ ) &
-WATCHDOG=$!
+start_watchdog "$MAX_SECONDS" bench
 
 # ---------------------------------------------------------------------------------- packages
 PY=${BENCH_PYTHON:-}

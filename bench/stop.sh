@@ -1,4 +1,11 @@
-# Sourced by bench/run.sh and bench/instructions.sh: stopping what a bench started.
+# Sourced by bench/run.sh and bench/instructions.sh: a bench's time limit, and stopping what it
+# started.
+
+# start_watchdog SECONDS LABEL: SIGTERM to this script after SECONDS (sets WATCHDOG).
+start_watchdog() {
+    ( exec 9>&-; sleep "$1"; echo "[$2] time limit of ${1}s reached: stopping" >&2; kill -TERM $$ ) &
+    WATCHDOG=$!
+}
 
 # stop_started PID...: SIGTERM to each, then up to 5 s for each to exit before SIGKILL.
 stop_started() {
