@@ -38,7 +38,13 @@ public struct Gateway: Sendable {
     ) async throws {
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
-        logWriter = RequestLogWriter(database: database, capacity: configuration.logBufferCapacity, logger: logger)
+        // A shutdown that outlasts its grace cancels the requests still running (the server
+        // closes their connections): the writer waits a moment for their rows.
+        let tasks = proxyTasks
+        logWriter = RequestLogWriter(
+            database: database, capacity: configuration.logBufferCapacity,
+            stragglers: { await tasks.idle(within: .seconds(2)) }, logger: logger
+        )
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
             // Disabled and deleted keys are not in the pool: index counts in SQLite, per scrape.

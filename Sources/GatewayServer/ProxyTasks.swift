@@ -14,7 +14,15 @@ final class ProxyTasks: Service, Sendable {
     private let total = Atomic<Int>(0)
     /// Someone waits for the end (shutdown): only then does the last request look for waiters.
     private let draining = Atomic<Bool>(false)
-    private let waiters = Mutex<[CheckedContinuation<Void, Never>]>([])
+    private let waiters = Mutex(Waiters())
+    private let nextWaiter = Atomic<Int>(0)
+
+    private struct Waiters {
+        var waiting: [Int: CheckedContinuation<Void, Never>] = [:]
+        /// Waiters cancelled before they were registered (or after they were resumed: a few ids
+        /// at shutdown, never more).
+        var cancelled: Set<Int> = []
+    }
 
     var running: Int { count.load(ordering: .sequentiallyConsistent) }
 
@@ -37,23 +45,50 @@ final class ProxyTasks: Service, Sendable {
     /// (the service group's shutdown grace is over).
     func idle() async {
         draining.store(true, ordering: .sequentiallyConsistent)
+        let id = nextWaiter.add(1, ordering: .relaxed).oldValue
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiters.withLock { $0.append(continuation) }
-                // After registering: a request that ended in between has found the waiter, or this does.
-                wake(evenIfRunning: Task.isCancelled)
+                let cancelled = waiters.withLock { waiters in
+                    if waiters.cancelled.remove(id) != nil { return true }
+                    waiters.waiting[id] = continuation
+                    return false
+                }
+                if cancelled {
+                    continuation.resume()
+                } else {
+                    // After registering: a request that ended in between has found the waiter, or this does.
+                    wake()
+                }
             }
         } onCancel: {
-            wake(evenIfRunning: true)
+            // Only this waiter: another one (the log writer's, waiting for the last rows) waits on.
+            let continuation = waiters.withLock { waiters in
+                let continuation = waiters.waiting.removeValue(forKey: id)
+                if continuation == nil { waiters.cancelled.insert(id) }
+                return continuation
+            }
+            continuation?.resume()
         }
     }
 
-    private func wake(evenIfRunning: Bool = false) {
-        guard evenIfRunning || running == 0 else { return }
+    /// Returns when no proxied request is being answered, or after `limit`, with the number of
+    /// requests still running then.
+    func idle(within limit: Duration) async -> Int {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.idle() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
+            group.cancelAll()
+        }
+        return running
+    }
+
+    private func wake() {
+        guard running == 0 else { return }
         // Whoever takes the waiters resumes them: each exactly once.
         let ready = waiters.withLock { waiters in
-            defer { waiters = [] }
-            return waiters
+            defer { waiters.waiting = [:] }
+            return waiters.waiting.values
         }
         for waiter in ready { waiter.resume() }
     }

@@ -6,7 +6,8 @@ import ServiceLifecycle
 /// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
 /// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
 /// logs it; a failed write is retried, not lost. Cancelled (a shutdown that outlasted its grace),
-/// it still writes what it holds, in one try.
+/// it still writes what it holds, in one try, after the requests cancelled with it have handed
+/// over their rows (``init(database:capacity:maximumBatch:coalescing:stragglers:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
@@ -15,15 +16,24 @@ public final class RequestLogWriter: Service, Sendable {
     private let maximumBatch: Int
     /// How long rows gather after the first one arrives before they are written together.
     private let coalescing: Duration
+    /// Waits for the requests still running when the writer is cancelled to end; returns how
+    /// many did not (their rows will be missing).
+    private let stragglers: @Sendable () async -> Int
 
+    /// - Parameter stragglers: called once when the writer is cancelled, before its last write:
+    ///   the requests still being answered were cancelled too (the server closed their
+    ///   connections), and each ends at once and hands over its row. It should return when none
+    ///   is left, or after a bound, with the number still running.
     public init(
         database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 5_000,
-        coalescing: Duration = .milliseconds(100), logger: Logger
+        coalescing: Duration = .milliseconds(100), stragglers: @escaping @Sendable () async -> Int = { 0 },
+        logger: Logger
     ) {
         self.database = database
         self.queue = BatchQueue(capacity: capacity)
         self.maximumBatch = maximumBatch
         self.coalescing = coalescing
+        self.stragglers = stragglers
         self.logger = logger
     }
 
@@ -50,6 +60,18 @@ public final class RequestLogWriter: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.queue.finish()
+        }
+        if Task.isCancelled {
+            // The rows of the requests cancelled with this task arrive now: wait for them in a
+            // task that is not cancelled, then write them.
+            let stragglers = self.stragglers
+            let missing = await Task { await stragglers() }.value
+            queue.finish()
+            let rest = queue.drain()
+            if !rest.isEmpty { await write(rest) }
+            if missing > 0 {
+                logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
+            }
         }
         logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
     }

@@ -100,7 +100,9 @@ final class GatewayHarness: Sendable {
             portContinuation.yield(channel.localAddress?.port ?? 0)
             portContinuation.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(services: [app], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        let group = ServiceGroup(configuration: groupConfiguration)
         let task = Task { try await Gateway.run { try await group.run() } }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next(), port > 0 else {

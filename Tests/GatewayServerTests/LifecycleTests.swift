@@ -44,6 +44,40 @@ import Testing
         gateway.removeFiles()
     }
 
+    @Test func aShutdownThatOutlastsItsGraceCancelsWhatIsStillRunningAndLogsIt() async throws {
+        let fake = try await FakeGemini.start()
+        // Five answers that would take a minute, and a stream whose second event never comes.
+        let gate = FakeGemini.StreamGate(permits: 1)
+        fake.setRules([
+            .init(path: ":streamGenerateContent", reply: .sse(events: [#"{"candidates":[]}"#, #"{"candidates":[]}"#], gate: gate)),
+            .init(reply: .delay(.seconds(60), then: .ok)),
+        ])
+        let gateway = try await GatewayHarness.start(keys: [a, b], upstreams: [fake.baseURL]) {
+            $0.shutdownGracePeriod = .milliseconds(500)
+        }
+        let plain = (0..<5).map { _ in Task { try await gateway.generate().status } }
+        let stream = Task { try await gateway.send(gateway.request("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")) }
+        #expect(await fake.wait(timeout: .seconds(20)) { $0.requestCount == 6 })
+        try await Task.sleep(for: .milliseconds(200))  // the stream's first event is out
+
+        let started = ContinuousClock.now
+        try await gateway.stop()
+        // The grace, then what is left is cancelled: not the minute the answers would take.
+        #expect(ContinuousClock.now - started < .seconds(10))
+        for task in plain { _ = try? await task.value }
+        _ = try? await stream.value
+
+        // Every request has its row, written before the gateway stopped.
+        let reopened = try AppDatabase.open(path: gateway.databasePath)
+        let outcomes = try reopened.read { db in
+            try String.fetchAll(db, sql: "SELECT outcome FROM requests ORDER BY outcome")
+        }
+        #expect(outcomes.count == 6, "\(outcomes) \(gateway.logs.all.suffix(30))")
+        #expect(outcomes.filter { $0 == "cancelled" }.count + outcomes.filter { $0 == "truncated" }.count == 6)
+        await fake.stop()
+        gateway.removeFiles()
+    }
+
     @Test func keysAndUpstreamsChangedWhileServingArePickedUpWithinTwoSeconds() async throws {
         try await withGateway(keys: [a], fakes: 2) { gateway, fakes in
             // A new key imported while serving is used.

@@ -23,4 +23,36 @@ struct RequestLogWriterTests {
         #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM attempts") == 5)
         #expect(writer.droppedRows == 0)
     }
+
+    @Test func aCancelledWriterWaitsForTheRowsOfTheRequestsCancelledWithIt() async throws {
+        let directory = TemporaryDirectory()
+        let (store, keys, upstream) = try RetentionTests.database(directory)
+        // Two requests still running when the writer is cancelled: one ends 100 ms later and
+        // hands over its row, the other never does (the wait gives up after its bound).
+        let writer = RequestLogWriter(
+            database: store,
+            stragglers: {
+                try? await Task.sleep(for: .milliseconds(100))
+                return 1
+            },
+            logger: Logger(label: "test")
+        )
+        let running = Task { try await writer.run() }
+        writer.enqueue(RetentionTests.entry("before", at: Date(), keys: keys, upstream: upstream))
+        var written = 0
+        for _ in 0..<200 where written == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            written = try RetentionTests.count(store, "SELECT COUNT(*) FROM requests")
+        }
+        #expect(written == 1)
+        running.cancel()
+        try await Task.sleep(for: .milliseconds(30))
+        writer.enqueue(RetentionTests.entry("late", at: Date(), keys: keys, upstream: upstream))
+        try await running.value
+        #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 2)
+        #expect(writer.droppedRows == 0)
+        // Nothing is taken after the last write: a row that comes now is counted as dropped.
+        #expect(!writer.enqueue(RetentionTests.entry("after", at: Date(), keys: keys, upstream: upstream)))
+        #expect(writer.droppedRows == 1)
+    }
 }
