@@ -243,6 +243,21 @@ public struct Scheduler: Sendable {
         return batch
     }
 
+    /// Takes back a batch from ``takeLastUsed()`` that could not be written: its keys and
+    /// upstreams are unwritten again, and the next call takes them (with their newest times).
+    public mutating func restoreLastUsed(_ batch: LastUsedBatch) {
+        for id in batch.keys.keys {
+            guard let slot = slotByID[id].map(Int.init), !slots[slot].usageDirty else { continue }
+            slots[slot].usageDirty = true
+            dirtyKeys.append(id)
+        }
+        for id in batch.upstreams.keys {
+            guard let index = upstreamIndexByID[id], !upstreamSlots[index].usageDirty else { continue }
+            upstreamSlots[index].usageDirty = true
+            dirtyUpstreams.append(id)
+        }
+    }
+
     // MARK: Cooldown lookup
 
     /// The end of the latest cooldown in force for the slot and model (key-level or project-wide,

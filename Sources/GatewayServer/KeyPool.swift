@@ -67,6 +67,11 @@ public final class KeyPool: Sendable {
         state.withLock { $0.scheduler.takeLastUsed() }
     }
 
+    /// Gives back last-use times that could not be written: the next ``takeLastUsed()`` has them.
+    func restoreLastUsed(_ batch: LastUsedBatch) {
+        state.withLock { $0.scheduler.restoreLastUsed(batch) }
+    }
+
     /// Called once `changes` are in the database: their deletions no longer need guarding.
     func written(_ changes: [StateChange]) {
         state.withLock { state in

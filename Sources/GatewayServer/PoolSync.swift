@@ -10,7 +10,8 @@ import Synchronization
 /// - writes last-use times in batches, once a second;
 /// - notices changes made by the CLI (`import`, `keys`, `upstreams`, `clients`) by polling a cheap
 ///   marker, and reloads the pool and the client tokens when it moves.
-/// On graceful shutdown it writes what is pending, then returns.
+/// On shutdown it writes what is pending, then returns; also when cancelled (a shutdown that
+/// outlasted its grace): cooldowns and soft deletions must survive a restart.
 public final class PoolSync: Service, Sendable {
     let database: AppDatabase
     let pool: KeyPool
@@ -76,11 +77,12 @@ public final class PoolSync: Service, Sendable {
                 logger.error("reload failed; will retry", metadata: ["error": "\(error)"])
             }
         }
-        await flush(includingUsage: true)
+        // In a task of its own: GRDB starts no write in a cancelled task.
+        await Task { await self.flush(includingUsage: true) }.value
     }
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on
-    /// the next tick: the changes go back to the queue.
+    /// the next tick: the changes and the times go back to the pool.
     func flush(includingUsage: Bool) async {
         let changes = pool.changes.drain()
         let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
@@ -90,6 +92,7 @@ public final class PoolSync: Service, Sendable {
             pool.written(changes)
         } catch {
             pool.changes.requeue(changes)
+            pool.restoreLastUsed(usage)
             logger.error("writing pool state failed; will retry", metadata: ["changes": "\(changes.count)", "error": "\(error)"])
         }
     }

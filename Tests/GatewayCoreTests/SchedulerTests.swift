@@ -529,6 +529,20 @@ struct SchedulerTests {
         #expect(scheduler.takeLastUsed().keys.count == 1)
     }
 
+    @Test func lastUsedTimesThatCouldNotBeWrittenAreTakenAgain() {
+        var scheduler = Scheduler(keys: poolKeys(3), upstreams: poolUpstreams(2))
+        for step in 0..<2 { _ = scheduler.pick(model: flash, now: baseDate.addingTimeInterval(Double(step))) }
+        let failed = scheduler.takeLastUsed()
+        #expect(failed.keys.count == 2)
+        // Used again before the retry: the retry carries the newest time, once per key.
+        _ = scheduler.pick(model: flash, now: baseDate.addingTimeInterval(5))
+        scheduler.restoreLastUsed(failed)
+        let retry = scheduler.takeLastUsed()
+        #expect(retry.keys == [1: baseDate, 2: baseDate.addingTimeInterval(1), 3: baseDate.addingTimeInterval(5)])
+        #expect(retry.upstreams == [1: baseDate.addingTimeInterval(5), 2: baseDate.addingTimeInterval(1)])
+        #expect(scheduler.takeLastUsed().isEmpty)
+    }
+
     // MARK: Secrets
 
     @Test func keysDoNotPrintTheirSecret() {

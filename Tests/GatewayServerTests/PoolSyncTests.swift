@@ -9,18 +9,8 @@ import Testing
     /// A key imported after the initial load but before the sync service runs (a busy start) is
     /// still picked up: `run` compares with the marker of the initial load, not with its own.
     @Test func aChangeBetweenTheInitialLoadAndRunIsPickedUp() async throws {
-        let directory = NSTemporaryDirectory() + "pool-sync-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let (directory, database, pool, sync) = try await Self.started(reloadInterval: .milliseconds(50))
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let database = try AppDatabase.open(path: directory + "/gateway.db")
-        _ = try database.importKeys(ListFile.parseKeys(Array(testKey("a").utf8)))
-        _ = try database.addUpstream("http://127.0.0.1:9")
-        let pool = KeyPool(policy: CooldownPolicy())
-        let sync = PoolSync(
-            database: database, pool: pool, authenticator: ClientAuthenticator(staticToken: nil),
-            reloadInterval: .milliseconds(50), logger: Logger(label: "test")
-        )
-        try await sync.loadInitial()
         #expect(pool.snapshot().activeKeys == 1)
 
         _ = try database.importKeys(ListFile.parseKeys(Array(testKey("b").utf8)))
@@ -32,5 +22,42 @@ import Testing
             keys = pool.snapshot().activeKeys
         }
         #expect(keys == 2)
+    }
+
+    /// Cooldowns and last-use times pending when the sync is cancelled (a shutdown that outlasted
+    /// its grace) are still written: GRDB starts no write in a cancelled task.
+    @Test func pendingStateIsWrittenWhenTheSyncIsCancelled() async throws {
+        let (directory, database, pool, sync) = try await Self.started(reloadInterval: .seconds(60))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        guard case .pair(let key, let upstream) = pool.pick(model: "gemini-2.5-flash", tried: []) else {
+            Issue.record("no pair")
+            return
+        }
+        pool.record(.throttled(Throttle(kind: .perMinute, retryDelay: 600)), pair: PairID(key: key.id, upstream: upstream.id), model: "gemini-2.5-flash")
+        let running = Task {
+            // Cancelled before it starts: it goes straight to its last flush.
+            withUnsafeCurrentTask { $0?.cancel() }
+            try await sync.run()
+        }
+        try await running.value
+        let listed = try database.listKeys()
+        #expect(listed.first?.cooldowns.map(\.model) == ["gemini-2.5-flash"])
+        #expect(listed.first?.lastUsedAt != nil)
+    }
+
+    /// A database with one key and one upstream, and a sync that has loaded it (not running).
+    static func started(reloadInterval: Duration) async throws -> (String, AppDatabase, KeyPool, PoolSync) {
+        let directory = NSTemporaryDirectory() + "pool-sync-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let database = try AppDatabase.open(path: directory + "/gateway.db")
+        _ = try database.importKeys(ListFile.parseKeys(Array(testKey("a").utf8)))
+        _ = try database.addUpstream("http://127.0.0.1:9")
+        let pool = KeyPool(policy: CooldownPolicy())
+        let sync = PoolSync(
+            database: database, pool: pool, authenticator: ClientAuthenticator(staticToken: nil),
+            reloadInterval: reloadInterval, logger: Logger(label: "test")
+        )
+        try await sync.loadInitial()
+        return (directory, database, pool, sync)
     }
 }
