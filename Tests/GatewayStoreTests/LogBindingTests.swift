@@ -216,8 +216,8 @@ import Testing
     }
 
     @Test func theWriterKeepsItsStatementJournalsInMemory() async throws {
-        // Many-row inserts with foreign keys keep a statement journal: on the writer it must not
-        // spill to a temporary file (it doubled the bytes written per request).
+        // A statement journal of a many-row insert must not spill to a temporary file on the
+        // writer (it doubled the bytes written per request).
         let fixture = try Fixture()
         #expect(try await fixture.store.writer.write { try Int.fetchOne($0, sql: "PRAGMA temp_store") } == 2)
         #expect(try await fixture.store.writer.read { try Int.fetchOne($0, sql: "PRAGMA temp_store") } == 0)
@@ -225,8 +225,16 @@ import Testing
 
     @Test func aValueSQLiteRefusesFailsTheWriteAndLeavesNothing() async throws {
         let fixture = try Fixture()
-        var entry = RetentionTests.entry("fk", at: Date(), keys: fixture.keys, upstream: fixture.upstream)
-        entry.keyId = 9_999  // no such key: the foreign key refuses it
+        // A row SQLite refuses (here: a trigger of this connection refuses key 9999; a full disk
+        // or a corrupt page would do the same).
+        try await fixture.store.writer.write { db in
+            try db.execute(sql: """
+                CREATE TEMP TRIGGER refuse_key BEFORE INSERT ON main.requests WHEN NEW.key_id = 9999
+                BEGIN SELECT RAISE(ABORT, 'refused'); END
+                """)
+        }
+        var entry = RetentionTests.entry("refused", at: Date(), keys: fixture.keys, upstream: fixture.upstream)
+        entry.keyId = 9_999
         await #expect(throws: DatabaseError.self) { try await fixture.store.insert([entry]) }
         #expect(try RetentionTests.count(fixture.store, "SELECT COUNT(*) FROM requests") == 0)
         // The same in a statement of many rows: the whole batch fails, nothing of it stays.

@@ -55,4 +55,20 @@ struct RequestLogWriterTests {
         #expect(!writer.enqueue(RetentionTests.entry("after", at: Date(), keys: keys, upstream: upstream)))
         #expect(writer.droppedRows == 1)
     }
+
+    @Test func rowsNamingAKeyDeletedByHandAreStillWritten() async throws {
+        let directory = TemporaryDirectory()
+        let (store, keys, upstream) = try RetentionTests.database(directory)
+        // An operator deletes a key with sqlite3 (which checks no foreign keys by default) while
+        // the gateway still has it in its pool and rows for it in its buffer.
+        try store.write { db in
+            try db.execute(sql: "DELETE FROM key_cooldowns WHERE key_id = ?", arguments: [keys[0]])
+            try db.execute(sql: "DELETE FROM keys WHERE id = ?", arguments: [keys[0]])
+        }
+        // A check would fail this batch, and every retry of it: the log would stop for good.
+        let entries = (0..<3).map { RetentionTests.entry("orphan-\($0)", at: Date(), keys: [keys[0]], upstream: upstream) }
+        try await store.insert(entries)
+        #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests WHERE key_id = \(keys[0])") == 3)
+        #expect(try RetentionTests.count(store, "SELECT SUM(requests) FROM daily_key_usage WHERE key_id = \(keys[0])") == 3)
+    }
 }
