@@ -130,14 +130,45 @@ enum ByteClass {
     }
 
     /// The index of the first byte at or after `start` with one of `flags` (or the end), by
-    /// ``table`` (passed in, read once per chunk).
+    /// ``table`` (passed in, read once per chunk). Inside a string (the text of an answer, most
+    /// of its bytes) eight bytes are tested at a time first.
     @inline(__always)
     static func next(
         _ flags: UInt8, in buffer: UnsafeBufferPointer<UInt8>, from start: Int, table: UnsafeBufferPointer<UInt8>
     ) -> Int {
         var index = start
+        if flags & ~(stringStop | lineEnd) == 0 {
+            index = skipStringWords(in: buffer, from: index, lineEnds: flags & lineEnd != 0)
+        }
         while index < buffer.count, table[Int(buffer[index])] & flags == 0 { index += 1 }
         return index
+    }
+
+    /// Skips the whole 8-byte words from `start` on that hold no quote or backslash (and, with
+    /// `lineEnds`, no CR or LF): the first byte that matters is in the word it stops at, or in
+    /// the few bytes after the last whole word.
+    @inline(__always)
+    static func skipStringWords(in buffer: UnsafeBufferPointer<UInt8>, from start: Int, lineEnds: Bool) -> Int {
+        guard let base = buffer.baseAddress else { return start }
+        let bytes = UnsafeRawPointer(base)
+        var index = start
+        while index &+ 8 <= buffer.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            var found = hasByte(word, JSONBytes.quote) | hasByte(word, JSONBytes.backslash)
+            if lineEnds { found |= hasByte(word, JSONBytes.cr) | hasByte(word, JSONBytes.lf) }
+            if found != 0 { break }
+            index &+= 8
+        }
+        return index
+    }
+
+    /// Non-zero exactly when one of the eight bytes of `word` is `byte` (the high bit of each
+    /// byte of `word ^ byte…` that is zero ends up set; a borrow can only mark bytes after one).
+    @inline(__always)
+    static func hasByte(_ word: UInt64, _ byte: UInt8) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let x = word ^ (ones &* UInt64(byte))
+        return (x &- ones) & ~x & 0x8080_8080_8080_8080
     }
 }
 

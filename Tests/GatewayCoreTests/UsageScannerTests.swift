@@ -328,6 +328,49 @@ extension UsageScannerTests {
         #expect(scanner.last == expected, "byte by byte", sourceLocation: sourceLocation)
     }
 
+    @Test func stringBytesAreSkippedEightAtATimeOnlyUpToTheFirstThatMatters() {
+        // Bytes that matter inside a string, and neighbours that differ from them in one bit.
+        let alphabet: [UInt8] = [0x22, 0x5C, 0x0D, 0x0A, 0x23, 0x21, 0xA2, 0x5D, 0x0C, 0x8A, 0x00, 0xFF, 0x61, 0x61, 0x61, 0x61]
+        var generator = SplitMix64(seed: 8)
+        let table = ByteClass.table
+        for _ in 0..<20_000 {
+            let count = Int.random(in: 0...40, using: &generator)
+            let dense = Int.random(in: 1...12, using: &generator)
+            let bytes = (0..<count).map { _ in
+                Int.random(in: 0..<dense, using: &generator) == 0 ? alphabet.randomElement(using: &generator)! : 0x61
+            }
+            let start = Int.random(in: 0...count, using: &generator)
+            for flags in [ByteClass.stringStop, ByteClass.stringStop | ByteClass.lineEnd] {
+                let expected = bytes[start...].firstIndex { table[Int($0)] & flags != 0 } ?? count
+                let found = bytes.withUnsafeBufferPointer { buffer in
+                    table.withUnsafeBufferPointer { ByteClass.next(flags, in: buffer, from: start, table: $0) }
+                }
+                #expect(found == expected, "\(bytes) from \(start), flags \(flags)")
+            }
+        }
+    }
+
+    @Test func escapesAtEveryOffsetOfALongText() {
+        // Quotes, backslashes and line ends (each escaped in the JSON) at every offset of texts
+        // around the word size, and a fake usage object inside the text: only the real one counts.
+        for length in [7, 8, 9, 15, 16, 17, 31] {
+            for offset in 0..<length {
+                for special in ["\"", "\\", "\n", "\\\"\n"] {
+                    var text = String(repeating: "x", count: length)
+                    text.insert(contentsOf: special, at: text.index(text.startIndex, offsetBy: offset))
+                    let body = Self.chunk(text + #" "usageMetadata": {"promptTokenCount": 999}"#, prompt: 4, candidates: 5)
+                    let expected = UsageMetadata(prompt: 4, candidates: 5, total: 9)
+                    var whole = UsageScanner()
+                    whole.feed(Array(body.utf8))
+                    #expect(whole.last == expected, "\(length) \(offset) \(special)")
+                    var sse = UsageScanner()
+                    sse.feed(Array("data: \(body)\r\n\r\n".utf8))
+                    #expect(sse.last == expected, "SSE \(length) \(offset) \(special)")
+                }
+            }
+        }
+    }
+
     @Test func escapedQuotesAndKeysThatOnlyLookLikeUsage() {
         // A text holding a whole fake usage object with escaped quotes, a key with an escaped
         // quote in it, a key spelled with an escape, and a value that is the word.
