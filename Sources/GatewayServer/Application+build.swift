@@ -39,11 +39,13 @@ public struct Gateway: Sendable {
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
         // A shutdown that outlasts its grace cancels the requests still running (the server
-        // closes their connections): the writer waits a moment for their rows.
+        // closes their connections): the log writer and the pool's sync wait a moment for them
+        // to end before their last writes.
         let tasks = proxyTasks
+        let stragglerWait: Duration = .seconds(2)
         logWriter = RequestLogWriter(
             database: database, capacity: configuration.logBufferCapacity,
-            stragglers: { await tasks.idle(within: .seconds(2)) }, logger: logger
+            stragglers: { await tasks.idle(within: stragglerWait) }, logger: logger
         )
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
@@ -52,7 +54,7 @@ public struct Gateway: Sendable {
         )
         sync = PoolSync(
             database: database, pool: pool, authenticator: authenticator,
-            reloadInterval: configuration.reloadInterval, logger: logger
+            reloadInterval: configuration.reloadInterval, stragglers: { _ = await tasks.idle(within: stragglerWait) }, logger: logger
         )
         if let transport {
             self.transport = transport

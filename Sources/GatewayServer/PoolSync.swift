@@ -21,12 +21,19 @@ public final class PoolSync: Service, Sendable {
     /// The marker `loadInitial` saw: `run` compares with it, so that a change made between the
     /// initial load and the start of `run` is not taken for the state already loaded.
     private let loaded = Mutex<(marker: String, at: Date)?>(nil)
+    /// Waits, when the sync is cancelled, for the requests cancelled with it to end (their
+    /// verdicts may still change the pool) before the last write.
+    private let stragglers: @Sendable () async -> Void
 
-    public init(database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator, reloadInterval: Duration, logger: Logger) {
+    public init(
+        database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator, reloadInterval: Duration,
+        stragglers: @escaping @Sendable () async -> Void = {}, logger: Logger
+    ) {
         self.database = database
         self.pool = pool
         self.authenticator = authenticator
         self.reloadInterval = reloadInterval
+        self.stragglers = stragglers
         self.logger = logger
     }
 
@@ -78,7 +85,11 @@ public final class PoolSync: Service, Sendable {
             }
         }
         // In a task of its own: GRDB starts no write in a cancelled task.
-        await Task { await self.flush(includingUsage: true) }.value
+        let cancelled = Task.isCancelled
+        await Task {
+            if cancelled { await self.stragglers() }
+            await self.flush(includingUsage: true)
+        }.value
     }
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on

@@ -7,7 +7,10 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     private struct Buffer {
         var elements: [Element] = []
         var dropped = 0
-        var finished = false
+        /// No more elements are accepted (``close()``).
+        var closed = false
+        /// `consume` returns once it has handed out what is buffered (``endConsuming()``).
+        var ending = false
     }
 
     private let buffer = Mutex(Buffer())
@@ -26,7 +29,7 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     public func enqueue(_ element: consuming Element) -> Bool {
         var element = Optional(element)
         let accepted = buffer.withLock { buffer in
-            guard !buffer.finished, buffer.elements.count < capacity else {
+            guard !buffer.closed, buffer.elements.count < capacity else {
                 buffer.dropped += 1
                 return false
             }
@@ -61,19 +64,28 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         }
     }
 
-    /// No more elements are accepted; `batches()` ends after handing out what is left.
-    public func finish() {
-        buffer.withLock { $0.finished = true }
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { buffer.withLock { $0.closed } }
+
+    /// `consume` hands out what is buffered now, without waiting, and returns. Elements are still
+    /// accepted (for ``drain()``) until ``close()``.
+    public func endConsuming() {
+        buffer.withLock { $0.ending = true }
         wakeUp.finish()
     }
 
-    /// Calls `body` with each non-empty batch as elements arrive, until `finish()`; the last call
-    /// gets whatever was still buffered when it finished. After a wake-up it waits `coalescing`
-    /// before taking the batch, so that under load one write carries many elements (one SQLite
-    /// transaction per batch is what costs, not the rows in it).
+    /// No more elements are accepted: each is counted as dropped.
+    public func close() {
+        buffer.withLock { $0.closed = true }
+    }
+
+    /// Calls `body` with each non-empty batch as elements arrive, until ``endConsuming()`` (or
+    /// the task's cancellation); the last call gets whatever was still buffered then. After a
+    /// wake-up it waits `coalescing` before taking the batch, so that under load one write
+    /// carries many elements (one SQLite transaction per batch is what costs, not the rows in it).
     public func consume(coalescing: Duration = .zero, _ body: ([Element]) async -> Void) async {
         for await _ in wakeUps {
-            if coalescing > .zero, !buffer.withLock({ $0.finished }) {
+            if coalescing > .zero, !buffer.withLock({ $0.ending }) {
                 try? await Task.sleep(for: coalescing)
             }
             let batch = drain()

@@ -43,7 +43,8 @@ public final class RequestLogWriter: Service, Sendable {
         let requestID = entry.requestId
         let accepted = queue.enqueue(entry)
         if !accepted {
-            logger.error("request log buffer full: row dropped", metadata: ["request_id": "\(requestID)", "dropped_total": "\(queue.dropped)"])
+            let why = queue.isClosed ? "request log closed (the gateway has stopped): row dropped" : "request log buffer full: row dropped"
+            logger.error("\(why)", metadata: ["request_id": "\(requestID)", "dropped_total": "\(queue.dropped)"])
         }
         return accepted
     }
@@ -54,24 +55,28 @@ public final class RequestLogWriter: Service, Sendable {
     public var droppedRows: Int { queue.dropped }
 
     public func run() async throws {
+        // Rows are taken until the very end: a graceful shutdown only stops the waiting between
+        // writes (and a cancelled group signals it to the writer too, while requests cancelled
+        // with it are still handing over their rows).
         await withGracefulShutdownHandler {
             await queue.consume(coalescing: coalescing) { batch in
                 await self.write(batch)
             }
         } onGracefulShutdown: {
-            self.queue.finish()
+            self.queue.endConsuming()
         }
+        var missing = 0
         if Task.isCancelled {
             // The rows of the requests cancelled with this task arrive now: wait for them in a
-            // task that is not cancelled, then write them.
+            // task that is not cancelled.
             let stragglers = self.stragglers
-            let missing = await Task { await stragglers() }.value
-            queue.finish()
-            let rest = queue.drain()
-            if !rest.isEmpty { await write(rest) }
-            if missing > 0 {
-                logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
-            }
+            missing = await Task { await stragglers() }.value
+        }
+        queue.close()
+        let rest = queue.drain()
+        if !rest.isEmpty { await write(rest) }
+        if missing > 0 {
+            logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
         }
         logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
     }

@@ -340,7 +340,7 @@ extension UsageScannerTests {
                 Int.random(in: 0..<dense, using: &generator) == 0 ? alphabet.randomElement(using: &generator)! : 0x61
             }
             let start = Int.random(in: 0...count, using: &generator)
-            for flags in [ByteClass.stringStop, ByteClass.stringStop | ByteClass.lineEnd] {
+            for flags in [ByteClass.stringStop, ByteClass.stringStop | ByteClass.lineEnd, ByteClass.lineEnd] {
                 let expected = bytes[start...].firstIndex { table[Int($0)] & flags != 0 } ?? count
                 let found = bytes.withUnsafeBufferPointer { buffer in
                     table.withUnsafeBufferPointer { ByteClass.next(flags, in: buffer, from: start, table: $0) }

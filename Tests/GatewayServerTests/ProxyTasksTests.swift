@@ -1,3 +1,8 @@
+import Foundation
+import GatewayStore
+import GRDB
+import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 @testable import GatewayServer
@@ -56,6 +61,41 @@ struct ProxyTasksTests {
         }
         // Before the limit (after it, 2 would still be running).
         #expect(await tasks.idle(within: .seconds(60)) == 0)
+    }
+
+    /// As the gateway stops them when the grace runs out: the service group cancels every
+    /// service, then, as each one returns, still signals a graceful shutdown to the next. The
+    /// writer must take the rows of the requests cancelled with it even after that signal.
+    @Test func theWriterTakesRowsHandedOverAfterTheGraceRanOut() async throws {
+        let database = try AppDatabase.inMemory()
+        let tasks = ProxyTasks()
+        // Rows wait 10 s before a write: one is still waiting when the group is cancelled.
+        let writer = RequestLogWriter(
+            database: database, coalescing: .seconds(10), stragglers: { await tasks.idle(within: .seconds(10)) },
+            logger: Logger(label: "test")
+        )
+        var configuration = ServiceGroupConfiguration(services: [writer, tasks], logger: Logger(label: "test"))
+        configuration.maximumGracefulShutdownDuration = .milliseconds(200)
+        let group = ServiceGroup(configuration: configuration)
+        tasks.started()  // a long stream: it ends only once cancelled
+        let running = Task { try await group.run() }
+        #expect(writer.enqueue(Self.row("waiting")))
+        try await Task.sleep(for: .milliseconds(50))
+        await group.triggerGracefulShutdown()
+        try await Task.sleep(for: .milliseconds(800))  // the grace is over: everything was cancelled
+        #expect(writer.enqueue(Self.row("late")), "the cancelled request's row")
+        tasks.finished()
+        try await running.value
+        let rows = try await database.writer.read { try String.fetchAll($0, sql: "SELECT request_id FROM requests ORDER BY request_id") }
+        #expect(rows == ["late", "waiting"])
+        #expect(writer.droppedRows == 0)
+    }
+
+    static func row(_ id: String) -> RequestLogEntry {
+        var entry = RequestLogEntry(requestId: id, startedAt: Date(), method: "POST", endpoint: "generateContent")
+        entry.status = 499
+        entry.outcome = "cancelled"
+        return entry
     }
 
     @Test func aWaiterCancelledBeforeItWaitsReturnsAtOnce() async {
