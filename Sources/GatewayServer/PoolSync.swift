@@ -88,13 +88,13 @@ public final class PoolSync: Service, Sendable {
         let cancelled = Task.isCancelled
         await Task {
             if cancelled { await self.stragglers() }
-            await self.flush(includingUsage: true)
+            await self.flush(includingUsage: true, last: true)
         }.value
     }
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on
-    /// the next tick: the changes and the times go back to the pool.
-    func flush(includingUsage: Bool) async {
+    /// the next tick: the changes and the times go back to the pool (the `last` one has no next).
+    func flush(includingUsage: Bool, last: Bool = false) async {
         let changes = pool.changes.drain()
         let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
         guard !changes.isEmpty || !usage.isEmpty else { return }
@@ -104,7 +104,10 @@ public final class PoolSync: Service, Sendable {
         } catch {
             pool.changes.requeue(changes)
             pool.restoreLastUsed(usage)
-            logger.error("writing pool state failed; will retry", metadata: ["changes": "\(changes.count)", "error": "\(error)"])
+            logger.error(
+                last ? "writing pool state failed at exit: these changes are lost" : "writing pool state failed; will retry",
+                metadata: ["changes": "\(changes.count)", "error": "\(error)"]
+            )
         }
     }
 }

@@ -82,6 +82,31 @@ import Testing
         #expect(throws: StoreError.notADatabase(path: path)) { try AppDatabase.open(path: path) }
     }
 
+    /// SQLite checks no foreign keys (`AppDatabase.checksForeignKeys`): the gateway itself must
+    /// never leave a reference dangling. Everything it writes, then `PRAGMA foreign_key_check`.
+    @Test func whatTheGatewayWritesLeavesNoReferenceDangling() async throws {
+        let directory = TemporaryDirectory()
+        let (store, keys, upstream) = try RetentionTests.database(directory)
+        let client = try store.addClient(name: "alice").client
+        try await store.insert((0..<20).map {
+            var entry = RetentionTests.entry("r\($0)", at: Date(), keys: keys, upstream: upstream, verdicts: ["throttled", "success"])
+            entry.clientId = client.id
+            return entry
+        })
+        try await store.apply([
+            .keyCooldown(KeyCooldown(keyID: keys[0], model: "gemini-2.5-flash", until: Date().addingTimeInterval(60), reason: "429")),
+            .keyDeleted(id: keys[1], reason: "API_KEY_INVALID", at: Date()),
+            .upstreamFailed(id: upstream, until: Date().addingTimeInterval(30), streak: 1, reason: "reset", at: Date()),
+        ])
+        try await store.saveResourceOwners(["files/abc"], owner: ResourceOwner(keyID: keys[0], upstreamID: upstream, clientID: client.id))
+        _ = try store.setKeyState(try store.listKeys()[0].fingerprint, to: .disabled)
+        _ = try store.revokeClient("alice")
+        _ = try await store.pruneBatch(before: Date().addingTimeInterval(3_600), limit: 5)
+        let dangling = try store.read { db in try Row.fetchAll(db, sql: "PRAGMA foreign_key_check") }
+        #expect(dangling.isEmpty, "\(dangling)")
+        #expect(try store.read { db in try Int.fetchOne(db, sql: "PRAGMA foreign_keys") } == 0)
+    }
+
     @Test func aNewerSchemaIsNeverDowngraded() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("gateway.db")
