@@ -45,6 +45,7 @@ public final class PoolSync: Service, Sendable {
         let state = try await database.loadPoolState()
         pool.load(state)
         authenticator.replaceClients(state.clients)
+        warnAboutUnusableKeys(state)
         loaded.withLock { $0 = (marker, started) }
         return marker
     }
@@ -75,6 +76,7 @@ public final class PoolSync: Service, Sendable {
                 let state = try await database.loadPoolState(changedSince: lastReload.addingTimeInterval(-1))
                 pool.load(state)
                 authenticator.replaceClients(state.clients)
+                warnAboutUnusableKeys(state)
                 marker = current
                 lastReload = started
                 logger.info("reloaded keys and upstreams", metadata: [
@@ -90,6 +92,13 @@ public final class PoolSync: Service, Sendable {
             if cancelled { await self.stragglers() }
             await self.flush(includingUsage: true, last: true)
         }.value
+    }
+
+    private func warnAboutUnusableKeys(_ state: PoolState) {
+        guard !state.unusableKeys.isEmpty else { return }
+        logger.warning("active keys left unused: their stored secret is not a valid key (edited by hand?); soft-delete them with 'keys delete FINGERPRINT' and import the key again", metadata: [
+            "keys": "\(state.unusableKeys.joined(separator: ", "))",
+        ])
     }
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on

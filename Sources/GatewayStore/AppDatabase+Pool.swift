@@ -13,6 +13,9 @@ public struct PoolState: Sendable {
     public var clients: [ClientRecord]
     /// Keys whose row an operator changed since the `since` date given to `loadPoolState`.
     public var keysChangedByOperator: Set<Int64>
+    /// Fingerprints of active keys left out of `keys` because their secret is not a valid key
+    /// (edited by hand with `sqlite3`: the gateway's own commands validate every key).
+    public var unusableKeys: [String] = []
 }
 
 extension AppDatabase {
@@ -30,12 +33,22 @@ extension AppDatabase {
     }
 
     /// The active keys, enabled upstreams, cooldowns in force and active clients.
+    ///
+    /// A key goes upstream in a header as it is stored, and the upstream connections do not check
+    /// outgoing headers again (every other value in them comes from a parsed request): a secret
+    /// that is not a valid key (a line break written into it by hand would add a header) is left
+    /// out here and named in ``PoolState/unusableKeys``.
     public func loadPoolState(now: Date = Date(), changedSince: Date? = nil) async throws -> PoolState {
         try await writer.read { db in
-            let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).map {
-                PoolKey(
-                    id: $0.id!, secret: $0.secret, fingerprint: $0.fingerprint, project: $0.project,
-                    lastUsedAt: $0.lastUsedAt, lastThrottledAt: $0.lastThrottledAt, throttleStreak: $0.throttleStreak
+            var unusable: [String] = []
+            let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).compactMap { (record: KeyRecord) -> PoolKey? in
+                guard case .success = ListFile.validateKey(record.secret) else {
+                    unusable.append(record.fingerprint)
+                    return nil
+                }
+                return PoolKey(
+                    id: record.id!, secret: record.secret, fingerprint: record.fingerprint, project: record.project,
+                    lastUsedAt: record.lastUsedAt, lastThrottledAt: record.lastThrottledAt, throttleStreak: record.throttleStreak
                 )
             }
             let upstreams = try UpstreamRecord.filter(UpstreamRecord.Columns.state == UpstreamRecord.State.active.rawValue)
@@ -58,7 +71,7 @@ extension AppDatabase {
             }
             return PoolState(
                 keys: keys, upstreams: upstreams, cooldowns: cooldowns, projectCooldowns: projectCooldowns,
-                clients: clients, keysChangedByOperator: changed
+                clients: clients, keysChangedByOperator: changed, unusableKeys: unusable
             )
         }
     }

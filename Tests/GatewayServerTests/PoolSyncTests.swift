@@ -45,6 +45,33 @@ import Testing
         #expect(listed.first?.lastUsedAt != nil)
     }
 
+    /// A key goes upstream in a header as stored, and outgoing headers are not checked again: a
+    /// secret edited by hand into something that is not a key (here a line break that would add a
+    /// header) is left out of the pool and named by fingerprint, never used.
+    @Test func aKeyEditedByHandIntoAnInvalidSecretIsNotUsed() async throws {
+        let (directory, database, pool, sync) = try await Self.started(reloadInterval: .seconds(60))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try database.importKeys(ListFile.parseKeys(Array(testKey("b").utf8)))
+        try database.write { db in
+            try db.execute(sql: "UPDATE keys SET secret = secret || char(13, 10) || 'X-Injected: 1' WHERE secret = ?", arguments: [testKey("a")])
+        }
+        let fingerprint = Secret.fingerprint(testKey("a"))
+        #expect(try database.listKeys().map(\.fingerprint).contains(fingerprint))
+
+        let state = try await database.loadPoolState()
+        #expect(state.keys.map(\.secret) == [testKey("b")])
+        #expect(state.unusableKeys == [fingerprint])
+        try await sync.loadInitial()
+        #expect(pool.snapshot().activeKeys == 1)
+        for _ in 0..<5 {
+            guard case .pair(let key, _) = pool.pick(model: "gemini-2.5-flash", tried: []) else {
+                Issue.record("no pair")
+                return
+            }
+            #expect(key.secret == testKey("b"))
+        }
+    }
+
     /// A database with one key and one upstream, and a sync that has loaded it (not running).
     static func started(reloadInterval: Duration) async throws -> (String, AppDatabase, KeyPool, PoolSync) {
         let directory = NSTemporaryDirectory() + "pool-sync-" + UUID().uuidString
