@@ -10,22 +10,32 @@ import ServiceLifecycle
 /// streams the process holds some 20 MiB more than it uses, until the next burst reuses it (the
 /// benchmark's "memory after each round" followed the size of that round's burst). After an
 /// interval in which no proxied request started and none is running, if any ran since the last
-/// time, `malloc_trim` returns the free pages; under steady traffic it never runs.
+/// time, `malloc_trim` returns the free pages; under steady traffic it never runs. It trims once
+/// more when the quiet has lasted `againAfter`: by then the upstream pools have closed the
+/// connections the burst left idle (``NIOHTTP1Transport/poolIdleTimeout``, 60 s), whose buffers
+/// the first trim could not return (about 20 KB each, a thousand after a burst of streams).
 final class MemoryTrimmer: Service, Sendable {
     private let tasks: ProxyTasks
     private let interval: Duration
+    private let againAfter: Duration
     private let trim: @Sendable () -> Void
     private let logger: Logger
 
-    init(tasks: ProxyTasks, interval: Duration = .seconds(5), logger: Logger, trim: @escaping @Sendable () -> Void = MemoryTrimmer.returnFreeMemory) {
+    init(
+        tasks: ProxyTasks, interval: Duration = .seconds(5), againAfter: Duration = .seconds(65), logger: Logger,
+        trim: @escaping @Sendable () -> Void = MemoryTrimmer.returnFreeMemory
+    ) {
         self.tasks = tasks
         self.interval = interval
+        self.againAfter = againAfter
         self.trim = trim
         self.logger = logger
     }
 
     func run() async throws {
-        var quiet = QuietAfterActivity(started: tasks.startedTotal)
+        // Whole intervals, rounded up: the second trim never comes before `againAfter`.
+        let again = Int((againAfter / interval).rounded(.up))
+        var quiet = QuietAfterActivity(started: tasks.startedTotal, againAfter: max(again, 2))
         while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: self.interval) })) != nil {
             if quiet.observe(started: tasks.startedTotal, running: tasks.running) {
                 trim()
@@ -55,13 +65,18 @@ final class MemoryTrimmer: Service, Sendable {
 
 /// Decides, one observation an interval, when the gateway has become quiet after some activity:
 /// no request started during the last interval, none running, and some started since the last
-/// time it said so.
+/// time it said so; and once more when that quiet has lasted `againAfter` intervals.
 struct QuietAfterActivity: Sendable {
     private var lastStarted: Int
     private var activeSinceTrim = false
+    private let againAfter: Int
+    /// Quiet observations since the first trim of this quiet spell; nil once it trimmed again
+    /// (or before any activity).
+    private var quietSinceTrim: Int?
 
-    init(started: Int) {
+    init(started: Int, againAfter: Int = .max) {
         lastStarted = started
+        self.againAfter = againAfter
     }
 
     mutating func observe(started: Int, running: Int) -> Bool {
@@ -69,10 +84,20 @@ struct QuietAfterActivity: Sendable {
         lastStarted = started
         if startedSince || running > 0 {
             activeSinceTrim = true
+            quietSinceTrim = nil
             return false
         }
-        guard activeSinceTrim else { return false }
-        activeSinceTrim = false
-        return true
+        if activeSinceTrim {
+            activeSinceTrim = false
+            quietSinceTrim = 1
+            return true
+        }
+        guard let quiet = quietSinceTrim else { return false }
+        if quiet + 1 >= againAfter {
+            quietSinceTrim = nil
+            return true
+        }
+        quietSinceTrim = quiet + 1
+        return false
     }
 }

@@ -3,7 +3,8 @@ import Synchronization
 import Testing
 @testable import GatewayServer
 
-/// After a burst, once the gateway is quiet, the memory it freed goes back to the system, once.
+/// After a burst, once the gateway is quiet, the memory it freed goes back to the system: once,
+/// and again when the idle upstream connections it left have been closed.
 struct MemoryTrimmerTests {
     @Test func quietAfterActivityFiresOnceAfterAQuietInterval() {
         var quiet = QuietAfterActivity(started: 0)
@@ -20,9 +21,37 @@ struct MemoryTrimmerTests {
             (11, 0, false, "steady light traffic never trims"),
             (11, 0, true, "quiet again"),
         ]
+        Self.check(&quiet, observations)
+    }
+
+    /// Once more when the quiet has lasted long enough for the upstream pools to close the
+    /// connections the burst left idle; activity starts the count over.
+    @Test func quietAfterActivityFiresAgainAfterALongerQuiet() {
+        var quiet = QuietAfterActivity(started: 0, againAfter: 4)
+        let observations: [(Int, Int, Bool, Comment)] = [
+            (3, 0, false, "requests"),
+            (3, 0, true, "quiet after activity: the first trim (quiet interval 1)"),
+            (3, 0, false, "quiet interval 2"),
+            (3, 0, false, "quiet interval 3"),
+            (3, 0, true, "quiet interval 4: the idle pooled connections are closed by now"),
+            (3, 0, false, "twice per quiet spell, no more"),
+            (3, 0, false, "still quiet"),
+            (4, 0, false, "a request"),
+            (4, 0, true, "quiet again: first trim"),
+            (4, 0, false, "2"),
+            (5, 0, false, "a request before the second: the count starts over"),
+            (5, 0, true, "first trim"),
+            (5, 0, false, "2"),
+            (5, 0, false, "3"),
+            (5, 0, true, "4"),
+        ]
+        Self.check(&quiet, observations)
+    }
+
+    /// Feeds `observations` (requests started so far, running now, should it trim, why) in order.
+    static func check(_ quiet: inout QuietAfterActivity, _ observations: [(Int, Int, Bool, Comment)]) {
         for (started, running, trims, why) in observations {
-            let fired = quiet.observe(started: started, running: running)
-            #expect(fired == trims, why)
+            #expect(quiet.observe(started: started, running: running) == trims, why)
         }
     }
 
@@ -34,7 +63,7 @@ struct MemoryTrimmerTests {
 
         let tasks = ProxyTasks()
         let trims = Atomic<Int>(0)
-        let trimmer = MemoryTrimmer(tasks: tasks, interval: .milliseconds(20), logger: Logger(label: "test")) {
+        let trimmer = MemoryTrimmer(tasks: tasks, interval: .milliseconds(20), againAfter: .seconds(60), logger: Logger(label: "test")) {
             trims.add(1, ordering: .relaxed)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -49,6 +78,31 @@ struct MemoryTrimmerTests {
             }
             try await Task.sleep(for: .milliseconds(100))
             #expect(trims.load(ordering: .relaxed) == 1)
+            group.cancelAll()
+        }
+    }
+
+    @Test func theServiceTrimsAgainOnceTheQuietHasLastedAgainAfter() async throws {
+        let tasks = ProxyTasks()
+        let trims = Atomic<Int>(0)
+        let trimmer = MemoryTrimmer(tasks: tasks, interval: .milliseconds(20), againAfter: .milliseconds(200), logger: Logger(label: "test")) {
+            trims.add(1, ordering: .relaxed)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await trimmer.run() }
+            // A request, again if the trimmer had not taken its first count yet (a slow start).
+            for _ in 0..<10 where trims.load(ordering: .relaxed) == 0 {
+                tasks.started()
+                tasks.finished()
+                for _ in 0..<25 where trims.load(ordering: .relaxed) == 0 {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            for _ in 0..<100 where trims.load(ordering: .relaxed) < 2 {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(trims.load(ordering: .relaxed) == 2, "once when quiet, once more after againAfter, then no more")
             group.cancelAll()
         }
     }
