@@ -11,21 +11,25 @@ import ServiceLifecycle
 /// benchmark's "memory after each round" followed the size of that round's burst). After an
 /// interval in which no proxied request started and none is running, if any ran since the last
 /// time, `malloc_trim` returns the free pages; under steady traffic it never runs. It trims once
-/// more when the quiet has lasted `againAfter`: by then the upstream pools have closed the
-/// connections the burst left idle (``NIOHTTP1Transport/poolIdleTimeout``, 60 s), whose buffers
-/// the first trim could not return (about 20 KB each, a thousand after a burst of streams).
+/// more when the quiet has lasted `againAfter` since that trim: by then the upstream pools have
+/// closed the connections the burst left idle (`upstreamPoolIdleTimeout`, 60 s after the last
+/// was put back, at the latest at the first trim), whose buffers the first trim could not return
+/// (about 20 KB each, a thousand after a burst of streams).
 final class MemoryTrimmer: Service, Sendable {
     private let tasks: ProxyTasks
+    /// Requests started when the trimmer was made: those that start later are activity.
+    private let initialCount: Int
     private let interval: Duration
     private let againAfter: Duration
     private let trim: @Sendable () -> Void
     private let logger: Logger
 
     init(
-        tasks: ProxyTasks, interval: Duration = .seconds(5), againAfter: Duration = .seconds(65), logger: Logger,
+        tasks: ProxyTasks, interval: Duration = .seconds(5), againAfter: Duration = upstreamPoolIdleTimeout + .seconds(5), logger: Logger,
         trim: @escaping @Sendable () -> Void = MemoryTrimmer.returnFreeMemory
     ) {
         self.tasks = tasks
+        self.initialCount = tasks.startedTotal
         self.interval = interval
         self.againAfter = againAfter
         self.trim = trim
@@ -35,7 +39,7 @@ final class MemoryTrimmer: Service, Sendable {
     func run() async throws {
         // Whole intervals, rounded up: the second trim never comes before `againAfter`.
         let again = Int((againAfter / interval).rounded(.up))
-        var quiet = QuietAfterActivity(started: tasks.startedTotal, againAfter: max(again, 2))
+        var quiet = QuietAfterActivity(started: initialCount, againAfter: max(again, 1))
         while (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: self.interval) })) != nil {
             if quiet.observe(started: tasks.startedTotal, running: tasks.running) {
                 trim()
@@ -65,12 +69,12 @@ final class MemoryTrimmer: Service, Sendable {
 
 /// Decides, one observation an interval, when the gateway has become quiet after some activity:
 /// no request started during the last interval, none running, and some started since the last
-/// time it said so; and once more when that quiet has lasted `againAfter` intervals.
+/// time it said so; and once more when the quiet has lasted `againAfter` more intervals.
 struct QuietAfterActivity: Sendable {
     private var lastStarted: Int
     private var activeSinceTrim = false
     private let againAfter: Int
-    /// Quiet observations since the first trim of this quiet spell; nil once it trimmed again
+    /// Quiet observations after the first trim of this quiet spell; nil once it trimmed again
     /// (or before any activity).
     private var quietSinceTrim: Int?
 
@@ -89,15 +93,11 @@ struct QuietAfterActivity: Sendable {
         }
         if activeSinceTrim {
             activeSinceTrim = false
-            quietSinceTrim = 1
+            quietSinceTrim = 0
             return true
         }
-        guard let quiet = quietSinceTrim else { return false }
-        if quiet + 1 >= againAfter {
-            quietSinceTrim = nil
-            return true
-        }
-        quietSinceTrim = quiet + 1
-        return false
+        guard let quiet = quietSinceTrim.map({ $0 + 1 }) else { return false }
+        quietSinceTrim = quiet < againAfter ? quiet : nil
+        return quiet == againAfter
     }
 }

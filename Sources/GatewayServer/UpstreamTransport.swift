@@ -58,6 +58,9 @@ public protocol UpstreamTransport: Sendable {
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
 }
 
+/// How long both transports keep an unused upstream connection in their pool before closing it.
+let upstreamPoolIdleTimeout: Duration = .seconds(60)
+
 /// No HTTP answer: what went wrong, in the classifier's terms.
 public struct UpstreamTransportError: Error, Sendable, CustomStringConvertible {
     public var failure: OutcomeClassifier.TransportFailure
@@ -81,7 +84,7 @@ public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
             read: .nanoseconds(Int64(configuration.readIdleTimeout.components.seconds) * 1_000_000_000)
         )
         clientConfiguration.connectionPool = .init(
-            idleTimeout: .seconds(60),
+            idleTimeout: .init(upstreamPoolIdleTimeout),
             concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerUpstream
         )
         // A refused connection is the upstream's failure now, not after retrying until the
