@@ -155,8 +155,13 @@ public enum ListFile {
         guard scheme == "http" || scheme == "https" else {
             return .failure(LineError("scheme '\(scheme)' is not supported (use http or https)"))
         }
-        guard let host = components.host, !host.isEmpty else {
+        // As written (URLComponents' `host` decodes `%xx`: `a%0d%0a.example` would become a
+        // line break, `exa%2Fmple.com` another host).
+        guard let host = components.percentEncodedHost, !host.isEmpty else {
             return .failure(LineError("the URL has no host"))
+        }
+        guard isHostName(host) || isIPv6Literal(host) else {
+            return .failure(LineError("the host '\(host)' is not a host name (letters, digits, '.', '-', '_') or an [IPv6] address"))
         }
         guard components.user == nil, components.password == nil else {
             return .failure(LineError("credentials in the URL are not supported"))
@@ -171,6 +176,33 @@ public enum ListFile {
         while path.hasSuffix("/") { path.removeLast() }
         let port = components.port.map { ":\($0)" } ?? ""
         return .success("\(scheme)://\(host.lowercased())\(port)\(path)")
+    }
+
+    private static func isHostName(_ host: String) -> Bool {
+        host.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// `[` hex digits, `:` and `.` (an embedded IPv4 address) `]`; no zone id.
+    private static func isIPv6Literal(_ host: String) -> Bool {
+        let bytes = Array(host.utf8)
+        guard bytes.count > 2, bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]") else { return false }
+        return bytes.dropFirst().dropLast().allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"),
+                UInt8(ascii: ":"), UInt8(ascii: "."):
+                return true
+            default:
+                return false
+            }
+        }
     }
 
     // MARK: Lines

@@ -40,7 +40,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     private let readIdleTimeout: TimeAmount
     private let maximumIdlePerEndpoint: Int
     /// How long a connection waits in the pool before it is closed.
-    let poolIdleTimeout: TimeAmount = .seconds(60)
+    let poolIdleTimeout = TimeAmount(upstreamPoolIdleTimeout)
     private let sslContext: NIOSSLContext
     /// The pool of each event loop of the group: a request takes an idle connection on the loop
     /// it runs on (the proxy's tasks run on their client connection's loop), so neither a thread
@@ -231,13 +231,18 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     // MARK: - Requests and responses
 
     static func parse(_ baseURL: String) throws -> Endpoint {
+        // The host as written, never percent-decoded (`ListFile.normalizeUpstreamURL` admits
+        // none, and the pool only holds URLs it admits): it goes into the Host header as it is.
         guard let components = URLComponents(string: baseURL), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+              scheme == "http" || scheme == "https", let written = components.percentEncodedHost, !written.isEmpty,
+              !written.contains("%")
         else {
             throw UpstreamTransportError(failure: .other, detail: "not an http(s) base URL: \(baseURL)")
         }
         let tls = scheme == "https"
         let port = components.port ?? (tls ? 443 : 80)
+        // An IPv6 literal: brackets in the Host header, none to connect.
+        let host = written.hasPrefix("[") && written.hasSuffix("]") ? String(written.dropFirst().dropLast()) : written
         let bracketed = host.contains(":") ? "[\(host)]" : host
         let authority = components.port.map { "\(bracketed):\($0)" } ?? bracketed
         var prefix = components.percentEncodedPath

@@ -45,7 +45,7 @@ public final class PoolSync: Service, Sendable {
         let state = try await database.loadPoolState()
         pool.load(state)
         authenticator.replaceClients(state.clients)
-        warnAboutUnusableKeys(state)
+        warnAboutInvalid(state)
         loaded.withLock { $0 = (marker, started) }
         return marker
     }
@@ -76,7 +76,7 @@ public final class PoolSync: Service, Sendable {
                 let state = try await database.loadPoolState(changedSince: lastReload.addingTimeInterval(-1))
                 pool.load(state)
                 authenticator.replaceClients(state.clients)
-                warnAboutUnusableKeys(state)
+                warnAboutInvalid(state)
                 marker = current
                 lastReload = started
                 logger.info("reloaded keys and upstreams", metadata: [
@@ -94,11 +94,17 @@ public final class PoolSync: Service, Sendable {
         }.value
     }
 
-    private func warnAboutUnusableKeys(_ state: PoolState) {
-        guard !state.unusableKeys.isEmpty else { return }
-        logger.warning("active keys left unused: their stored secret is not a valid key (edited by hand?); soft-delete them with 'keys delete FINGERPRINT' and import the key again", metadata: [
-            "keys": "\(state.unusableKeys.joined(separator: ", "))",
-        ])
+    private func warnAboutInvalid(_ state: PoolState) {
+        if !state.invalidKeys.isEmpty {
+            logger.warning("active keys left unused: their stored secret is not a valid key (edited by hand?); soft-delete them with 'keys delete FINGERPRINT' and import the key again", metadata: [
+                "keys": "\(state.invalidKeys.joined(separator: ", "))",
+            ])
+        }
+        if !state.invalidUpstreams.isEmpty {
+            logger.warning("enabled upstreams left unused: their stored base URL is not one 'upstreams add' accepts (edited by hand?); disable them with 'upstreams disable ID' and add the URL again", metadata: [
+                "upstream_ids": "\(state.invalidUpstreams.map(String.init).joined(separator: ", "))",
+            ])
+        }
     }
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on

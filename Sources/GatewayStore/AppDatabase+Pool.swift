@@ -15,7 +15,10 @@ public struct PoolState: Sendable {
     public var keysChangedByOperator: Set<Int64>
     /// Fingerprints of active keys left out of `keys` because their secret is not a valid key
     /// (edited by hand with `sqlite3`: the gateway's own commands validate every key).
-    public var unusableKeys: [String] = []
+    public var invalidKeys: [String] = []
+    /// Ids of enabled upstreams left out of `upstreams` for the same reason (their URL is not
+    /// shown: it might carry what should not be logged).
+    public var invalidUpstreams: [Int64] = []
 }
 
 extension AppDatabase {
@@ -34,16 +37,17 @@ extension AppDatabase {
 
     /// The active keys, enabled upstreams, cooldowns in force and active clients.
     ///
-    /// A key goes upstream in a header as it is stored, and the upstream connections do not check
-    /// outgoing headers again (every other value in them comes from a parsed request): a secret
-    /// that is not a valid key (a line break written into it by hand would add a header) is left
-    /// out here and named in ``PoolState/unusableKeys``.
+    /// A key goes upstream in a header as it is stored, and so does an upstream's host, and the
+    /// upstream connections do not check outgoing headers again (every other value in them comes
+    /// from a parsed request): a secret that is not a valid key, or a base URL the `upstreams`
+    /// command would refuse (a line break written into either by hand would add a header), is
+    /// left out here and named in ``PoolState/invalidKeys`` or ``PoolState/invalidUpstreams``.
     public func loadPoolState(now: Date = Date(), changedSince: Date? = nil) async throws -> PoolState {
         try await writer.read { db in
-            var unusable: [String] = []
+            var invalidKeys: [String] = []
             let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).compactMap { (record: KeyRecord) -> PoolKey? in
                 guard case .success = ListFile.validateKey(record.secret) else {
-                    unusable.append(record.fingerprint)
+                    invalidKeys.append(record.fingerprint)
                     return nil
                 }
                 return PoolKey(
@@ -51,11 +55,16 @@ extension AppDatabase {
                     lastUsedAt: record.lastUsedAt, lastThrottledAt: record.lastThrottledAt, throttleStreak: record.throttleStreak
                 )
             }
+            var invalidUpstreams: [Int64] = []
             let upstreams = try UpstreamRecord.filter(UpstreamRecord.Columns.state == UpstreamRecord.State.active.rawValue)
-                .fetchAll(db).map {
-                    PoolUpstream(
-                        id: $0.id!, baseURL: $0.baseUrl, cooldownUntil: $0.cooldownUntil, failureStreak: $0.failureStreak,
-                        lastFailureAt: $0.lastFailureAt, lastUsedAt: $0.lastUsedAt
+                .fetchAll(db).compactMap { (record: UpstreamRecord) -> PoolUpstream? in
+                    guard case .success = ListFile.normalizeUpstreamURL(record.baseUrl) else {
+                        invalidUpstreams.append(record.id!)
+                        return nil
+                    }
+                    return PoolUpstream(
+                        id: record.id!, baseURL: record.baseUrl, cooldownUntil: record.cooldownUntil,
+                        failureStreak: record.failureStreak, lastFailureAt: record.lastFailureAt, lastUsedAt: record.lastUsedAt
                     )
                 }
             let cooldowns = try KeyCooldownRecord.filter(Column("until") > now).fetchAll(db).map {
@@ -71,7 +80,8 @@ extension AppDatabase {
             }
             return PoolState(
                 keys: keys, upstreams: upstreams, cooldowns: cooldowns, projectCooldowns: projectCooldowns,
-                clients: clients, keysChangedByOperator: changed, unusableKeys: unusable
+                clients: clients, keysChangedByOperator: changed, invalidKeys: invalidKeys,
+                invalidUpstreams: invalidUpstreams
             )
         }
     }

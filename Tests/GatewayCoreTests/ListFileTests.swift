@@ -88,6 +88,8 @@ import Testing
         ("https://generativelanguage.googleapis.com/", "https://generativelanguage.googleapis.com"),
         ("HTTPS://Relay.Example.COM:8443/gemini//", "https://relay.example.com:8443/gemini"),
         ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("http://[::1]:8080/v", "http://[::1]:8080/v"),
+        ("http://relay_1.internal", "http://relay_1.internal"),
     ])
     func normalised(input: String, expected: String) throws {
         #expect(try ListFile.normalizeUpstreamURL(input).get() == expected)
@@ -101,6 +103,11 @@ import Testing
         ("https://example.com/#frag", "fragment"),
         ("https://user:pass@example.com", "credentials"),
         ("https://exa mple.com", "spaces"),
+        // Percent-encoding in a host would be decoded on the way to the connection: a line
+        // break in the Host header, or another host than the one written.
+        ("https://a%0d%0ax.example", "not a host name"),
+        ("https://exa%2Fmple.com", "not a host name"),
+        ("http://[fe80::1%25eth0]/", "not a host name"),
     ])
     func rejected(input: String, expected: String) {
         guard case .failure(let error) = ListFile.normalizeUpstreamURL(input) else {

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FakeGemini
 import Foundation
 import GatewayCore
+import GatewayServer
 import GatewayStore
 import GRDB
 import NIOCore
@@ -116,6 +117,26 @@ import Testing
             #expect(closed)
             #expect(fakes[0].received().count == 1)
             #expect(try await gateway.requestRows(count: 1).first?["outcome"] as String? == "success")
+        }
+    }
+
+    /// Characters that RFC 3986 leaves out of a URI but HTTP parsers accept (`|`, `{`, `"`...) go
+    /// upstream, for the upstream to judge: the request is not turned into an upstream failure
+    /// that would cool every upstream tried (SwiftNIO's outbound check refused them: 502).
+    @Test(arguments: [GatewayConfiguration.Transport.nio, .asyncHTTPClient])
+    func aTargetWithCharactersOutsideRFC3986IsForwardedAsSent(transport: GatewayConfiguration.Transport) async throws {
+        try await withGateway(keys: [a], configure: { $0.transport = transport }) { gateway, fakes in
+            let body = #"{"contents":[]}"#
+            let bytes = "POST /v1beta/models/gemini-2.5-flash:generateContent?x=a|b{c}^`\" HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            let (reply, _) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8))
+            #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(reply.prefix(80))")
+            // Verbatim through the NIO transport; AsyncHTTPClient percent-encodes them (the same
+            // query to the upstream).
+            let query = fakes[0].received().map(\.query)
+            #expect(query == [transport == .nio ? "x=a|b{c}^`\"" : "x=a%7Cb%7Bc%7D%5E%60%22"])
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.first?["outcome"] as String? == "success")
         }
     }
 

@@ -60,7 +60,7 @@ import Testing
 
         let state = try await database.loadPoolState()
         #expect(state.keys.map(\.secret) == [testKey("b")])
-        #expect(state.unusableKeys == [fingerprint])
+        #expect(state.invalidKeys == [fingerprint])
         try await sync.loadInitial()
         #expect(pool.snapshot().activeKeys == 1)
         for _ in 0..<5 {
@@ -70,6 +70,22 @@ import Testing
             }
             #expect(key.secret == testKey("b"))
         }
+    }
+
+    /// The same for an upstream's base URL: its host goes into the Host header as stored.
+    @Test func anUpstreamEditedByHandIntoAnInvalidURLIsNotUsed() async throws {
+        let (directory, database, pool, sync) = try await Self.started(reloadInterval: .seconds(60))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        _ = try database.addUpstream("http://127.0.0.1:10")
+        let edited = try database.write { db in
+            try db.execute(sql: "UPDATE upstreams SET base_url = 'http://a%0d%0aX-Injected:%201.example' WHERE base_url = 'http://127.0.0.1:9'")
+            return try Int64.fetchOne(db, sql: "SELECT id FROM upstreams WHERE base_url LIKE '%Injected%'")
+        }
+        let state = try await database.loadPoolState()
+        #expect(state.upstreams.map(\.baseURL) == ["http://127.0.0.1:10"])
+        #expect(state.invalidUpstreams == [try #require(edited)])
+        try await sync.loadInitial()
+        #expect(pool.snapshot().upstreams == 1)
     }
 
     /// A database with one key and one upstream, and a sync that has loaded it (not running).
