@@ -259,6 +259,30 @@ import Testing
         }
     }
 
+    /// A `..` segment would climb out of an upstream's path prefix (a relay's `/gemini`) once the
+    /// upstream resolves it: not proxied, whatever its spelling; dots inside a segment are fine.
+    @Test func aPathWithDotSegmentsIsNotProxied() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            let refused = [
+                "/v1beta/../../admin", "/v1beta/models/../../x:generateContent", "/v1beta/%2e%2e/%2E%2E/admin",
+                "/v1beta/.%2e/admin", "/v1beta/./models/gemini-2.5-flash:generateContent", "/v1beta/models/..",
+                "/v1beta/..?alt=sse", "/v1beta/models/x/.#frag",
+            ]
+            for path in refused {
+                let bytes = "POST \(path) HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
+                    + "Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+                let (reply, _) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8))
+                #expect(reply.hasPrefix("HTTP/1.1 404 "), "\(path): \(reply.prefix(60))")
+            }
+            #expect(fakes[0].received().isEmpty)
+            for path in ["/v1beta/models/gemini-2.5-flash:generateContent", "/v1beta/models/...x:generateContent", "/v1beta/models/a..b:countTokens?x=/../"] {
+                let answer = try await gateway.send(gateway.request(path, body: #"{"contents":[]}"#))
+                #expect(answer.status == 200, "\(path)")
+            }
+            #expect(fakes[0].received().count == 3)
+        }
+    }
+
     @Test func invalidJSONIsPassedThroughForTheUpstreamToJudge() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let body = #"{"contents": [ this is not json "#
