@@ -146,8 +146,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let adminToken, adminToken == proxyKey {
             throw ValidationError("--admin-token must differ from --proxy-key: a client token never opens the operator pages")
         }
-        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || URL(string: publicURL)?.host == nil {
-            throw ValidationError("--public-url must be an http:// or https:// URL with a host, such as https://gemini.example.com")
+        // It goes into answers' headers as given (resumable uploads' x-goog-upload-url).
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) || URL(string: publicURL)?.host == nil
+            || publicURL.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7f }) {
+            throw ValidationError("--public-url must be an http:// or https:// URL with a host, in ASCII without spaces or control characters (punycode for other names), such as https://gemini.example.com")
         }
         guard invalidKeyRecheck >= 0, invalidKeyRecheck.isFinite, env("GEMINI_GATEWAY_INVALID_KEY_RECHECK").map({ Double($0) != nil }) ?? true else {
             throw ValidationError("--invalid-key-recheck [GEMINI_GATEWAY_INVALID_KEY_RECHECK] must be a number of seconds, 0 to soft-delete at once")

@@ -83,6 +83,11 @@ import Testing
         #expect(try ws.run("serve", "--port", "70000").status == 64)
         #expect(try ws.run("serve", "--max-attempts", "0").status == 64)
         #expect(try ws.run("serve", "--log-level", "loud").status == 64)
+        for url in ["gemini.example.com", "https://", "https://gw.example.com/\r\nX-Injected: 1", "https://gw.example.com/a b"] {
+            let refused = try ws.run("serve", "--public-url", url)
+            #expect(refused.status == 64, "\(url)")
+            #expect(refused.stderr.contains("--public-url must be"), "\(url)")
+        }
         let fromEnv = try ws.run("serve", environment: ["GEMINI_GATEWAY_PORT": "eighty"])
         #expect(fromEnv.status == 64)
         #expect(fromEnv.stderr.contains("GEMINI_GATEWAY_PORT"))
