@@ -155,13 +155,14 @@ public enum ListFile {
         guard scheme == "http" || scheme == "https" else {
             return .failure(LineError("scheme '\(scheme)' is not supported (use http or https)"))
         }
-        // As written (URLComponents' `host` decodes `%xx`: `a%0d%0a.example` would become a
-        // line break, `exa%2Fmple.com` another host).
-        guard let host = components.percentEncodedHost, !host.isEmpty else {
+        // Encoded: percent-escapes kept as written (`host` decodes them: `a%0d%0a.example`
+        // would become a line break, `exa%2Fmple.com` another host), other names in punycode
+        // (`bücher.example` and `xn--bcher-kva.example` are the same host).
+        guard let host = components.encodedHost, !host.isEmpty else {
             return .failure(LineError("the URL has no host"))
         }
         guard isHostName(host) || isIPv6Literal(host) else {
-            return .failure(LineError("the host '\(host)' is not a host name (letters, digits, '.', '-', '_') or an [IPv6] address"))
+            return .failure(LineError("the host '\(host)' is not a host name (letters, digits, '.', '-', '_', or a name in punycode) or an [IPv6] address"))
         }
         guard components.user == nil, components.password == nil else {
             return .failure(LineError("credentials in the URL are not supported"))

@@ -231,10 +231,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     // MARK: - Requests and responses
 
     static func parse(_ baseURL: String) throws -> Endpoint {
-        // The host as written, never percent-decoded (`ListFile.normalizeUpstreamURL` admits
-        // none, and the pool only holds URLs it admits): it goes into the Host header as it is.
+        // The host encoded (punycode, escapes never decoded: `ListFile.normalizeUpstreamURL`
+        // admits none, and the pool only holds URLs it admits): it goes into the Host header.
         guard let components = URLComponents(string: baseURL), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let written = components.percentEncodedHost, !written.isEmpty,
+              scheme == "http" || scheme == "https", let written = components.encodedHost, !written.isEmpty,
               !written.contains("%")
         else {
             throw UpstreamTransportError(failure: .other, detail: "not an http(s) base URL: \(baseURL)")

@@ -97,15 +97,19 @@ extension KeysCommand {
         }
 
         /// `--upstream`, else the first enabled upstream that is not cooling, else the first
-        /// enabled one; with no upstream configured at all, Google itself (as `serve` does).
+        /// enabled one (of those `serve` would use: a URL edited by hand into one `upstreams add`
+        /// refuses is not); with no upstream configured at all, Google itself (as `serve` does).
         private func upstreamURL(in store: AppDatabase) throws -> String {
             if let upstream, case .success(let normalized) = ListFile.normalizeUpstreamURL(upstream) { return normalized }
             let upstreams = try store.listUpstreams()
             guard !upstreams.isEmpty else { return GatewayConfiguration.defaultUpstream }
-            let enabled = upstreams.filter { $0.state == .active }
+            let enabled = upstreams.filter { upstream in
+                guard case .success = ListFile.normalizeUpstreamURL(upstream.baseUrl) else { return false }
+                return upstream.state == .active
+            }
             guard let chosen = enabled.first(where: { $0.cooldownUntil == nil }) ?? enabled.first else {
                 throw CLIError(
-                    description: "every upstream is disabled; give one with --upstream URL, or enable one with 'gemini-gateway upstreams restore U'",
+                    description: "every upstream is disabled (or its stored URL is not valid); give one with --upstream URL, or enable one with 'gemini-gateway upstreams restore U'",
                     exitCode: 1)
             }
             return chosen.baseUrl

@@ -90,6 +90,8 @@ import Testing
         ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
         ("http://[::1]:8080/v", "http://[::1]:8080/v"),
         ("http://relay_1.internal", "http://relay_1.internal"),
+        ("https://xn--bcher-kva.example/g", "https://xn--bcher-kva.example/g"),
+        ("https://Bücher.example/g", "https://xn--bcher-kva.example/g"),
     ])
     func normalised(input: String, expected: String) throws {
         #expect(try ListFile.normalizeUpstreamURL(input).get() == expected)

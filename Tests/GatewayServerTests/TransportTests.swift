@@ -1,7 +1,7 @@
 import FakeGemini
 import Foundation
 import GatewayCore
-import GatewayServer
+@testable import GatewayServer
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -58,6 +58,23 @@ import TestSupport
         var bytes: [UInt8] = []
         while let chunk = try await body.next() { bytes += Array(buffer: chunk) }
         return bytes
+    }
+
+    /// Where the NIO transport connects and what it sends as Host, from a stored base URL.
+    @Test("base URLs become endpoints", arguments: [
+        ("http://[::1]:8080/g", "::1", 8080, "[::1]:8080", "/g"),
+        ("http://[::1]", "::1", 80, "[::1]", ""),
+        ("https://Relay.Example/gemini/", "relay.example", 443, "relay.example", "/gemini"),
+        ("https://bücher.example", "xn--bcher-kva.example", 443, "xn--bcher-kva.example", ""),
+        ("http://127.0.0.1:9000/p%20q", "127.0.0.1", 9000, "127.0.0.1:9000", "/p%20q"),
+    ])
+    func endpoints(url: String, host: String, port: Int, authority: String, prefix: String) throws {
+        let endpoint = try NIOHTTP1Transport.parse(url)
+        #expect(endpoint.host.lowercased() == host)
+        #expect(endpoint.port == port)
+        #expect(endpoint.authority.lowercased() == authority)
+        #expect(endpoint.pathPrefix == prefix)
+        #expect(throws: UpstreamTransportError.self) { try NIOHTTP1Transport.parse("http://a%0d%0ax.example") }
     }
 
     @Test("many concurrent exchanges all complete", arguments: GatewayConfiguration.Transport.allCases)
