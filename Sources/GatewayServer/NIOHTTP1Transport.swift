@@ -231,11 +231,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     // MARK: - Requests and responses
 
     static func parse(_ baseURL: String) throws -> Endpoint {
-        // The host encoded (punycode, escapes never decoded: `ListFile.normalizeUpstreamURL`
-        // admits none, and the pool only holds URLs it admits): it goes into the Host header.
-        guard let components = URLComponents(string: baseURL), let scheme = components.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let written = components.encodedHost, !written.isEmpty,
-              !written.contains("%")
+        // Only a URL `upstreams add` accepts (the pool holds no other): its host, encoded
+        // (punycode, no escapes), goes into the Host header as it is.
+        guard case .success = ListFile.normalizeUpstreamURL(baseURL), let components = URLComponents(string: baseURL),
+              let scheme = components.scheme?.lowercased(), let written = components.encodedHost
         else {
             throw UpstreamTransportError(failure: .other, detail: "not an http(s) base URL: \(baseURL)")
         }

@@ -104,8 +104,8 @@ extension KeysCommand {
             let upstreams = try store.listUpstreams()
             guard !upstreams.isEmpty else { return GatewayConfiguration.defaultUpstream }
             let enabled = upstreams.filter { upstream in
-                guard case .success = ListFile.normalizeUpstreamURL(upstream.baseUrl) else { return false }
-                return upstream.state == .active
+                guard upstream.state == .active, case .success = ListFile.normalizeUpstreamURL(upstream.baseUrl) else { return false }
+                return true
             }
             guard let chosen = enabled.first(where: { $0.cooldownUntil == nil }) ?? enabled.first else {
                 throw CLIError(
