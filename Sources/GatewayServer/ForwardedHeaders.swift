@@ -20,75 +20,90 @@ enum ForwardedHeaders {
 
     static let apiKey = "x-goog-api-key"
 
-    private static let notToUpstream: [StaticString] = hopByHop + [
+    private static let notToUpstream = NameSet(hopByHop + [
         "host", "content-length", "authorization", "x-goog-api-key", "accept-encoding", "cookie",
         // Answered by the gateway itself (the body is read whole before anything goes upstream).
         "expect",
-    ]
+    ])
 
-    private static let notToClient: [StaticString] = hopByHop + ["content-length"]
+    private static let notToClient = NameSet(hopByHop + ["content-length"])
 
-    private static let connectionHeader: [StaticString] = ["connection"]
+    private static let connectionHeader = NameSet(["connection"])
+
+    private static let usualConnectionValues = NameSet(["keep-alive", "close"])
+
+    /// Lowercase names, found by length first: most names a request carries have a length no
+    /// listed name has, and are told apart with one array access.
+    struct NameSet {
+        private let byLength: [[StaticString]]
+
+        init(_ names: [StaticString]) {
+            var byLength = [[StaticString]](repeating: [], count: (names.map(\.utf8CodeUnitCount).max() ?? 0) + 1)
+            for name in names { byLength[name.utf8CodeUnitCount].append(name) }
+            self.byLength = byLength
+        }
+
+        /// Whether `bytes`, ignoring ASCII case, is one of the names.
+        func contains(_ bytes: some Collection<UInt8>) -> Bool {
+            let count = bytes.count
+            guard count < byLength.count else { return false }
+            for name in byLength[count] where ForwardedHeaders.equalsIgnoringCase(bytes, name) { return true }
+            return false
+        }
+
+        func contains(_ name: String) -> Bool {
+            var name = name  // a native string: `withUTF8` reads it in place
+            return name.withUTF8 { contains($0) }
+        }
+    }
 
     /// The client's headers as sent upstream, with `credential` as the only credential:
     /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`.
     static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool) -> HTTPHeaders {
-        var out = filtered(headers, dropping: notToUpstream, extra: 1)
-        if bearer {
-            out.add(name: "Authorization", value: "Bearer " + credential)
-        } else {
-            out.add(name: apiKey, value: credential)
-        }
-        return out
+        var out = filtered(headers, dropping: notToUpstream, room: 1)
+        // After the filter: a `Connection` header naming this one does not drop it.
+        out.append(bearer ? ("Authorization", "Bearer " + credential) : (apiKey, credential))
+        return HTTPHeaders(out)
     }
 
     /// The upstream's headers as sent to the client (room for one more: the request id).
     static func toClient(_ headers: HTTPHeaders) -> HTTPHeaders {
-        filtered(headers, dropping: notToClient, extra: 1)
+        HTTPHeaders(filtered(headers, dropping: notToClient, room: 1))
     }
 
     /// One pass over the headers; a second only in the rare case that `Connection` names
-    /// headers to drop besides the usual `keep-alive` and `close`.
-    private static func filtered(_ headers: HTTPHeaders, dropping dropped: [StaticString], extra: Int) -> HTTPHeaders {
-        var out = HTTPHeaders()
-        out.reserveCapacity(headers.count + extra)
+    /// headers to drop besides the usual `keep-alive` and `close`. The kept pairs go into a new
+    /// `HTTPHeaders` whole, not one `add` at a time (which checks each name for non-ASCII bytes
+    /// again: these came through SwiftNIO's parser, which admits only token characters).
+    private static func filtered(_ headers: HTTPHeaders, dropping dropped: NameSet, room: Int) -> [(String, String)] {
+        var out: [(String, String)] = []
+        out.reserveCapacity(headers.count + room)
         var named: [String] = []
         for (name, value) in headers {
-            if isListed(name, in: connectionHeader) {
+            if connectionHeader.contains(name) {
                 connectionTokens(value, into: &named)
                 continue  // hop-by-hop itself
             }
-            if isListed(name, in: dropped) { continue }
-            out.add(name: name, value: value)
+            if dropped.contains(name) { continue }
+            out.append((name, value))
         }
-        guard !named.isEmpty else { return out }
-        var kept = HTTPHeaders()
-        kept.reserveCapacity(out.count)
-        for (name, value) in out where !named.contains(where: { $0.utf8.elementsEqual(name.utf8.lazy.map(lowercased)) }) {
-            kept.add(name: name, value: value)
+        if !named.isEmpty {
+            out.removeAll { name, _ in named.contains { $0.utf8.elementsEqual(name.utf8.lazy.map(lowercased)) } }
         }
-        return kept
-    }
-
-    /// Whether `name` is one of `list` (lowercase), ignoring case.
-    private static func isListed(_ name: String, in list: [StaticString]) -> Bool {
-        var name = name  // a native string: `withUTF8` reads it in place
-        return name.withUTF8 { bytes in list.contains { equalsIgnoringCase(bytes, $0) } }
+        return out
     }
 
     /// Adds the headers a `Connection` value names (besides `keep-alive` and `close`, which name
     /// no header), lowercased. Nearly every value is just one of those two: no allocation then.
     private static func connectionTokens(_ value: String, into names: inout [String]) {
-        if isListed(value, in: usualConnectionValues) { return }
+        if usualConnectionValues.contains(value) { return }
         var tokens = ByteSplitter(value[...], separator: UInt8(ascii: ","))
         while let token = tokens.next() {
             let trimmed = trimmingSpaces(token.utf8)
-            if trimmed.isEmpty || usualConnectionValues.contains(where: { equalsIgnoringCase(trimmed, $0) }) { continue }
+            if trimmed.isEmpty || usualConnectionValues.contains(trimmed) { continue }
             names.append(String(decoding: trimmed.lazy.map(lowercased), as: UTF8.self))
         }
     }
-
-    private static let usualConnectionValues: [StaticString] = ["keep-alive", "close"]
 
     private static func lowercased(_ byte: UInt8) -> UInt8 {
         byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
