@@ -32,6 +32,21 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         /// `Host` header value: the port only when it is not the scheme's default.
         var authority: String
         var pathPrefix: String
+        /// Where its idle connections wait in a loop's pool (``LoopPool``), given by that pool;
+        /// not part of what the endpoint is (equality and hash leave it out).
+        var slot = -1
+
+        static func == (a: Endpoint, b: Endpoint) -> Bool {
+            a.tls == b.tls && a.host == b.host && a.port == b.port && a.authority == b.authority && a.pathPrefix == b.pathPrefix
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(tls)
+            hasher.combine(host)
+            hasher.combine(port)
+            hasher.combine(authority)
+            hasher.combine(pathPrefix)
+        }
     }
 
     private let group: any EventLoopGroup
@@ -55,26 +70,40 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     /// One event loop's idle connections by endpoint, and the endpoints of the base URLs it has
     /// seen. Touched only on its loop.
+    ///
+    /// Each endpoint gets a slot the first time one of its base URLs is seen, and its idle
+    /// connections wait in that slot: a request looks up its base URL once, and takes and puts
+    /// back a connection without hashing the endpoint's strings.
     final class LoopPool: @unchecked Sendable {
         let loop: any EventLoop
-        private var idle: [Endpoint: [Connection]] = [:]
+        /// Idle connections by endpoint slot.
+        private var idle: [[Connection]] = []
         private var endpoints: [String: Endpoint] = [:]
+        private var slots: [Endpoint: Int] = [:]
 
         init(loop: any EventLoop) {
             self.loop = loop
         }
 
+        /// The endpoint of `baseURL`, with its slot in this pool.
         func endpoint(for baseURL: String) throws -> Endpoint {
             loop.assertInEventLoop()
             if let known = endpoints[baseURL] { return known }
-            let endpoint = try NIOHTTP1Transport.parse(baseURL)
+            var endpoint = try NIOHTTP1Transport.parse(baseURL)
+            if let slot = slots[endpoint] {
+                endpoint.slot = slot  // another base URL of the same endpoint
+            } else {
+                endpoint.slot = idle.count
+                slots[endpoint] = idle.count
+                idle.append([])
+            }
             endpoints[baseURL] = endpoint
             return endpoint
         }
 
         func take(_ endpoint: Endpoint) -> Connection? {
             loop.assertInEventLoop()
-            while let connection = idle[endpoint]?.popLast() {
+            while let connection = idle[endpoint.slot].popLast() {
                 if connection.channel.isActive { return connection }
             }
             return nil
@@ -83,20 +112,20 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         /// Keeps `connection` unless `limit` connections to its endpoint wait already.
         func put(_ connection: Connection, endpoint: Endpoint, limit: Int) -> Bool {
             loop.assertInEventLoop()
-            guard (idle[endpoint]?.count ?? 0) < limit else { return false }
-            idle[endpoint, default: []].append(connection)
+            guard idle[endpoint.slot].count < limit else { return false }
+            idle[endpoint.slot].append(connection)
             return true
         }
 
         func remove(_ channel: any Channel, endpoint: Endpoint) {
             loop.assertInEventLoop()
-            idle[endpoint]?.removeAll { $0.channel === channel }
+            idle[endpoint.slot].removeAll { $0.channel === channel }
         }
 
         func takeAll() -> [Connection] {
             loop.assertInEventLoop()
-            defer { idle.removeAll() }
-            return idle.values.flatMap { $0 }
+            defer { idle = idle.map { _ in [] } }
+            return idle.flatMap { $0 }
         }
     }
 
