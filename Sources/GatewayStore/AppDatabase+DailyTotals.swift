@@ -15,35 +15,37 @@ struct DailyTable: Sendable {
     /// Columns that keep the largest value.
     let maxColumns: [String]
 
-    /// Every column, in the order the fold statements name them.
-    var columns: [String] { keyColumns + sumColumns + maxColumns }
-
     /// `INSERT ... SELECT ... FROM pending_<name> ... ON CONFLICT DO UPDATE`: adds the pending
     /// totals to the rows already there.
-    var foldSQL: String {
-        let columns = columns.joined(separator: ", ")
-        return """
+    let foldSQL: String
+    /// `INSERT ... VALUES (?, ...) ON CONFLICT DO UPDATE`: adds one row of totals, given in the
+    /// order of ``columns``, to the row already there.
+    let addSQL: String
+
+    /// The statements are made once here: every log batch runs them.
+    init(name: String, keyColumns: [String], sumColumns: [String], maxColumns: [String]) {
+        self.name = name
+        self.keyColumns = keyColumns
+        self.sumColumns = sumColumns
+        self.maxColumns = maxColumns
+        let columns = (keyColumns + sumColumns + maxColumns).joined(separator: ", ")
+        let updates = sumColumns.map { "\($0) = \($0) + excluded.\($0)" }
+            + maxColumns.map { "\($0) = max(COALESCE(\($0), excluded.\($0)), COALESCE(excluded.\($0), \($0)))" }
+        let upsert = "ON CONFLICT (\(keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", "))"
+        foldSQL = """
             INSERT INTO \(name) (\(columns))
             SELECT \(columns) FROM pending_\(name) WHERE true
-            \(upsertClause)
+            \(upsert)
+            """
+        addSQL = """
+            INSERT INTO \(name) (\(columns))
+            VALUES (\(Array(repeating: "?", count: keyColumns.count + sumColumns.count + maxColumns.count).joined(separator: ", ")))
+            \(upsert)
             """
     }
 
-    /// `INSERT ... VALUES (?, ...) ON CONFLICT DO UPDATE`: adds one row of totals, given in the
-    /// order of ``columns``, to the row already there.
-    var addSQL: String {
-        """
-        INSERT INTO \(name) (\(columns.joined(separator: ", ")))
-        VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
-        \(upsertClause)
-        """
-    }
-
-    private var upsertClause: String {
-        let updates = sumColumns.map { "\($0) = \($0) + excluded.\($0)" }
-            + maxColumns.map { "\($0) = max(COALESCE(\($0), excluded.\($0)), COALESCE(excluded.\($0), \($0)))" }
-        return "ON CONFLICT (\(keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", "))"
-    }
+    /// Every column, in the order the fold statements name them.
+    var columns: [String] { keyColumns + sumColumns + maxColumns }
 
     static let all: [DailyTable] = [
         DailyTable(
