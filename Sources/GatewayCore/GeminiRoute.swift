@@ -79,7 +79,7 @@ public struct GeminiRoute: Sendable, Hashable {
     /// segments), and only the parts kept become Strings.
     public init(path: String, query: String?) {
         // Foundation's decoding is costly on every request; most paths have nothing to decode.
-        let decoded = path.utf8.contains(UInt8(ascii: "%")) ? (path.removingPercentEncoding ?? path) : path
+        let decoded = Self.hasPercent(path) ? (path.removingPercentEncoding ?? path) : path
         var segments = ByteSplitter(decoded[...], separator: UInt8(ascii: "/"))
         var first = segments.next()
         if let segment = first, segment == "upload" || segment == "download" { first = segments.next() }
@@ -199,6 +199,13 @@ public struct GeminiRoute: Sendable, Hashable {
         return second >= UInt8(ascii: "0") && second <= UInt8(ascii: "9")
     }
 
+    /// Whether `text` has a `%`, read as a buffer (`utf8.contains` goes byte by byte through
+    /// the view's indices, several times slower).
+    private static func hasPercent(_ text: String) -> Bool {
+        var text = text  // a native string: `withUTF8` reads it in place
+        return text.withUTF8 { $0.contains(UInt8(ascii: "%")) }
+    }
+
     private static func queryAsksForSSE(_ query: String?) -> Bool {
         guard let query, !query.isEmpty else { return false }
         var pairs = ByteSplitter(query[...], separator: UInt8(ascii: "&"))
@@ -219,20 +226,37 @@ public struct GeminiRoute: Sendable, Hashable {
 public struct ByteSplitter: IteratorProtocol {
     private let text: Substring
     private let separator: UInt8
-    private var index: String.Index
+    /// Where the next search starts, in UTF-8 bytes from the start of `text`.
+    private var offset = 0
 
     public init(_ text: Substring, separator: UInt8) {
         self.text = text
         self.separator = separator
-        self.index = text.startIndex
     }
 
     public mutating func next() -> Substring? {
         let bytes = text.utf8
-        while index < bytes.endIndex, bytes[index] == separator { bytes.formIndex(after: &index) }
-        guard index < bytes.endIndex else { return nil }
+        let separator = self.separator
+        let offset = self.offset
+        // The bytes in place (a native string's are), else a copy.
+        let found = bytes.withContiguousStorageIfAvailable { Self.search($0, from: offset, separator: separator) }
+            ?? Array(bytes).withUnsafeBufferPointer { Self.search($0, from: offset, separator: separator) }
+        guard let found else {
+            self.offset = bytes.count
+            return nil
+        }
+        self.offset = found.upperBound
+        let start = bytes.index(bytes.startIndex, offsetBy: found.lowerBound)
+        return text[start..<bytes.index(start, offsetBy: found.count)]
+    }
+
+    /// The next piece at or after `offset`: its byte range, or nil if only separators are left.
+    private static func search(_ buffer: UnsafeBufferPointer<UInt8>, from offset: Int, separator: UInt8) -> Range<Int>? {
+        var index = offset
+        while index < buffer.count, buffer[index] == separator { index += 1 }
+        guard index < buffer.count else { return nil }
         let start = index
-        while index < bytes.endIndex, bytes[index] != separator { bytes.formIndex(after: &index) }
-        return text[start..<index]
+        while index < buffer.count, buffer[index] != separator { index += 1 }
+        return start..<index
     }
 }

@@ -125,3 +125,25 @@ struct GeminiRouteTests {
         #expect(GeminiRoute.openAIModel(fromBody: Array(body.utf8)) == "gemini-2.5-flash")
     }
 }
+
+@Suite struct ByteSplitterTests {
+    /// The non-empty pieces between separators, as `split` gives them, for any text (multi-byte
+    /// characters, separators at either end or repeated, substrings that start mid-string).
+    @Test func splitsAsSplitDoes() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Character] = ["/", "/", "a", "b", "é", "€", "%", "😀", ":", "&"]
+        for _ in 0..<2_000 {
+            let length = Int.random(in: 0..<24, using: &generator)
+            let text = String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+            let drop = text.isEmpty ? 0 : Int.random(in: 0...min(3, text.count), using: &generator)
+            let substring = text.dropFirst(drop)
+            for separator in ["/", "&"] {
+                var splitter = ByteSplitter(substring, separator: UInt8(ascii: separator.unicodeScalars.first!))
+                var pieces: [Substring] = []
+                while let piece = splitter.next() { pieces.append(piece) }
+                #expect(pieces == substring.split(separator: Character(separator)), "\(substring.debugDescription)")
+                #expect(splitter.next() == nil)
+            }
+        }
+    }
+}
