@@ -36,6 +36,9 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         /// not part of what the endpoint is (equality and hash leave it out).
         var slot = -1
 
+        /// The socket address when `host` is an IP address (no name to resolve).
+        var address: SocketAddress? { try? SocketAddress(ipAddress: host, port: port) }
+
         static func == (a: Endpoint, b: Endpoint) -> Bool {
             a.tls == b.tls && a.host == b.host && a.port == b.port && a.authority == b.authority && a.pathPrefix == b.pathPrefix
         }
@@ -225,10 +228,19 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         let sslContext = self.sslContext
         let readIdleTimeout = self.readIdleTimeout
         // The handler exists before the channel, so a connection that fails at once (a refused
-        // TLS handshake) still reports why through it.
-        let handler = try await loop.submit { [weak self] in
-            NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
-        }.get()
+        // TLS handshake) still reports why through it. Made here when this runs on the loop (the
+        // proxy's case): no round trip through the loop's queue, behind everything a burst of
+        // new streams put there.
+        let handler: NIOLoopBound<UpstreamConnectionHandler>
+        if loop.inEventLoop {
+            handler = NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
+        } else {
+            handler = try await loop.submit { [weak self] in
+                NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
+            }.get()
+        }
+        let address = endpoint.address
+        let isIP = address != nil
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -237,7 +249,6 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if endpoint.tls {
-                        let isIP = endpoint.host.contains(":") || endpoint.host.allSatisfy { $0.isNumber || $0 == "." }
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
                     }
                     // No second check of the outgoing head (3% of the instructions of a proxied
@@ -250,7 +261,14 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
                 }
             }
         do {
-            let channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+            // An IP address is connected to as it is; a name is resolved (each time: its
+            // addresses may change) and its addresses tried as happy eyeballs do.
+            let channel: any Channel
+            if let address {
+                channel = try await bootstrap.connect(to: address).get()
+            } else {
+                channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+            }
             return Connection(channel: channel, handler: handler)
         } catch {
             throw Self.transportError(error)
