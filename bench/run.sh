@@ -3,7 +3,7 @@
 # reverse proxy vs the fake upstream alone, on loopback, alternating targets for several rounds.
 # Issue 5; bench/RESULTS.md has what it measures, how to read it, and the last full run.
 #
-#   bench/run.sh                  full run (3 rounds, ~6-8 minutes after the build)
+#   bench/run.sh                  full run (3 rounds, ~9-10 minutes after the build)
 #   BENCH_QUICK=1 bench/run.sh    quick run for development (1 round, short loads, no profile)
 #
 # Settings (environment): BENCH_ROUNDS, BENCH_DURATION (s per load run), BENCH_WARMUP (s),
@@ -12,7 +12,9 @@
 # BENCH_PROFILE_SECONDS, BENCH_SINGLE_STREAM_REPEAT (10 one-stream runs per sample),
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
 # BASE+1..BASE+4 on 127.0.0.1), BENCH_MAX_SECONDS (hard time limit, 840), BENCH_SKIP_BUILD=1,
-# BENCH_SETTLE (12: idle seconds before the memory sample after each round),
+# BENCH_SETTLE (12: idle seconds before the memory sample after each round), BENCH_DRAIN (80 in
+# a full run, 0 in a quick one: idle seconds, from the round's end, before a second sample, once
+# the upstream pools have closed the burst's idle connections and the gateway has trimmed again),
 # BENCH_WRITE_RESULTS (1 in a full run: update bench/RESULTS.md), BENCH_PYTHON (the Python for
 # the SSE server and stream client; default Debian's python3), BENCH_GATEWAY (another gateway binary
 # to measure, e.g. one built with other flags). The gateway's own GEMINI_GATEWAY_*
@@ -27,9 +29,9 @@ cd "$(dirname "$0")/.."
 
 # ---------------------------------------------------------------------------------- settings
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-    d_rounds=1 d_duration=3 d_warmup=1 d_streams="1 50 200" d_profile=0 d_sched=50000 d_write=0
+    d_rounds=1 d_duration=3 d_warmup=1 d_streams="1 50 200" d_profile=0 d_sched=50000 d_write=0 d_drain=0
 else
-    d_rounds=3 d_duration=10 d_warmup=3 d_streams="1 50 200 1000" d_profile=1 d_sched=200000 d_write=1
+    d_rounds=3 d_duration=10 d_warmup=3 d_streams="1 50 200 1000" d_profile=1 d_sched=200000 d_write=1 d_drain=80
 fi
 ROUNDS=${BENCH_ROUNDS:-$d_rounds}
 DURATION=${BENCH_DURATION:-$d_duration}
@@ -45,6 +47,7 @@ SCHED_N=${BENCH_SCHED_N:-$d_sched}
 PORT_BASE=${BENCH_PORT_BASE:-18400}
 MAX_SECONDS=${BENCH_MAX_SECONDS:-840}
 SETTLE=${BENCH_SETTLE:-12}
+DRAIN=${BENCH_DRAIN:-$d_drain}
 WRITE_RESULTS=${BENCH_WRITE_RESULTS:-$d_write}
 EVENTS=10
 INTERVAL=0.05
@@ -134,7 +137,7 @@ limit=$(ulimit -n)
 # ---------------------------------------------------------------------------------- machine
 {
     echo "stamp=$STAMP"
-    echo "quick=${BENCH_QUICK:-0} rounds=$ROUNDS duration=$DURATION warmup=$WARMUP streams=\"$STREAMS\" high=$HIGH low=$LOW threads=$THREADS keys=$KEYS profile=$PROFILE sched_n=$SCHED_N"
+    echo "quick=${BENCH_QUICK:-0} rounds=$ROUNDS drain=$DRAIN duration=$DURATION warmup=$WARMUP streams=\"$STREAMS\" high=$HIGH low=$LOW threads=$THREADS keys=$KEYS profile=$PROFILE sched_n=$SCHED_N"
     echo "nproc=$(nproc)"
     echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "mem=$(grep MemTotal /proc/meminfo | awk '{printf "%.1f GiB", $2/1048576}')"
@@ -298,6 +301,12 @@ for round in $(seq "$ROUNDS"); do
     # round's bursts left free (it trims after 5-10 s without requests): what stays is what it uses.
     sleep "$SETTLE"
     "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-r$round.json"
+    # And once the pools have closed the idle connections the 1,000-stream burst left (60 s
+    # unused) and the gateway has trimmed again (65 s into the quiet): what a leak would show.
+    if [ "$DRAIN" -gt "$SETTLE" ]; then
+        sleep $(( DRAIN - SETTLE ))
+        "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-r$round-drained.json"
+    fi
 done
 
 # ---------------------------------------------------------------------------------- profile
