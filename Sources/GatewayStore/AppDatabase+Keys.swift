@@ -32,6 +32,8 @@ public struct KeyListing: Codable, Sendable, Equatable {
     public var failedRequests: Int
     /// Upstream tries made with this key that came back throttled.
     public var throttles: Int
+    /// The stored secret is not a valid key (edited by hand): the gateway does not use it.
+    public var invalidSecret: Bool
 }
 
 extension AppDatabase {
@@ -72,7 +74,8 @@ extension AppDatabase {
                     cooldowns: inForce.sorted { $0.until < $1.until },
                     lastUsedAt: key.lastUsedAt, lastThrottledAt: key.lastThrottledAt,
                     deletedAt: key.deletedAt, deletedReason: key.deletedReason,
-                    requests: row["requests"], failedRequests: row["failed"], throttles: row["throttles"]
+                    requests: row["requests"], failedRequests: row["failed"], throttles: row["throttles"],
+                    invalidSecret: !key.hasValidSecret
                 )
             }
         }

@@ -21,6 +21,23 @@ public struct PoolState: Sendable {
     public var invalidUpstreams: [Int64] = []
 }
 
+extension KeyRecord {
+    /// Whether the stored secret is a key the gateway's commands would accept: the pool uses no
+    /// other (a secret edited by hand into something else could add a header upstream).
+    var hasValidSecret: Bool {
+        if case .success = ListFile.validateKey(secret) { return true }
+        return false
+    }
+}
+
+extension UpstreamRecord {
+    /// Whether the stored base URL is one `upstreams add` would accept: the pool uses no other.
+    var hasValidURL: Bool {
+        if case .success = ListFile.normalizeUpstreamURL(baseUrl) { return true }
+        return false
+    }
+}
+
 extension AppDatabase {
     /// A value that changes whenever an operator (the CLI) changes keys, upstreams or clients.
     /// Cheap (index lookups), so the server can poll it every second.
@@ -46,7 +63,7 @@ extension AppDatabase {
         try await writer.read { db in
             var invalidKeys: [String] = []
             let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).compactMap { (record: KeyRecord) -> PoolKey? in
-                guard case .success = ListFile.validateKey(record.secret) else {
+                guard record.hasValidSecret else {
                     invalidKeys.append(record.fingerprint)
                     return nil
                 }
@@ -58,7 +75,7 @@ extension AppDatabase {
             var invalidUpstreams: [Int64] = []
             let upstreams = try UpstreamRecord.filter(UpstreamRecord.Columns.state == UpstreamRecord.State.active.rawValue)
                 .fetchAll(db).compactMap { (record: UpstreamRecord) -> PoolUpstream? in
-                    guard case .success = ListFile.normalizeUpstreamURL(record.baseUrl) else {
+                    guard record.hasValidURL else {
                         invalidUpstreams.append(record.id!)
                         return nil
                     }

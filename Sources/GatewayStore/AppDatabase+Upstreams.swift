@@ -17,6 +17,9 @@ public struct UpstreamListing: Codable, Sendable, Equatable {
     public var lastUsedAt: Date?
     public var requests: Int
     public var failedAttempts: Int
+    /// The stored base URL is not one `upstreams add` accepts (edited by hand): the gateway does
+    /// not use it.
+    public var invalidURL: Bool
 }
 
 extension AppDatabase {
@@ -36,7 +39,7 @@ extension AppDatabase {
                     cooldownUntil: upstream.cooldownUntil.flatMap { $0 > now ? $0 : nil },
                     failureStreak: upstream.failureStreak, lastFailureAt: upstream.lastFailureAt,
                     lastFailureReason: upstream.lastFailureReason, lastUsedAt: upstream.lastUsedAt,
-                    requests: row["requests"], failedAttempts: row["failed"]
+                    requests: row["requests"], failedAttempts: row["failed"], invalidURL: !upstream.hasValidURL
                 )
             }
         }

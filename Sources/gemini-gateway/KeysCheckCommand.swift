@@ -103,10 +103,7 @@ extension KeysCommand {
             if let upstream, case .success(let normalized) = ListFile.normalizeUpstreamURL(upstream) { return normalized }
             let upstreams = try store.listUpstreams()
             guard !upstreams.isEmpty else { return GatewayConfiguration.defaultUpstream }
-            let enabled = upstreams.filter { upstream in
-                guard upstream.state == .active, case .success = ListFile.normalizeUpstreamURL(upstream.baseUrl) else { return false }
-                return true
-            }
+            let enabled = upstreams.filter { $0.state == .active && !$0.invalidURL }
             guard let chosen = enabled.first(where: { $0.cooldownUntil == nil }) ?? enabled.first else {
                 throw CLIError(
                     description: "every upstream is disabled (or its stored URL is not valid); give one with --upstream URL, or enable one with 'gemini-gateway upstreams restore U'",

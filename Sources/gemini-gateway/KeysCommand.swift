@@ -28,7 +28,8 @@ struct KeysCommand: AsyncParsableCommand {
                     ["ID", "FINGERPRINT", "TAIL", "PROJECT", "STATE", "COOLDOWNS", "LAST USED", "LAST THROTTLED", "REQUESTS", "FAILED", "THROTTLES", "WHY DELETED"],
                     keys.map { key in
                         [
-                            String(key.id), key.fingerprint, "…" + key.tail, key.project ?? "-", key.state.rawValue,
+                            String(key.id), key.fingerprint, key.invalidSecret ? "?" : "…" + key.tail, key.project ?? "-",
+                            key.invalidSecret ? "\(key.state.rawValue) (unused: stored secret is not a valid key)" : key.state.rawValue,
                             key.cooldowns.isEmpty ? "-" : key.cooldowns.map { "\($0.model) until \(Output.time($0.until)) (\($0.reason))" }.joined(separator: "; "),
                             Output.time(key.lastUsedAt), Output.time(key.lastThrottledAt),
                             String(key.requests), String(key.failedRequests), String(key.throttles),

@@ -22,7 +22,10 @@ struct UpstreamsCommand: AsyncParsableCommand {
                     ["ID", "BASE URL", "STATE", "COOLING UNTIL", "FAILURE STREAK", "LAST FAILURE", "LAST USED", "REQUESTS", "FAILED TRIES"],
                     upstreams.map { upstream in
                         [
-                            String(upstream.id), upstream.baseUrl, upstream.state.rawValue, Output.time(upstream.cooldownUntil),
+                            // A URL edited by hand is shown escaped: it may hold control characters.
+                            String(upstream.id), upstream.invalidURL ? String(reflecting: upstream.baseUrl) : upstream.baseUrl,
+                            upstream.invalidURL ? "\(upstream.state.rawValue) (unused: stored URL is not valid)" : upstream.state.rawValue,
+                            Output.time(upstream.cooldownUntil),
                             String(upstream.failureStreak),
                             upstream.lastFailureReason.map { "\($0) at \(Output.time(upstream.lastFailureAt))" } ?? "-",
                             Output.time(upstream.lastUsedAt), String(upstream.requests), String(upstream.failedAttempts),

@@ -48,6 +48,30 @@ let secrets = [
         #expect(deleted["deleted_reason"] as? String == "leaked")
     }
 
+    /// A key or an upstream edited by hand with sqlite3 into something the commands refuse is
+    /// not used by the gateway: the listings say so, and show nothing raw of it.
+    @Test func rowsEditedByHandIntoInvalidValuesAreMarkedInListings() throws {
+        let ws = Workspace()
+        ws.write("api_keys.txt", secrets.joined(separator: "\n"))
+        ws.write("proxy_urls.txt", "https://relay.example.com\nhttps://other.example.com\n")
+        #expect(try ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
+        let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
+        try queue.write { db in
+            try db.execute(sql: "UPDATE keys SET secret = secret || char(13, 10) || 'X-Injected: 1' WHERE id = 1")
+            try db.execute(sql: "UPDATE upstreams SET base_url = 'https://a' || char(13, 10) || 'b.example' WHERE id = 1")
+        }
+        let keys = try ws.run("keys", "list")
+        #expect(keys.status == 0)
+        #expect(keys.stdout.split(separator: "\n").filter { $0.contains("unused: stored secret is not a valid key") }.count == 1)
+        #expect(!keys.stdout.contains("X-Injected"))
+        let upstreams = try ws.run("upstreams", "list")
+        #expect(upstreams.stdout.contains("unused: stored URL is not valid"))
+        #expect(upstreams.stdout.contains(#""https://a\r\nb.example""#), "escaped, not raw")
+        #expect(!upstreams.stdout.contains("\r"))
+        let json = try JSONSerialization.jsonObject(with: Data(try ws.run("upstreams", "list", "--json").stdout.utf8)) as! [[String: Any]]
+        #expect(json.map { $0["invalid_url"] as? Bool } == [true, false])
+    }
+
     @Test func crlfBomAndAHundredThousandLines() throws {
         let ws = Workspace()
         var data = Data([0xEF, 0xBB, 0xBF])

@@ -61,6 +61,7 @@ import Testing
         let state = try await database.loadPoolState()
         #expect(state.keys.map(\.secret) == [testKey("b")])
         #expect(state.invalidKeys == [fingerprint])
+        #expect(try database.listKeys().map(\.invalidSecret) == [true, false], "keys list marks it")
         try await sync.loadInitial()
         #expect(pool.snapshot().activeKeys == 1)
         for _ in 0..<5 {
@@ -84,6 +85,7 @@ import Testing
         let state = try await database.loadPoolState()
         #expect(state.upstreams.map(\.baseURL) == ["http://127.0.0.1:10"])
         #expect(state.invalidUpstreams == [try #require(edited)])
+        #expect(try database.listUpstreams().map(\.invalidURL) == [true, false], "upstreams list marks it")
         try await sync.loadInitial()
         #expect(pool.snapshot().upstreams == 1)
     }
