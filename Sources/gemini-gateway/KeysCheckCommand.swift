@@ -73,7 +73,13 @@ extension KeysCommand {
         func run() async throws {
             try await reportingErrors {
                 let store = try database.open()
-                let candidates = try store.keysToCheck(selectors: keys, all: all)
+                // A secret edited by hand into something that is not a key is not sent anywhere
+                // (the gateway does not use it either): said, not probed.
+                let chosen = try store.keysToCheck(selectors: keys, all: all)
+                let candidates = chosen.filter { !$0.key.invalidSecret }
+                for skipped in chosen where skipped.key.invalidSecret {
+                    Output.warning("key \(skipped.key.fingerprint): its stored secret is not a valid key (edited by hand?), not checked; soft-delete it with 'gemini-gateway keys delete \(skipped.key.fingerprint)' and import the key again")
+                }
                 guard !candidates.isEmpty else {
                     if output.json { return try Output.json(KeyCheckReport(upstream: nil, restore: restore, keys: [])) }
                     print(all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")

@@ -37,6 +37,11 @@ private func fail(_ message: String, code: Int32) -> Never {
 // MARK: - Output
 
 enum Output {
+    /// One line on stderr, `warning: ...`: something the command left out, it still goes on.
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+
     static func json(_ value: some Encodable) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -1,5 +1,6 @@
 import FakeGemini
 import Foundation
+import GatewayCore
 import GatewayStore
 import GRDB
 import Testing
@@ -207,6 +208,25 @@ import Testing
     }
 
     // MARK: Bad input
+
+    /// A key whose stored secret was edited by hand into something that is not a key is named
+    /// and left out, never sent; the others are checked as usual.
+    @Test func aSecretEditedByHandIsNotSentButNamed() async throws {
+        let ws = Workspace()
+        let fake = try await setUp(ws)
+        defer { Task { await fake.stop() } }
+        let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE keys SET secret = secret || char(13, 10) || 'X-Injected: 1' WHERE tail = '0001'")
+        }
+        let result = try await ws.runOff("keys", "check", "--json")
+        #expect(result.status == 0, "\(result.all)")
+        #expect(result.stderr.contains("warning: key \(Secret.fingerprint(keys[0])): its stored secret is not a valid key"))
+        let (_, byTail) = try checked(result)
+        #expect(byTail["0001"] == nil)
+        #expect(Set(byTail.keys) == ["0002", "0003", "0004", "0005", "0006"])
+        #expect(!fake.received().contains { $0.headers.contains { $0.name.lowercased() == "x-injected" } })
+    }
 
     @Test func badInputIsAUsageError() throws {
         let ws = Workspace()
