@@ -146,7 +146,7 @@ public enum ListFile {
     /// case, no trailing slash. http or https, a host, no credentials, no query, no fragment.
     public static func normalizeUpstreamURL(_ text: String) -> Result<String, LineError> {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard trimmed.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+        guard !trimmed.unicodeScalars.contains(where: isInvisible) else {
             return .failure(LineError("a URL has no spaces or control characters"))
         }
         guard let components = URLComponents(string: trimmed), let scheme = components.scheme?.lowercased() else {
@@ -177,6 +177,15 @@ public enum ListFile {
         while path.hasSuffix("/") { path.removeLast() }
         let port = components.port.map { ":\($0)" } ?? ""
         return .success("\(scheme)://\(host.lowercased())\(port)\(path)")
+    }
+
+    /// Spaces of any kind, control characters (C0, DEL, C1) and format characters (bidi
+    /// overrides, zero-width ones): nothing a URL has, and nothing to print raw to a terminal.
+    public static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator: true
+        default: false
+        }
     }
 
     private static func isHostName(_ host: String) -> Bool {

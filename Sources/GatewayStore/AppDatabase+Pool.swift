@@ -31,8 +31,11 @@ extension KeyRecord {
 }
 
 extension UpstreamRecord {
-    /// Whether the stored base URL is one `upstreams add` would accept: the pool uses no other.
+    /// Whether the stored base URL is one `upstreams add` would accept, as stored (the command
+    /// trims what it is given; a space stored around a URL makes it one no parser reads): the
+    /// pool uses no other.
     var hasValidURL: Bool {
+        guard !baseUrl.unicodeScalars.contains(where: ListFile.isInvisible) else { return false }
         if case .success = ListFile.normalizeUpstreamURL(baseUrl) { return true }
         return false
     }

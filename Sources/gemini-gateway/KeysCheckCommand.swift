@@ -82,7 +82,8 @@ extension KeysCommand {
                 }
                 guard !candidates.isEmpty else {
                     if output.json { return try Output.json(KeyCheckReport(upstream: nil, restore: restore, keys: [])) }
-                    print(all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")
+                    print(!chosen.isEmpty ? "no key left to check (see the warnings above)"
+                        : all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")
                     return
                 }
                 let base = try upstreamURL(in: store)

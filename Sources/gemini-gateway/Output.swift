@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GatewayCore
 import GatewayStore
 
 // MARK: - Errors and exit codes a shell script can rely on
@@ -37,6 +38,21 @@ private func fail(_ message: String, code: Int32) -> Never {
 // MARK: - Output
 
 enum Output {
+    /// `text` with its invisible characters (controls, bidi and other format characters,
+    /// unusual spaces) written as `\u{...}`: a value edited by hand, safe to print.
+    static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: ListFile.isInvisible) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if ListFile.isInvisible(scalar), scalar != " " {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     /// One line on stderr, `warning: ...`: something the command left out, it still goes on.
     static func warning(_ message: String) {
         FileHandle.standardError.write(Data("warning: \(message)\n".utf8))

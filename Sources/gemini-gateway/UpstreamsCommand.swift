@@ -23,7 +23,7 @@ struct UpstreamsCommand: AsyncParsableCommand {
                     upstreams.map { upstream in
                         [
                             // A URL edited by hand is shown escaped: it may hold control characters.
-                            String(upstream.id), upstream.invalidURL ? String(reflecting: upstream.baseUrl) : upstream.baseUrl,
+                            String(upstream.id), Output.escaped(upstream.baseUrl),
                             upstream.invalidURL ? "\(upstream.state.rawValue) (unused: stored URL is not valid)" : upstream.state.rawValue,
                             Output.time(upstream.cooldownUntil),
                             String(upstream.failureStreak),

@@ -53,23 +53,28 @@ let secrets = [
     @Test func rowsEditedByHandIntoInvalidValuesAreMarkedInListings() throws {
         let ws = Workspace()
         ws.write("api_keys.txt", secrets.joined(separator: "\n"))
-        ws.write("proxy_urls.txt", "https://relay.example.com\nhttps://other.example.com\n")
+        ws.write("proxy_urls.txt", "https://relay.example.com\nhttps://other.example.com\nhttps://third.example.com\nhttps://fourth.example.com\n")
         #expect(try ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
         let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
         try queue.write { db in
             try db.execute(sql: "UPDATE keys SET secret = secret || char(13, 10) || 'X-Injected: 1' WHERE id = 1")
+            // A line break; a C1 control (an 8-bit CSI) and a bidi override; a stored space.
             try db.execute(sql: "UPDATE upstreams SET base_url = 'https://a' || char(13, 10) || 'b.example' WHERE id = 1")
+            try db.execute(sql: "UPDATE upstreams SET base_url = 'https://other.example.com/' || char(155) || '31m' || char(8238) WHERE id = 2")
+            try db.execute(sql: "UPDATE upstreams SET base_url = ' ' || base_url WHERE id = 3")
         }
         let keys = try ws.run("keys", "list")
         #expect(keys.status == 0)
-        #expect(keys.stdout.split(separator: "\n").filter { $0.contains("unused: stored secret is not a valid key") }.count == 1)
-        #expect(!keys.stdout.contains("X-Injected"))
+        let marked = keys.stdout.split(separator: "\n").filter { $0.contains("unused: stored secret is not a valid key") }
+        #expect(marked.count == 1)
+        #expect(marked.first?.contains(" ? ") == true, "the tail of a secret edited by hand is not shown")
         let upstreams = try ws.run("upstreams", "list")
-        #expect(upstreams.stdout.contains("unused: stored URL is not valid"))
-        #expect(upstreams.stdout.contains(#""https://a\r\nb.example""#), "escaped, not raw")
-        #expect(!upstreams.stdout.contains("\r"))
+        #expect(upstreams.stdout.components(separatedBy: "unused: stored URL is not valid").count == 4, "\(upstreams.stdout)")
+        #expect(upstreams.stdout.contains(#"https://a\u{d}\u{a}b.example"#), "escaped, not raw")
+        #expect(upstreams.stdout.contains(#"https://other.example.com/\u{9b}31m\u{202e}"#))
+        #expect(!upstreams.stdout.unicodeScalars.contains { $0 == "\r" || $0.value == 0x9b || $0.value == 0x202e })
         let json = try JSONSerialization.jsonObject(with: Data(try ws.run("upstreams", "list", "--json").stdout.utf8)) as! [[String: Any]]
-        #expect(json.map { $0["invalid_url"] as? Bool } == [true, false])
+        #expect(json.map { $0["invalid_url"] as? Bool } == [true, true, true, false])
     }
 
     @Test func crlfBomAndAHundredThousandLines() throws {

@@ -226,6 +226,10 @@ import Testing
         #expect(byTail["0001"] == nil)
         #expect(Set(byTail.keys) == ["0002", "0003", "0004", "0005", "0006"])
         #expect(!fake.received().contains { $0.headers.contains { $0.name.lowercased() == "x-injected" } })
+        // Only that key asked for: nothing left to check, and it says so.
+        let alone = try await ws.runOff("keys", "check", "0001")
+        #expect(alone.status == 0)
+        #expect(alone.stdout.contains("no key left to check (see the warnings above)"), "\(alone.all)")
     }
 
     @Test func badInputIsAUsageError() throws {

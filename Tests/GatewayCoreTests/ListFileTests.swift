@@ -105,6 +105,9 @@ import Testing
         ("https://example.com/#frag", "fragment"),
         ("https://user:pass@example.com", "credentials"),
         ("https://exa mple.com", "spaces"),
+        ("https://example.com/\u{9b}31m", "control"),
+        ("https://example.com/\u{202e}x", "control"),
+        ("https://exa\u{a0}mple.com", "spaces"),
         // Percent-encoding in a host would be decoded on the way to the connection: a line
         // break in the Host header, or another host than the one written.
         ("https://a%0d%0ax.example", "not a host name"),
