@@ -136,7 +136,8 @@ struct GeminiRouteTests {
             let length = Int.random(in: 0..<24, using: &generator)
             let text = String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
             let drop = text.isEmpty ? 0 : Int.random(in: 0...min(3, text.count), using: &generator)
-            let substring = text.dropFirst(drop)
+            let dropEnd = Int.random(in: 0...min(3, text.count - drop), using: &generator)
+            let substring = text.dropFirst(drop).dropLast(dropEnd)
             for separator in ["/", "&"] {
                 var splitter = ByteSplitter(substring, separator: UInt8(ascii: separator.unicodeScalars.first!))
                 var pieces: [Substring] = []

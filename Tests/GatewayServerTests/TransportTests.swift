@@ -213,6 +213,13 @@ import TestSupport
         let answer = try await trusting.send(Self.request(fake, "/v1beta/models/m:generateContent"))
         #expect(answer.status == 200)
         #expect(try await Self.readAll(answer).count > 0)
+        // By its IP address (connected to without the resolver, no SNI): the certificate's
+        // IP:127.0.0.1 is checked.
+        var byAddress = Self.request(fake, "/v1beta/models/m:generateContent")
+        byAddress.baseURL = fake.baseURL.replacingOccurrences(of: "localhost", with: "127.0.0.1")
+        let viaIP = try await trusting.send(byAddress)
+        #expect(viaIP.status == 200)
+        #expect(try await Self.readAll(viaIP).count > 0)
         // Not trusting it: the certificate is refused, as a TLS failure.
         let strict = try NIOHTTP1Transport(configuration: GatewayConfiguration())
         do {
@@ -221,7 +228,7 @@ import TestSupport
         } catch let error as UpstreamTransportError {
             #expect(error.failure == .tls, "\(error)")
         }
-        #expect(fake.received().count == 1)
+        #expect(fake.received().count == 2)
         await trusting.shutdown()
         await strict.shutdown()
         await fake.stop()
