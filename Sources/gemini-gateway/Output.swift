@@ -67,7 +67,11 @@ enum Output {
     }
 
     /// A plain table: a header row, aligned columns separated by two spaces.
+    /// Columns padded to their widest cell. Every cell is printed ``escaped(_:)``: tables show
+    /// text that others wrote (a model name from a client's path, an upstream's error reason, a
+    /// row edited by hand), and none of it reaches the terminal as a control sequence.
     static func table(_ header: [String], _ rows: [[String]]) {
+        let rows = rows.map { $0.map(escaped) }
         var widths = header.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }

@@ -22,8 +22,7 @@ struct UpstreamsCommand: AsyncParsableCommand {
                     ["ID", "BASE URL", "STATE", "COOLING UNTIL", "FAILURE STREAK", "LAST FAILURE", "LAST USED", "REQUESTS", "FAILED TRIES"],
                     upstreams.map { upstream in
                         [
-                            // A URL edited by hand is shown escaped: it may hold control characters.
-                            String(upstream.id), Output.escaped(upstream.baseUrl),
+                            String(upstream.id), upstream.baseUrl,
                             upstream.invalidURL ? "\(upstream.state.rawValue) (unused: stored URL is not valid)" : upstream.state.rawValue,
                             Output.time(upstream.cooldownUntil),
                             String(upstream.failureStreak),

@@ -77,6 +77,26 @@ let secrets = [
         #expect(json.map { $0["invalid_url"] as? Bool } == [true, true, true, false])
     }
 
+    /// Tables show text others wrote (an upstream's error reason in a cooldown, a model name
+    /// from a client's path): control sequences in it are printed escaped, never raw.
+    @Test func tablesPrintOthersTextEscaped() throws {
+        let ws = Workspace()
+        ws.write("api_keys.txt", secrets.joined(separator: "\n"))
+        #expect(try ws.run("import", "--keys", "api_keys.txt").status == 0)
+        let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO key_cooldowns (key_id, model, until, reason, quota_id, created_at)
+                VALUES (1, ?, ?, ?, NULL, ?)
+                """, arguments: ["m\u{1b}[2J", Date().addingTimeInterval(3600), "QUOTA\u{1b}]0;pwned\u{7}", Date()])
+        }
+        let list = try ws.run("keys", "list")
+        #expect(list.status == 0)
+        #expect(!list.stdout.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 }, "\(list.stdout)")
+        #expect(list.stdout.contains(#"m\u{1b}[2J until"#))
+        #expect(list.stdout.contains(#"QUOTA\u{1b}]0;pwned\u{7}"#))
+    }
+
     @Test func crlfBomAndAHundredThousandLines() throws {
         let ws = Workspace()
         var data = Data([0xEF, 0xBB, 0xBF])
