@@ -161,7 +161,8 @@ public enum ListFile {
         guard let host = components.encodedHost, !host.isEmpty else {
             return .failure(LineError("the URL has no host"))
         }
-        guard isHostName(host) || isIPv6Literal(host) else {
+        // A host name has the characters of a key (letters, digits, '.', '-', '_').
+        guard host.unicodeScalars.allSatisfy(isKeyCharacter) || isIPv6Literal(host) else {
             return .failure(LineError("the host '\(host)' is not a host name (letters, digits, '.', '-', '_', or a name in punycode) or an [IPv6] address"))
         }
         guard components.user == nil, components.password == nil else {
@@ -185,18 +186,6 @@ public enum ListFile {
         switch scalar.properties.generalCategory {
         case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator: true
         default: false
-        }
-    }
-
-    private static func isHostName(_ host: String) -> Bool {
-        host.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                return true
-            default:
-                return false
-            }
         }
     }
 

@@ -28,7 +28,8 @@ struct DailyTable: Sendable {
         self.keyColumns = keyColumns
         self.sumColumns = sumColumns
         self.maxColumns = maxColumns
-        let columns = (keyColumns + sumColumns + maxColumns).joined(separator: ", ")
+        let all = keyColumns + sumColumns + maxColumns
+        let columns = all.joined(separator: ", ")
         let updates = sumColumns.map { "\($0) = \($0) + excluded.\($0)" }
             + maxColumns.map { "\($0) = max(COALESCE(\($0), excluded.\($0)), COALESCE(excluded.\($0), \($0)))" }
         let upsert = "ON CONFLICT (\(keyColumns.joined(separator: ", "))) DO UPDATE SET \(updates.joined(separator: ", "))"
@@ -39,7 +40,7 @@ struct DailyTable: Sendable {
             """
         addSQL = """
             INSERT INTO \(name) (\(columns))
-            VALUES (\(Array(repeating: "?", count: keyColumns.count + sumColumns.count + maxColumns.count).joined(separator: ", ")))
+            VALUES (\(Array(repeating: "?", count: all.count).joined(separator: ", ")))
             \(upsert)
             """
     }
