@@ -118,7 +118,7 @@ enum ForwardedHeaders {
     }
 
     /// ASCII case-insensitive equality with a lowercase literal.
-    private static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
+    static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
         guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
         var index = 0
         for byte in bytes {

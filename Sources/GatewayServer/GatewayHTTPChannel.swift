@@ -25,20 +25,23 @@ struct GatewayHTTPChannel: ServerChildChannel, HTTPChannelHandler {
         channel.eventLoop.makeCompletedFuture {
             // As Hummingbird's HTTP1Channel: its decoder limits, its own error handling and
             // pipelining (one request after another), no header validation on the way out (the
-            // values come from parsed heads).
+            // values come from parsed heads). The proxy writes its answers from the wire, below
+            // the encoder, which therefore is not told the requests' methods
+            // (`configureHTTPServerPipeline` would queue every request's method in it, for
+            // responses the proxy does not pass through it): it frames Hummingbird's responses
+            // by their status and headers, and Hummingbird answers `HEAD` itself without a body.
             var limits = NIOHTTPDecoderLimitConfiguration()
             limits.maxHeaderFieldSize = 80 * 1024
             limits.maxHeaderListSize = 80 * 1024
             limits.maxHeaderFieldCount = 1000
             let sync = channel.pipeline.syncOperations
-            try sync.configureHTTPServerPipeline(
-                withPipeliningAssistance: false,
-                withErrorHandling: false,
-                withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(),
-                withDecoderLimitConfiguration: limits
-            )
-            try sync.addHandler(proxyHandler())
+            let wire = HTTPWire()
+            try sync.addHandler(wire)
+            try sync.addHandler(HTTPResponseEncoder())
+            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+            let proxy = proxyHandler()
+            proxy.wire = wire
+            try sync.addHandler(proxy)
             try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))

@@ -17,7 +17,14 @@ struct GatewayResponder: HTTPResponder {
     /// `/status`, the operator's HTML page.
     let status: StatusPage
 
+    /// A `HEAD` gets the head its `GET` would get: SwiftNIO's encoder in this pipeline frames a
+    /// response by its status and headers only (``GatewayHTTPChannel``), so the body is left out here.
     func respond(to request: Request, context: Context) async throws -> Response {
+        let response = try await route(request)
+        return request.method == .head ? response.createHeadResponse() : response
+    }
+
+    private func route(_ request: Request) async throws -> Response {
         let path = request.uri.path
         switch path {
         case "/healthz":

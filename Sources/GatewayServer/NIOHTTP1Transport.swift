@@ -168,14 +168,14 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             taken = try await pool.loop.submit { [pool] in try Self.take(request.baseURL, from: pool) }.get()
         }
         let (endpoint, idle) = taken
-        let head = Self.requestHead(request, endpoint: endpoint)
+        let outgoing = OutgoingRequest(request, endpoint: endpoint)
         let connection: Connection
         if let idle {
             connection = idle
         } else {
             connection = try await connect(endpoint, on: pool.loop)
         }
-        return try await exchange(on: connection, head: head, body: request.body)
+        return try await exchange(on: connection, request: outgoing)
     }
 
     private static func take(_ baseURL: String, from pool: LoopPool) throws -> (Endpoint, Connection?) {
@@ -183,7 +183,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         return (endpoint, pool.take(endpoint))
     }
 
-    private func exchange(on connection: Connection, head: HTTPRequestHead, body: ByteBuffer) async throws -> UpstreamResponse {
+    private func exchange(on connection: Connection, request: OutgoingRequest) async throws -> UpstreamResponse {
         let loop = connection.channel.eventLoop
         let headTimeout = self.headTimeout
         let ticket = ExchangeTicket()
@@ -197,10 +197,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
                     return
                 }
                 if loop.inEventLoop {
-                    connection.handler.value.start(head: head, body: body, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
+                    connection.handler.value.start(request, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
                 } else {
                     loop.execute {
-                        connection.handler.value.start(head: head, body: body, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
+                        connection.handler.value.start(request, waiter: waiter, ticket: ticket, headTimeout: headTimeout)
                     }
                 }
             }
@@ -251,12 +251,17 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
                     if endpoint.tls {
                         try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : endpoint.host))
                     }
-                    // No second check of the outgoing head (3% of the instructions of a proxied
-                    // request): its names and values come from the client's parsed request, the
-                    // parsed base URL, and a key, which the pool only holds when it is a valid
-                    // one (`AppDatabase.loadPoolState`).
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .fireError, enableOutboundHeaderValidation: false)
+                    // Requests go out as bytes from the wire (``OutgoingRequest``), not through
+                    // SwiftNIO's encoder, and their heads are not checked a second time (3% of
+                    // the instructions of a proxied request): names and values come from the
+                    // client's parsed request, the parsed base URL, and a key, which the pool only
+                    // holds when it is a valid one (`AppDatabase.loadPoolState`).
+                    let wire = HTTPWire()
+                    let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .fireError)
+                    try sync.addHandler(wire)
+                    try sync.addHandler(ByteToMessageHandler(decoder))
                     try sync.addHandler(IdleStateHandler(readTimeout: readIdleTimeout))
+                    handler.value.attach(wire: wire, decoder: decoder)
                     try sync.addHandler(handler.value)
                 }
             }
@@ -296,13 +301,60 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         return Endpoint(tls: tls, host: host, port: port, authority: authority, pathPrefix: prefix)
     }
 
-    private static func requestHead(_ request: UpstreamRequest, endpoint: Endpoint) -> HTTPRequestHead {
-        var headers = request.headers
-        headers.replaceOrAdd(name: "Host", value: endpoint.authority)
-        if request.sendsBody {
-            headers.add(name: "Content-Length", value: String(request.body.readableBytes))
+    /// A request as it goes out: its head serialised (with a small body behind it), what the
+    /// response decoder needs to know of it, and whether the connection is kept alive after it.
+    struct OutgoingRequest {
+        /// The head, and the body when it is small.
+        var bytes: ByteBuffer
+        /// A large body, written after the head as it is.
+        var body: ByteBuffer?
+        /// For the response decoder, which reads the answer to a `HEAD` without a body.
+        var head: HTTPRequestHead
+        var keepAlive: Bool
+
+        private static let allocator = ByteBufferAllocator()
+        private static let postHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+        private static let getHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+
+        /// The head as SwiftNIO's encoder would write it for these headers: the client's (the
+        /// filter has dropped `Host`, `Content-Length` and `Transfer-Encoding`), then `Host`, then
+        /// `Content-Length` when a body goes out.
+        init(_ request: UpstreamRequest, endpoint: Endpoint) {
+            let sendsBody = request.sendsBody
+            let length = request.body.readableBytes
+            let copied = sendsBody && length <= HTTPWire.copiedBody
+            var bytes = Self.allocator.buffer(capacity: 512 + (copied ? length : 0))
+            HTTPWire.writeRequestLine(method: request.method, prefix: endpoint.pathPrefix, target: request.target, into: &bytes)
+            var keepAlive = true
+            for (name, value) in request.headers {
+                if ForwardedHeaders.equalsIgnoringCase(name.utf8, "host") { continue }
+                if ForwardedHeaders.equalsIgnoringCase(name.utf8, "connection"), value.lowercased().contains("close") {
+                    keepAlive = false
+                }
+                HTTPWire.write(name: name, value: value, into: &bytes)
+            }
+            HTTPWire.write(name: "Host", value: endpoint.authority, into: &bytes)
+            if sendsBody {
+                bytes.writeStaticString("Content-Length: ")
+                HTTPWire.writeDecimal(length, into: &bytes)
+                bytes.writeStaticString("\r\n")
+            }
+            bytes.writeStaticString("\r\n")
+            if copied {
+                var body = request.body
+                bytes.writeBuffer(&body)
+                self.body = nil
+            } else {
+                self.body = sendsBody && length > 0 ? request.body : nil
+            }
+            self.bytes = bytes
+            self.keepAlive = keepAlive
+            switch request.method {
+            case .POST: head = Self.postHead
+            case .GET: head = Self.getHead
+            default: head = HTTPRequestHead(version: .http1_1, method: request.method, uri: "/")
+            }
         }
-        return HTTPRequestHead(version: .http1_1, method: request.method, uri: endpoint.pathPrefix + request.target, headers: headers)
     }
 
     static func transportError(_ error: any Error) -> UpstreamTransportError {
@@ -426,7 +478,7 @@ extension NIOHTTP1Transport {
 final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = Never
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = Never
 
     private enum State {
         /// In the pool, or new and not yet used.
@@ -441,6 +493,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     private let endpoint: NIOHTTP1Transport.Endpoint
     private weak var transport: NIOHTTP1Transport?
+    private var wire: HTTPWire?
+    private var decoder: HTTPResponseDecoder?
     private var state = State.idle
     private var context: ChannelHandlerContext?
     /// The connection's one timer, for both the response-head timeout and the pool's idle
@@ -487,14 +541,21 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
 
     // MARK: Requests
 
-    func start(head: HTTPRequestHead, body: ByteBuffer, waiter: ResponseWaiter, ticket: ExchangeTicket, headTimeout: TimeAmount) {
-        guard let context, case .idle = state, context.channel.isActive else {
+    /// The pipeline's wire (requests go out from there) and its response decoder (told of each
+    /// request, as SwiftNIO's encoder would tell it). Set as the pipeline is built.
+    func attach(wire: HTTPWire, decoder: HTTPResponseDecoder) {
+        self.wire = wire
+        self.decoder = decoder
+    }
+
+    func start(_ request: NIOHTTP1Transport.OutgoingRequest, waiter: ResponseWaiter, ticket: ExchangeTicket, headTimeout: TimeAmount) {
+        guard let context, case .idle = state, context.channel.isActive, let wire = wire?.context, let decoder else {
             waiter.resume(throwing: idleError ?? UpstreamTransportError(failure: .connectionReset, detail: "connection closed"))
             return
         }
         exchange += 1
         self.ticket = ticket
-        keepAlive = head.isKeepAlive
+        keepAlive = request.keepAlive
         readerReady = true
         idleSince = nil
         self.headTimeout = headTimeout
@@ -502,11 +563,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         headDeadline = deadline
         arm(deadline)
         state = .awaitingHead(waiter)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        decoder.write(data: .head(request.head))
+        if let body = request.body {
+            wire.write(NIOAny(request.bytes), promise: nil)
+            wire.writeAndFlush(NIOAny(body), promise: nil)
+        } else {
+            wire.writeAndFlush(NIOAny(request.bytes), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         context.read()
     }
 

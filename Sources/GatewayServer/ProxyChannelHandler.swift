@@ -72,6 +72,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The HTTP version of the request being answered.
     private var version = HTTPVersion.http1_1
     private var executor: EventLoopTaskExecutor?
+    /// Where answers go out, framed here (``HTTPWire``); set before the handler is added.
+    var wire: HTTPWire?
+    /// The request being answered is a `HEAD`: its answer has a head only.
+    private var answersHEAD = false
+    /// How the body of the answer in progress is framed.
+    private var framing = Framing.none
     /// A streamed answer waiting for the client to read (back-pressure).
     private var writable: CheckedContinuation<Void, any Error>?
 
@@ -138,6 +144,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: - Pipeline events
 
     func handlerAdded(context: ChannelHandlerContext) {
+        precondition(wire != nil, "ProxyChannelHandler writes its answers through the pipeline's HTTPWire")
         self.context = context
         self.executor = EventLoopTaskExecutor(pinnedTo: context.eventLoop)
     }
@@ -298,6 +305,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         version = head.version
+        answersHEAD = head.method == .HEAD
         let limit = proxy.configuration.maximumBodyBytes
         if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
@@ -308,8 +316,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         reading = .collecting(head, nil)
         // A client that asks waits for this before it sends its body (curl: a second). An
         // HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
-        if head.version.minor >= 1, let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue" {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        if head.version.minor >= 1, let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue",
+           let wire = wire?.context {
+            var bytes = context.channel.allocator.buffer(capacity: 32)
+            HTTPWire.writeStatusLine(version: head.version, status: .continue, into: &bytes)
+            bytes.writeStaticString("\r\n")
+            wire.writeAndFlush(NIOAny(bytes), promise: nil)
         }
     }
 
@@ -359,8 +371,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerStarted = true
             defer { answerStarted = false }
             // An HTTP/1.0 client reads a body of unknown length to the connection's close.
-            if version.minor == 0, !answer.head.headers.contains(name: "content-length") { closeWhenAnswered = true }
-            context.write(wrapOutboundOut(.head(closing(answer.head))), promise: nil)
+            let length = answer.head.headers.first(name: "content-length").flatMap(Int.init)
+            if version.minor == 0, length == nil { closeWhenAnswered = true }
+            var bytes = context.channel.allocator.buffer(capacity: 512)
+            framing = writeHead(answer.head, contentLength: length, into: &bytes)
+            wire?.context?.write(NIOAny(bytes), promise: nil)
             do {
                 try await relay.run { chunk in try await self.write(chunk) }
                 writeEnd(context: context)
@@ -376,36 +391,77 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         takeWaiting()
     }
 
+    /// How an answer's body goes out (what SwiftNIO's encoder would do with its head).
+    private enum Framing {
+        /// No body: a `HEAD`'s answer, or a status that has none (1xx, 204, 304).
+        case none
+        /// As it is: its length is in the head, or (HTTP/1.0) the connection's close ends it.
+        case plain
+        case chunked
+    }
+
+    /// The head and its body in one write (a large body in a second one).
     private func writeWhole(_ head: HTTPResponseHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
-        var head = closing(head)
-        head.headers.add(name: "Content-Length", value: String(body.readableBytes))
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+        let copied = body.readableBytes <= HTTPWire.copiedBody
+        var bytes = context.channel.allocator.buffer(capacity: 512 + (copied ? body.readableBytes : 0))
+        framing = writeHead(head, contentLength: body.readableBytes, into: &bytes)
+        if framing == .none || body.readableBytes == 0 {
+            wire?.context?.write(NIOAny(bytes), promise: nil)
+        } else if copied {
+            var body = body
+            bytes.writeBuffer(&body)
+            wire?.context?.write(NIOAny(bytes), promise: nil)
+        } else {
+            wire?.context?.write(NIOAny(bytes), promise: nil)
+            wire?.context?.write(NIOAny(body), promise: nil)
+        }
         writeEnd(context: context)
     }
 
-    /// The head in the client's HTTP version, saying `Connection: close` when the connection
-    /// closes after this answer (and `keep-alive` to an HTTP/1.0 client that asked for it).
-    private func closing(_ head: HTTPResponseHead) -> HTTPResponseHead {
-        var head = head
-        head.version = version
+    /// Serialises an answer's head as SwiftNIO's encoder would: the status line in the client's
+    /// HTTP version, the headers, `Connection: close` when the connection closes after this
+    /// answer (`keep-alive` to an HTTP/1.0 client that asked for it), and the body's framing: its
+    /// length when known, else chunks (HTTP/1.1) or the connection's end (HTTP/1.0). A status
+    /// without a body gets neither; a `HEAD`'s answer keeps the framing headers of its `GET`.
+    private func writeHead(_ head: HTTPResponseHead, contentLength: Int?, into bytes: inout ByteBuffer) -> Framing {
+        HTTPWire.writeStatusLine(version: version, status: head.status, into: &bytes)
+        HTTPWire.write(head.headers, into: &bytes)
         if closeWhenAnswered {
-            head.headers.add(name: "Connection", value: "close")
+            bytes.writeStaticString("Connection: close\r\n")
         } else if version.minor == 0 {
-            head.headers.add(name: "Connection", value: "keep-alive")
+            bytes.writeStaticString("Connection: keep-alive\r\n")
         }
-        return head
+        var framing = Framing.none
+        if head.status.mayHaveResponseBody {
+            if let contentLength {
+                bytes.writeStaticString("Content-Length: ")
+                HTTPWire.writeDecimal(contentLength, into: &bytes)
+                bytes.writeStaticString("\r\n")
+                framing = .plain
+            } else if version.major == 1, version.minor >= 1 {
+                bytes.writeStaticString("transfer-encoding: chunked\r\n")
+                framing = .chunked
+            } else {
+                framing = .plain
+            }
+        }
+        bytes.writeStaticString("\r\n")
+        return answersHEAD ? .none : framing
     }
 
     /// Ends the answer; when the connection is to close after it, closes once it has gone out.
     private func writeEnd(context: ChannelHandlerContext) {
+        guard let wire = wire?.context else { return }
+        let end = framing == .chunked ? context.channel.allocator.buffer(staticString: "0\r\n\r\n") : nil
+        framing = .none
         guard closeWhenAnswered else {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            if let end { wire.write(NIOAny(end), promise: nil) }
+            wire.flush()
             return
         }
         closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        wire.writeAndFlush(NIOAny(end ?? context.channel.allocator.buffer(capacity: 0)), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
@@ -417,8 +473,13 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// One chunk of a relayed body, waiting while the client does not keep up.
     private func write(_ chunk: ByteBuffer) async throws {
-        guard let context, context.channel.isActive else { throw ClientGone() }
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil)
+        guard let context, context.channel.isActive, let wire = wire?.context else { throw ClientGone() }
+        switch framing {
+        case .none: return  // a `HEAD`'s answer
+        case .plain: wire.write(NIOAny(chunk), promise: nil)
+        case .chunked: HTTPWire.writeChunk(chunk, on: wire)
+        }
+        wire.flush()
         if !context.channel.isWritable {
             try await withCheckedThrowingContinuation { self.writable = $0 }
         }

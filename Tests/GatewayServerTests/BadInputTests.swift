@@ -186,15 +186,9 @@ import Testing
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
             let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
-            let port = gateway.port
-            let (interim, answer) = try await onThread {
-                let connection = try RawConnection(port: port)
-                connection.send(Array(head.utf8))
-                // curl waits a second for this before it sends the body anyway.
-                let interim = connection.receive(until: "\r\n\r\n", silence: 10).text
-                connection.send(Array(body.utf8))
-                return (interim, connection.receive(until: "candidates", silence: 10).text)
-            }
+            // curl waits a second for the interim answer before it sends the body anyway.
+            let replies = try await rawExchanges(port: gateway.port, [(head, "\r\n\r\n"), (body, "candidates")])
+            let (interim, answer) = (replies[0], replies[1])
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim)")
             #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(80))")
             #expect(fakes[0].received().first?.bodyText == body)
@@ -341,6 +335,19 @@ func rawExchange(port: Int, bytes: [UInt8], silence: Int = 2) async throws -> (t
         let connection = try RawConnection(port: port)
         connection.send(bytes)
         return connection.receive(silence: silence)
+    }
+}
+
+/// Sends each of `steps` on one connection to 127.0.0.1:port, reading what comes back until its
+/// marker (or, without one, until `silence` seconds without a byte) before sending the next; the
+/// replies in order.
+func rawExchanges(port: Int, _ steps: [(send: String, until: String?)], silence: Int = 2) async throws -> [String] {
+    try await onThread {
+        let connection = try RawConnection(port: port)
+        return steps.map { step in
+            connection.send(Array(step.send.utf8))
+            return connection.receive(until: step.until, silence: step.until == nil ? silence : 10).text
+        }
     }
 }
 
