@@ -12,7 +12,8 @@ import NIOPosix
 /// stays on one thread from the client's bytes to the upstream and back.
 ///
 /// Everything the gateway runs is preferred onto it (``Gateway/run(_:)``); nothing in it blocks a
-/// thread (SQLite work runs on GRDB's own queues).
+/// thread (SQLite work runs on GRDB's own queues). The request log's writer and the pool's sync
+/// opt out (`globalConcurrentExecutor`): their batches are work no request should wait behind.
 ///
 /// Pinned to one loop (``init(pinnedTo:)``), it runs every job there: a proxied request's task
 /// runs on its connection's loop, even after an await that another thread resumes (GRDB's

@@ -51,6 +51,12 @@ public final class PoolSync: Service, Sendable {
     }
 
     public func run() async throws {
+        // Off the event loops, like the log writer: a reload of thousands of keys would hold up
+        // the requests of the loop it ran on.
+        try await withTaskExecutorPreference(globalConcurrentExecutor) { try await sync() }
+    }
+
+    private func sync() async throws {
         var marker: String
         var lastReload: Date
         if let initial = loaded.withLock({ $0 }) {

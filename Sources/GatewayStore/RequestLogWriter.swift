@@ -55,6 +55,14 @@ public final class RequestLogWriter: Service, Sendable {
     public var droppedRows: Int { queue.dropped }
 
     public func run() async throws {
+        // Off the event loops: the gateway's tasks prefer the loop that wakes them, and this
+        // one is woken by the requests. On a loop, each batch (some 3,000 rows under load) was
+        // freed there after its write, a stall of that loop, and the other loop's rows among
+        // them took the other loop's allocator lock row by row (bench/RESULTS.md).
+        try await withTaskExecutorPreference(globalConcurrentExecutor) { try await consume() }
+    }
+
+    private func consume() async throws {
         // Rows are taken until the very end: a graceful shutdown only stops the waiting between
         // writes (and a cancelled group signals it to the writer too, while requests cancelled
         // with it are still handing over their rows).
