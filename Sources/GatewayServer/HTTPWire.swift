@@ -24,11 +24,53 @@ final class HTTPWire: ChannelOutboundHandler, RemovableChannelHandler {
     /// larger ones are written as they are, after it.
     static let copiedBody = 16 * 1024
 
-    /// `name: value` lines for each header, as SwiftNIO's encoder writes them.
-    static func write(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
-        for (name, value) in headers {
-            write(name: name, value: value, into: &buffer)
+    /// How a response's body goes out (what SwiftNIO's encoder would make of its head).
+    enum Framing {
+        /// No body: the answer to a `HEAD`, or a status that has none (1xx, 204, 304).
+        case none
+        /// As it is: its length is in the head, or (HTTP/1.0) the connection's close ends it.
+        case plain
+        case chunked
+    }
+
+    /// Serialises a response head as SwiftNIO's encoder would, and returns how its body is to be
+    /// framed: the status line in `version`, the headers except `Content-Length` and
+    /// `Transfer-Encoding` (the framing is written here, once), `Connection: <connection>` if
+    /// given, then the body's length when it is known, else chunks (HTTP/1.1) or nothing (the
+    /// connection's close ends the body). A status without a body gets no framing headers at all;
+    /// the answer to a `HEAD` (`headOnly`) keeps those of its `GET` but has no body.
+    static func writeResponseHead(
+        _ head: HTTPResponseHead, version: HTTPVersion, connection: StaticString?, contentLength: Int?, headOnly: Bool,
+        into bytes: inout ByteBuffer
+    ) -> Framing {
+        writeStatusLine(version: version, status: head.status, into: &bytes)
+        for (name, value) in head.headers {
+            let length = name.utf8.count
+            if length == 14, ForwardedHeaders.equalsIgnoringCase(name.utf8, "content-length") { continue }
+            if length == 17, ForwardedHeaders.equalsIgnoringCase(name.utf8, "transfer-encoding") { continue }
+            write(name: name, value: value, into: &bytes)
         }
+        if let connection {
+            bytes.writeStaticString("Connection: ")
+            bytes.writeStaticString(connection)
+            bytes.writeStaticString("\r\n")
+        }
+        var framing = Framing.none
+        if head.status.mayHaveResponseBody {
+            if let contentLength {
+                bytes.writeStaticString("Content-Length: ")
+                writeDecimal(contentLength, into: &bytes)
+                bytes.writeStaticString("\r\n")
+                framing = .plain
+            } else if version.major == 1, version.minor >= 1 {
+                bytes.writeStaticString("Transfer-Encoding: chunked\r\n")
+                framing = .chunked
+            } else {
+                framing = .plain
+            }
+        }
+        bytes.writeStaticString("\r\n")
+        return headOnly ? .none : framing
     }
 
     static func write(name: String, value: String, into buffer: inout ByteBuffer) {
@@ -87,18 +129,22 @@ final class HTTPWire: ChannelOutboundHandler, RemovableChannelHandler {
     /// one buffer with its framing; a large one goes as it is between two small ones.
     static func writeChunk(_ chunk: ByteBuffer, on context: ChannelHandlerContext) {
         guard chunk.readableBytes > 0 else { return }  // an empty chunk would end the body
-        var frame = context.channel.allocator.buffer(capacity: 12 + min(chunk.readableBytes, copiedBody))
+        let copied = chunk.readableBytes <= copiedBody
+        var frame = context.channel.allocator.buffer(capacity: 20 + (copied ? chunk.readableBytes : 0))
         writeHex(chunk.readableBytes, into: &frame)
         frame.writeStaticString("\r\n")
-        if chunk.readableBytes <= copiedBody {
+        if copied {
             var chunk = chunk
             frame.writeBuffer(&chunk)
             frame.writeStaticString("\r\n")
             context.write(NIOAny(frame), promise: nil)
         } else {
-            context.write(NIOAny(frame), promise: nil)
+            // The size line and, after the chunk, its CRLF from the same buffer (as SwiftNIO does).
+            frame.writeStaticString("\r\n")
+            context.write(NIOAny(frame.getSlice(at: frame.readerIndex, length: frame.readableBytes - 2)!), promise: nil)
             context.write(NIOAny(chunk), promise: nil)
-            context.write(NIOAny(context.channel.allocator.buffer(staticString: "\r\n")), promise: nil)
+            frame.moveReaderIndex(forwardBy: frame.readableBytes - 2)
+            context.write(NIOAny(frame), promise: nil)
         }
     }
 

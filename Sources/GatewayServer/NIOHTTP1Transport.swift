@@ -328,7 +328,8 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             var keepAlive = true
             for (name, value) in request.headers {
                 if ForwardedHeaders.equalsIgnoringCase(name.utf8, "host") { continue }
-                if ForwardedHeaders.equalsIgnoringCase(name.utf8, "connection"), value.lowercased().contains("close") {
+                if ForwardedHeaders.equalsIgnoringCase(name.utf8, "connection"),
+                   value.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }) {
                     keepAlive = false
                 }
                 HTTPWire.write(name: name, value: value, into: &bytes)

@@ -77,7 +77,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The request being answered is a `HEAD`: its answer has a head only.
     private var answersHEAD = false
     /// How the body of the answer in progress is framed.
-    private var framing = Framing.none
+    private var framing = HTTPWire.Framing.none
     /// A streamed answer waiting for the client to read (back-pressure).
     private var writable: CheckedContinuation<Void, any Error>?
 
@@ -391,15 +391,6 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         takeWaiting()
     }
 
-    /// How an answer's body goes out (what SwiftNIO's encoder would do with its head).
-    private enum Framing {
-        /// No body: a `HEAD`'s answer, or a status that has none (1xx, 204, 304).
-        case none
-        /// As it is: its length is in the head, or (HTTP/1.0) the connection's close ends it.
-        case plain
-        case chunked
-    }
-
     /// The head and its body in one write (a large body in a second one).
     private func writeWhole(_ head: HTTPResponseHead, _ body: ByteBuffer, context: ChannelHandlerContext) {
         let copied = body.readableBytes <= HTTPWire.copiedBody
@@ -418,35 +409,14 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         writeEnd(context: context)
     }
 
-    /// Serialises an answer's head as SwiftNIO's encoder would: the status line in the client's
-    /// HTTP version, the headers, `Connection: close` when the connection closes after this
-    /// answer (`keep-alive` to an HTTP/1.0 client that asked for it), and the body's framing: its
-    /// length when known, else chunks (HTTP/1.1) or the connection's end (HTTP/1.0). A status
-    /// without a body gets neither; a `HEAD`'s answer keeps the framing headers of its `GET`.
-    private func writeHead(_ head: HTTPResponseHead, contentLength: Int?, into bytes: inout ByteBuffer) -> Framing {
-        HTTPWire.writeStatusLine(version: version, status: head.status, into: &bytes)
-        HTTPWire.write(head.headers, into: &bytes)
-        if closeWhenAnswered {
-            bytes.writeStaticString("Connection: close\r\n")
-        } else if version.minor == 0 {
-            bytes.writeStaticString("Connection: keep-alive\r\n")
-        }
-        var framing = Framing.none
-        if head.status.mayHaveResponseBody {
-            if let contentLength {
-                bytes.writeStaticString("Content-Length: ")
-                HTTPWire.writeDecimal(contentLength, into: &bytes)
-                bytes.writeStaticString("\r\n")
-                framing = .plain
-            } else if version.major == 1, version.minor >= 1 {
-                bytes.writeStaticString("transfer-encoding: chunked\r\n")
-                framing = .chunked
-            } else {
-                framing = .plain
-            }
-        }
-        bytes.writeStaticString("\r\n")
-        return answersHEAD ? .none : framing
+    /// The answer's head on the wire (``HTTPWire/writeResponseHead``), in the client's HTTP
+    /// version, saying `Connection: close` when the connection closes after this answer (and
+    /// `keep-alive` to an HTTP/1.0 client that asked for it).
+    private func writeHead(_ head: HTTPResponseHead, contentLength: Int?, into bytes: inout ByteBuffer) -> HTTPWire.Framing {
+        let connection: StaticString? = closeWhenAnswered ? "close" : version.minor == 0 ? "keep-alive" : nil
+        return HTTPWire.writeResponseHead(
+            head, version: version, connection: connection, contentLength: contentLength, headOnly: answersHEAD, into: &bytes
+        )
     }
 
     /// Ends the answer; when the connection is to close after it, closes once it has gone out.

@@ -32,14 +32,38 @@ import Testing
         }
     }
 
+    @Test func aRelayedAnswerOfKnownLengthCarriesItOnce() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            // Larger than one read: relayed chunk by chunk with the upstream's length.
+            let answer = #"{"candidates":[],"padding":""# + String(repeating: "x", count: 300_000) + #"","end":"MARK"}"#
+            fakes[0].setRules([.init(method: "generateContent", reply: .status(200, body: answer))])
+            let body = #"{"contents":[]}"#
+            let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let replies = try await rawExchanges(port: gateway.port, [(request, #""MARK"}"#), (Self.health, "\r\n\r\n")])
+            let head = replies[0].components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(replies[0].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[0].prefix(80))")
+            #expect(head.contains("content-length: \(answer.utf8.count)"), "\(head)")
+            #expect(head.components(separatedBy: "content-length").count == 2, "one length: \(head)")
+            #expect(!head.contains("transfer-encoding"), "\(head)")
+            #expect(replies[0].hasSuffix("\r\n\r\n" + answer), "the body as sent, nothing more")
+            #expect(replies[1].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[1].prefix(80))")
+        }
+    }
+
     @Test func aProxiedHEADIsAnsweredWithAHeadOnly() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
-            let head = "HEAD /v1beta/models HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n\r\n"
+            let body = #"{"candidates":[]}"#
+            fakes[0].setRules([.init(method: "generateContent", reply: .status(200, body: body))])
+            let head = "HEAD /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n\r\n"
             // Whatever comes within the silence: a body would come with its head.
             let replies = try await rawExchanges(port: gateway.port, [(head, nil), (Self.health, "\r\n\r\n")])
             let (answer, next) = (replies[0], replies[1])
-            #expect(answer.hasPrefix("HTTP/1.1 "), "\(answer.prefix(80))")
+            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(80))")
             #expect(answer.hasSuffix("\r\n\r\n") && answer.components(separatedBy: "\r\n\r\n").count == 2, "\(answer)")
+            // The length its GET would have, once.
+            #expect(answer.lowercased().components(separatedBy: "content-length: \(body.utf8.count)\r\n").count == 2, "\(answer)")
+            #expect(answer.lowercased().components(separatedBy: "content-length").count == 2, "\(answer)")
             #expect(next.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(next.prefix(80))")
             #expect(fakes[0].received().first?.method == "HEAD")
             #expect(try await gateway.requestRows(count: 1).count == 1)
