@@ -32,6 +32,24 @@ import Testing
         }
     }
 
+    @Test func largeStreamedChunksAreFramedWhole() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            // Events of 100 KB: the upstream's body parts come in reads of up to 64 KiB, over the
+            // 16 KiB up to which a chunk is copied into one buffer with its framing.
+            let events = (0..<3).map { #"{"text":"\#(String(repeating: "y", count: 100_000))-\#($0)"}"# }
+            fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, interval: .milliseconds(10)))])
+            let body = #"{"contents":[]}"#
+            let stream = "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.1\r\nHost: x\r\n"
+                + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let replies = try await rawExchanges(port: gateway.port, [(stream, "\r\n0\r\n\r\n"), (Self.health, "\r\n\r\n")])
+            let head = replies[0].components(separatedBy: "\r\n\r\n")[0]
+            let chunked = String(decoding: replies[0].utf8.dropFirst(head.utf8.count + 4), as: UTF8.self)
+            let decoded = try #require(Self.dechunk(chunked), "\(replies[0].prefix(200))")
+            #expect(decoded == events.map { "data: \($0)\r\n\r\n" }.joined())
+            #expect(replies[1].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[1].prefix(80))")
+        }
+    }
+
     @Test func aRelayedAnswerOfKnownLengthCarriesItOnce() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             // Larger than one read: relayed chunk by chunk with the upstream's length.
