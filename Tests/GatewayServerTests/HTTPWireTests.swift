@@ -51,9 +51,18 @@ import Testing
     }
 
     @Test func statusLinesAreSwiftNIOs() {
+        #expect(head(.ok, [], length: 0).0.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(head(.ok, [], version: .http1_0, length: 0).0.hasPrefix("HTTP/1.0 200 OK\r\n"))
         #expect(head(.tooManyRequests, [], length: 0).0.hasPrefix("HTTP/1.1 429 Too Many Requests\r\n"))
         #expect(head(.init(statusCode: 499), [], length: 0).0.hasPrefix("HTTP/1.1 499 \r\n"))
         #expect(head(.badGateway, [], version: .http1_0, length: 0).0.hasPrefix("HTTP/1.0 502 Bad Gateway\r\n"))
+    }
+
+    @Test func headerLinesAreCopiedWhole() {
+        var bytes = ByteBuffer()
+        HTTPWire.write(name: "x-goog-api-key", value: "AIza-é-ü", into: &bytes)
+        HTTPWire.write(name: "Empty", value: "", into: &bytes)
+        #expect(String(buffer: bytes) == "x-goog-api-key: AIza-é-ü\r\nEmpty: \r\n")
     }
 
     @Test func decimalsAreWrittenDigitByDigit() {
