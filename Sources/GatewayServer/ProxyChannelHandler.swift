@@ -8,8 +8,9 @@ import NIOHTTP1
 /// It sits in each connection's pipeline right after the HTTP/1 codec, before Hummingbird turns
 /// the parts into HTTPTypes for its async channel (``GatewayHTTPChannel``). A proxied request's
 /// body is read here, within the limit, and the request is answered by ``ProxyHandler`` in a task
-/// of its own, pinned to this loop, which writes the answer straight to the pipeline: no async
-/// sequence per connection, no response writer, no conversion of heads, one task per request.
+/// of its own, pinned to this loop, which writes the answer, framed here, from the pipeline's
+/// ``HTTPWire`` next to the socket: no async sequence per connection, no response writer, no
+/// conversion of heads, no encoder, one task per request.
 /// (Hummingbird's way cost about a third of the gateway's CPU per request; see bench/RESULTS.md.)
 ///
 /// Requests on one connection are answered one after another, in order: the parts of a request
