@@ -231,14 +231,10 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         // TLS handshake) still reports why through it. Made here when this runs on the loop (the
         // proxy's case): no round trip through the loop's queue, behind everything a burst of
         // new streams put there.
-        let handler: NIOLoopBound<UpstreamConnectionHandler>
-        if loop.inEventLoop {
-            handler = NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
-        } else {
-            handler = try await loop.submit { [weak self] in
-                NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
-            }.get()
+        let make: @Sendable () -> NIOLoopBound<UpstreamConnectionHandler> = { [weak self] in
+            NIOLoopBound(UpstreamConnectionHandler(endpoint: endpoint, transport: self), eventLoop: loop)
         }
+        let handler = loop.inEventLoop ? make() : try await loop.submit(make).get()
         let address = endpoint.address
         let isIP = address != nil
         let bootstrap = ClientBootstrap(group: loop)

@@ -372,10 +372,9 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerStarted = true
             defer { answerStarted = false }
             // An HTTP/1.0 client reads a body of unknown length to the connection's close.
-            let length = answer.head.headers.first(name: "content-length").flatMap(Int.init)
-            if version.minor == 0, length == nil { closeWhenAnswered = true }
+            if version.minor == 0, relay.length == nil { closeWhenAnswered = true }
             var bytes = context.channel.allocator.buffer(capacity: 512)
-            framing = writeHead(answer.head, contentLength: length, into: &bytes)
+            framing = writeHead(answer.head, contentLength: relay.length, into: &bytes)
             wire?.context?.write(NIOAny(bytes), promise: nil)
             do {
                 try await relay.run { chunk in try await self.write(chunk) }

@@ -340,9 +340,11 @@ struct ProxyHandler: Sendable {
     /// The answer to the client: the upstream's status and headers, and its body passed through
     /// chunk by chunk as it arrives (never re-framed; a known length is kept).
     private func relay(_ response: UpstreamResponse, first: ByteBuffer?, route: GeminiRoute, recorder: RequestRecorder) -> ProxyAnswer {
-        var head = Self.head(status: response.status, headers: ForwardedHeaders.toClient(response.headers))
-        if let length = response.headers.first(name: "content-length") { head.headers.add(name: "Content-Length", value: length) }
-        let relay = Relay(first: first, upstream: response.body, recorder: recorder, expectsUsage: Self.expectsUsage(route.endpoint))
+        let head = Self.head(status: response.status, headers: ForwardedHeaders.toClient(response.headers))
+        let relay = Relay(
+            first: first, upstream: response.body, length: response.headers.first(name: "content-length").flatMap(Int.init),
+            recorder: recorder, expectsUsage: Self.expectsUsage(route.endpoint)
+        )
         return ProxyAnswer(head: head, body: .relay(relay))
     }
 
@@ -369,6 +371,9 @@ struct ProxyHandler: Sendable {
     struct Relay {
         var first: ByteBuffer?
         var upstream: any UpstreamBodyStream
+        /// The upstream's `Content-Length`, kept for the client (the channel handler frames the
+        /// body by it); nil when the body's end is the end of the upstream's chunks.
+        let length: Int?
         let recorder: RequestRecorder
         let expectsUsage: Bool
 
