@@ -1,11 +1,12 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// The batched request-log writer: one Service. The request path only enqueues (never waits on
 /// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
 /// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
-/// logs it; a failed write is retried, not lost. Cancelled (a shutdown that outlasted its grace),
+/// logs it (one line a second at most, ``DropReport``); a failed write is retried, not lost. Cancelled (a shutdown that outlasted its grace),
 /// it still writes what it holds, in one try, after the requests cancelled with it have handed
 /// over their rows (``init(database:capacity:maximumBatch:coalescing:stragglers:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
@@ -19,6 +20,8 @@ public final class RequestLogWriter: Service, Sendable {
     /// Waits for the requests still running when the writer is cancelled to end; returns how
     /// many did not (their rows will be missing).
     private let stragglers: @Sendable () async -> Int
+    /// The dropped rows not yet logged.
+    private let drops = Mutex(DropReport())
 
     /// - Parameter stragglers: called once when the writer is cancelled, before its last write:
     ///   the requests still being answered were cancelled too (the server closed their
@@ -42,11 +45,17 @@ public final class RequestLogWriter: Service, Sendable {
     public func enqueue(_ entry: consuming RequestLogEntry) -> Bool {
         let requestID = entry.requestId
         let accepted = queue.enqueue(entry)
-        if !accepted {
-            let why = queue.isClosed ? "request log closed (the gateway has stopped): row dropped" : "request log buffer full: row dropped"
-            logger.error("\(why)", metadata: ["request_id": "\(requestID)", "dropped_total": "\(queue.dropped)"])
+        if !accepted, let count = drops.withLock({ $0.drop(at: .now) }) {
+            logDropped(count, lastRequestID: requestID)
         }
         return accepted
+    }
+
+    private func logDropped(_ count: Int, lastRequestID: String?) {
+        let why = queue.isClosed ? "request log closed (the gateway has stopped): rows dropped" : "request log buffer full: rows dropped"
+        var metadata: Logger.Metadata = ["rows_dropped": "\(count)", "dropped_total": "\(queue.dropped)"]
+        if let lastRequestID { metadata["last_request_id"] = "\(lastRequestID)" }
+        logger.error("\(why)", metadata: metadata)
     }
 
     /// Rows waiting to be written.
@@ -86,6 +95,8 @@ public final class RequestLogWriter: Service, Sendable {
         if missing > 0 {
             logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
         }
+        // Drops since the last line (a burst that ended within a second of it) are said now.
+        if let count = drops.withLock({ $0.takeUnreported() }) { logDropped(count, lastRequestID: nil) }
         logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
     }
 
@@ -116,5 +127,35 @@ public final class RequestLogWriter: Service, Sendable {
             }
             start += maximumBatch
         }
+    }
+}
+
+/// When dropped rows are logged: the first drop at once, then at most one line an interval,
+/// saying how many were dropped since the line before. A buffer that stays full under load drops
+/// thousands of rows a second; a line for each would flood the log (and take the CPU the writer
+/// lacks). The total is also in the metrics and on the status page.
+struct DropReport: Sendable {
+    let interval: Duration
+    private var lastLine: ContinuousClock.Instant?
+    private var unreported = 0
+
+    init(interval: Duration = .seconds(1)) {
+        self.interval = interval
+    }
+
+    /// Counts one drop; returns how many drops to log now (this one included), or nil while the
+    /// last line is more recent than `interval`.
+    mutating func drop(at now: ContinuousClock.Instant) -> Int? {
+        unreported += 1
+        if let lastLine, now - lastLine < interval { return nil }
+        lastLine = now
+        defer { unreported = 0 }
+        return unreported
+    }
+
+    /// The drops not logged yet, if any (the writer stops).
+    mutating func takeUnreported() -> Int? {
+        defer { unreported = 0 }
+        return unreported > 0 ? unreported : nil
     }
 }

@@ -43,6 +43,22 @@ import Testing
         #expect(journal == "wal")
     }
 
+    #if os(Linux)
+    /// The request log's batches are written on GRDB's queue, which must not outrank the event
+    /// loops (nice 0): GRDB's default QoS runs it at nice -2, and its bursts held up requests.
+    @Test func databaseWorkRunsBelowTheEventLoops() async throws {
+        let dir = TemporaryDirectory()
+        let store = try AppDatabase.open(path: dir.file("gateway.db"))
+        let nice = try await store.writer.write { _ in
+            let stat = try String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8)
+            // The fields after the command name, which ends with the last ")": nice is the 19th.
+            let fields = stat[stat.lastIndex(of: ")")!...].split(separator: " ")
+            return Int(fields[17])
+        }
+        #expect(nice == 2)
+    }
+    #endif
+
     @Test func reopeningKeepsData() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("gateway.db")

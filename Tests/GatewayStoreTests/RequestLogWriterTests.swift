@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import GatewayStore
 
@@ -70,5 +71,69 @@ struct RequestLogWriterTests {
         try await store.insert(entries)
         #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests WHERE key_id = \(keys[0])") == 3)
         #expect(try RetentionTests.count(store, "SELECT SUM(requests) FROM daily_key_usage WHERE key_id = \(keys[0])") == 3)
+    }
+
+    @Test func aFullBufferLogsOneLineASecondNotOneARow() async throws {
+        let directory = TemporaryDirectory()
+        let (store, keys, upstream) = try RetentionTests.database(directory)
+        let lines = Lines()
+        // Room for two rows and no write yet: every row after them is dropped.
+        let writer = RequestLogWriter(database: store, capacity: 2, coalescing: .seconds(10), logger: lines.logger())
+        for index in 0..<1_000 {
+            writer.enqueue(RetentionTests.entry("burst-\(index)", at: Date(), keys: keys, upstream: upstream))
+        }
+        #expect(writer.droppedRows == 998)
+        let dropLines = lines.all.filter { $0.contains("rows dropped") }
+        #expect(dropLines.count == 1, "\(dropLines.count) lines for 998 drops")
+        #expect(dropLines.first?.hasSuffix("rows_dropped=1") == true, "\(dropLines)")
+        #expect(dropLines.first?.contains("burst-2") == true, "names the first row dropped")
+        // When the writer stops, the drops not yet said are said.
+        let running = Task { try await writer.run() }
+        running.cancel()
+        try await running.value
+        let final = lines.all.filter { $0.contains("rows dropped") }
+        #expect(final.count == 2)
+        #expect(final.last?.hasSuffix("rows_dropped=997") == true, "\(final)")
+        #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 2, "the rows it held are written")
+    }
+
+    @Test func dropReportSaysHowManySinceItsLastLine() {
+        var report = DropReport(interval: .seconds(1))
+        let start = ContinuousClock.now
+        #expect(report.drop(at: start) == 1)
+        #expect(report.drop(at: start + .milliseconds(10)) == nil)
+        #expect(report.drop(at: start + .milliseconds(999)) == nil)
+        #expect(report.drop(at: start + .milliseconds(1_000)) == 3)
+        #expect(report.drop(at: start + .milliseconds(1_500)) == nil)
+        #expect(report.takeUnreported() == 1)
+        #expect(report.takeUnreported() == nil)
+        #expect(report.drop(at: start + .seconds(5)) == 1)
+    }
+}
+
+/// The lines a logger writes, as text.
+private final class Lines: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+
+    func logger() -> Logger {
+        Logger(label: "test") { _ in Handler(lines: self) }
+    }
+
+    private struct Handler: LogHandler {
+        let lines: Lines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let text = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            lines.lines.withLock { $0.append("\(event.level) \(event.message) \(text)") }
+        }
     }
 }
