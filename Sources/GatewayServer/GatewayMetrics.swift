@@ -104,19 +104,25 @@ public final class GatewayMetrics: Sendable {
     func requestFinished(_ entry: RequestLogEntry, countedAsStream: Bool) {
         inFlightRequests.decrement()
         if countedAsStream { inFlightStreams.decrement() }
-        series.withLock { series in
+        // Under the lock only what needs it (the series looked up, made on first use, and the
+        // counters, which are atomic); the histograms (each with a lock of its own) and the
+        // token counters are touched after it: both loops take this lock on every request.
+        let (endpoint, model) = series.withLock { series in
             let endpoint = series.endpoint(entry.endpoint)
             let model = series.model(entry.model, admit: entry.outcome != "unauthorized")
             series.requests(endpoint: entry.endpoint, model: model.label, status: entry.status, outcome: entry.outcome)
                 .increment()
             for attempt in entry.attempts {
                 endpoint.attempts(attempt.verdict).increment()
-                if let latency = attempt.latencyMs { endpoint.latency.recordNanoseconds(Self.nanoseconds(latency)) }
             }
-            if entry.attempts.count > 1 { endpoint.retries.increment(by: entry.attempts.count - 1) }
-            if let ttfb = entry.ttfbMs { endpoint.timeToFirstByte.recordNanoseconds(Self.nanoseconds(ttfb)) }
-            model.add(entry)
+            return (endpoint, model)
         }
+        for attempt in entry.attempts {
+            if let latency = attempt.latencyMs { endpoint.latency.recordNanoseconds(Self.nanoseconds(latency)) }
+        }
+        if entry.attempts.count > 1 { endpoint.retries.increment(by: entry.attempts.count - 1) }
+        if let ttfb = entry.ttfbMs { endpoint.timeToFirstByte.recordNanoseconds(Self.nanoseconds(ttfb)) }
+        model.add(entry)
     }
 
     static func nanoseconds(_ milliseconds: Double) -> Int64 {
@@ -180,8 +186,9 @@ extension GatewayMetrics {
         var outcome: String
     }
 
-    /// The series labelled by endpoint only.
-    private final class EndpointSeries {
+    /// The series labelled by endpoint only. Its attempt counters are made under the metrics'
+    /// lock; the rest is set once and safe to use from any thread.
+    private final class EndpointSeries: @unchecked Sendable {
         let endpoint: String
         let factory: PrometheusMetricsFactory
         let latency: Metrics.Timer
@@ -207,7 +214,7 @@ extension GatewayMetrics {
     }
 
     /// The token counters of one `model` label value, one per kind of `usageMetadata` count.
-    private final class ModelSeries {
+    private final class ModelSeries: Sendable {
         let label: String
         let prompt: Metrics.Counter
         let cached: Metrics.Counter

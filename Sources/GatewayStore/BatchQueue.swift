@@ -28,16 +28,18 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     @discardableResult
     public func enqueue(_ element: consuming Element) -> Bool {
         var element = Optional(element)
-        let accepted = buffer.withLock { buffer in
+        let (accepted, first) = buffer.withLock { buffer in
             guard !buffer.closed, buffer.elements.count < capacity else {
                 buffer.dropped += 1
-                return false
+                return (false, false)
             }
             // Moved in, not copied.
             buffer.elements.append(element.take()!)
-            return true
+            return (true, buffer.elements.count == 1)
         }
-        if accepted { wakeUp.yield() }
+        // The consumer is woken by the first element after it took a batch: it takes all that
+        // came since when it wakes (the wake-up stream has its own lock, not taken per element).
+        if first { wakeUp.yield() }
         return accepted
     }
 
@@ -56,12 +58,13 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     /// Elements dropped because the buffer was full, since the start.
     public var dropped: Int { buffer.withLock { $0.dropped } }
 
-    /// Takes everything buffered now.
+    /// Takes everything buffered now. The buffer that takes its place is made before the lock
+    /// is taken, as large as the last batch: under the lock, only a swap.
     public func drain() -> [Element] {
-        buffer.withLock { buffer in
-            defer { buffer.elements.removeAll(keepingCapacity: true) }
-            return buffer.elements
-        }
+        var batch = [Element]()
+        batch.reserveCapacity(buffer.withLock { $0.elements.count })
+        buffer.withLock { swap(&$0.elements, &batch) }
+        return batch
     }
 
     /// Whether ``close()`` was called.
