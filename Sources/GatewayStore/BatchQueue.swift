@@ -11,6 +11,8 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         var closed = false
         /// `consume` returns once it has handed out what is buffered (``endConsuming()``).
         var ending = false
+        /// The size of the last batch taken.
+        var lastBatch = 0
     }
 
     private let buffer = Mutex(Buffer())
@@ -45,11 +47,15 @@ public final class BatchQueue<Element: Sendable>: Sendable {
 
     /// Puts a batch that could not be written back at the front, as far as capacity allows.
     public func requeue(_ batch: [Element]) {
+        guard !batch.isEmpty else { return }
         buffer.withLock { buffer in
             let room = max(0, capacity - buffer.elements.count)
             buffer.elements.insert(contentsOf: batch.prefix(room), at: 0)
             buffer.dropped += max(0, batch.count - room)
         }
+        // The buffer may have been empty: the consumer must hear of it (``enqueue`` wakes it only
+        // for a first element).
+        wakeUp.yield()
     }
 
     /// Elements waiting to be written.
@@ -59,11 +65,16 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     public var dropped: Int { buffer.withLock { $0.dropped } }
 
     /// Takes everything buffered now. The buffer that takes its place is made before the lock
-    /// is taken, as large as the last batch: under the lock, only a swap.
+    /// is taken, with room for half as much again as the last batch: under the lock, only a
+    /// swap, and a producer seldom has to grow the array (copying the elements) while holding it.
     public func drain() -> [Element] {
         var batch = [Element]()
-        batch.reserveCapacity(buffer.withLock { $0.elements.count })
-        buffer.withLock { swap(&$0.elements, &batch) }
+        let last = buffer.withLock { $0.lastBatch }
+        batch.reserveCapacity(min(capacity, last + last / 2))
+        buffer.withLock { buffer in
+            swap(&buffer.elements, &batch)
+            if !batch.isEmpty { buffer.lastBatch = batch.count }
+        }
         return batch
     }
 

@@ -6,9 +6,10 @@ import Synchronization
 /// The batched request-log writer: one Service. The request path only enqueues (never waits on
 /// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
 /// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
-/// logs it (one line a second at most, ``DropReport``); a failed write is retried, not lost. Cancelled (a shutdown that outlasted its grace),
+/// logs it (a line a second at most, ``DropReport``); a failed write is retried, not lost.
+/// Cancelled (a shutdown that outlasted its grace),
 /// it still writes what it holds, in one try, after the requests cancelled with it have handed
-/// over their rows (``init(database:capacity:maximumBatch:coalescing:stragglers:logger:)``).
+/// over their rows (``init(database:capacity:maximumBatch:coalescing:stragglers:dropLogInterval:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
@@ -20,8 +21,9 @@ public final class RequestLogWriter: Service, Sendable {
     /// Waits for the requests still running when the writer is cancelled to end; returns how
     /// many did not (their rows will be missing).
     private let stragglers: @Sendable () async -> Int
-    /// The dropped rows not yet logged.
-    private let drops = Mutex(DropReport())
+    /// The dropped rows not yet logged, by why they were dropped.
+    /// Rows dropped after the writer has stopped are each logged: there is no later line.
+    private let drops: Mutex<[DropReport]>
 
     /// - Parameter stragglers: called once when the writer is cancelled, before its last write:
     ///   the requests still being answered were cancelled too (the server closed their
@@ -30,8 +32,9 @@ public final class RequestLogWriter: Service, Sendable {
     public init(
         database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 5_000,
         coalescing: Duration = .milliseconds(100), stragglers: @escaping @Sendable () async -> Int = { 0 },
-        logger: Logger
+        dropLogInterval: Duration = .seconds(1), logger: Logger
     ) {
+        self.drops = Mutex([DropReport(interval: dropLogInterval), DropReport(interval: .zero)])  // by DropReason
         self.database = database
         self.queue = BatchQueue(capacity: capacity)
         self.maximumBatch = maximumBatch
@@ -45,17 +48,39 @@ public final class RequestLogWriter: Service, Sendable {
     public func enqueue(_ entry: consuming RequestLogEntry) -> Bool {
         let requestID = entry.requestId
         let accepted = queue.enqueue(entry)
-        if !accepted, let count = drops.withLock({ $0.drop(at: .now) }) {
-            logDropped(count, lastRequestID: requestID)
+        if !accepted {
+            let reason: DropReason = queue.isClosed ? .closed : .bufferFull
+            if let count = drops.withLock({ $0[reason.rawValue].drop(at: .now) }) {
+                logDropped(count, reason: reason, lastRequestID: requestID)
+            }
         }
         return accepted
     }
 
-    private func logDropped(_ count: Int, lastRequestID: String?) {
-        let why = queue.isClosed ? "request log closed (the gateway has stopped): rows dropped" : "request log buffer full: rows dropped"
+    private enum DropReason: Int, CaseIterable {
+        case bufferFull, closed
+
+        var message: Logger.Message {
+            switch self {
+            case .bufferFull: "request log buffer full: rows dropped"
+            case .closed: "request log closed (the gateway has stopped): rows dropped"
+            }
+        }
+    }
+
+    private func logDropped(_ count: Int, reason: DropReason, lastRequestID: String?) {
         var metadata: Logger.Metadata = ["rows_dropped": "\(count)", "dropped_total": "\(queue.dropped)"]
         if let lastRequestID { metadata["last_request_id"] = "\(lastRequestID)" }
-        logger.error("\(why)", metadata: metadata)
+        logger.error(reason.message, metadata: metadata)
+    }
+
+    /// Logs the drops not logged yet whose line is due (`all`: every one, the writer stops).
+    private func logPendingDrops(all: Bool) {
+        let now = ContinuousClock.now
+        let due = drops.withLock { reports in DropReason.allCases.map { reports[$0.rawValue].takeUnreported(at: now, all: all) } }
+        for reason in DropReason.allCases {
+            if let count = due[reason.rawValue] { logDropped(count, reason: reason, lastRequestID: nil) }
+        }
     }
 
     /// Rows waiting to be written.
@@ -77,6 +102,8 @@ public final class RequestLogWriter: Service, Sendable {
         // with it are still handing over their rows).
         await withGracefulShutdownHandler {
             await queue.consume(coalescing: coalescing) { batch in
+                // Drops of a burst that ended are said within a batch or so of their second.
+                self.logPendingDrops(all: false)
                 await self.write(batch)
             }
         } onGracefulShutdown: {
@@ -95,8 +122,8 @@ public final class RequestLogWriter: Service, Sendable {
         if missing > 0 {
             logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
         }
-        // Drops since the last line (a burst that ended within a second of it) are said now.
-        if let count = drops.withLock({ $0.takeUnreported() }) { logDropped(count, lastRequestID: nil) }
+        // Drops not said yet (a burst that ended within a second of its last line) are said now.
+        logPendingDrops(all: true)
         logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
     }
 
@@ -153,9 +180,13 @@ struct DropReport: Sendable {
         return unreported
     }
 
-    /// The drops not logged yet, if any (the writer stops).
-    mutating func takeUnreported() -> Int? {
+    /// The drops not logged yet, if any, once their line is due (`interval` after the last one),
+    /// or at once when `all` (the writer stops).
+    mutating func takeUnreported(at now: ContinuousClock.Instant, all: Bool = false) -> Int? {
+        guard unreported > 0 else { return nil }
+        if !all, let lastLine, now - lastLine < interval { return nil }
+        lastLine = now
         defer { unreported = 0 }
-        return unreported > 0 ? unreported : nil
+        return unreported
     }
 }

@@ -87,14 +87,50 @@ struct RequestLogWriterTests {
         #expect(dropLines.count == 1, "\(dropLines.count) lines for 998 drops")
         #expect(dropLines.first?.hasSuffix("rows_dropped=1") == true, "\(dropLines)")
         #expect(dropLines.first?.contains("burst-2") == true, "names the first row dropped")
-        // When the writer stops, the drops not yet said are said.
+        // When the writer stops, the drops not yet said are said, with why they were dropped.
         let running = Task { try await writer.run() }
         running.cancel()
         try await running.value
         let final = lines.all.filter { $0.contains("rows dropped") }
         #expect(final.count == 2)
-        #expect(final.last?.hasSuffix("rows_dropped=997") == true, "\(final)")
+        #expect(final.last?.contains("buffer full") == true && final.last?.hasSuffix("rows_dropped=997") == true, "\(final)")
         #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 2, "the rows it held are written")
+        // After the writer has stopped, each row dropped is said: no later line would say it.
+        for index in 0..<3 {
+            writer.enqueue(RetentionTests.entry("late-\(index)", at: Date(), keys: keys, upstream: upstream))
+        }
+        #expect(lines.all.filter { $0.contains("request log closed") }.count == 3)
+    }
+
+    @Test func theRestOfABurstOfDropsIsSaidWithALaterBatch() async throws {
+        let directory = TemporaryDirectory()
+        let (store, keys, upstream) = try RetentionTests.database(directory)
+        let lines = Lines()
+        let writer = RequestLogWriter(
+            database: store, capacity: 2, coalescing: .milliseconds(10), dropLogInterval: .milliseconds(50), logger: lines.logger()
+        )
+        for index in 0..<10 {
+            writer.enqueue(RetentionTests.entry("burst-\(index)", at: Date(), keys: keys, upstream: upstream))
+        }
+        #expect(lines.all.filter { $0.contains("rows dropped") }.count == 1)
+        let running = Task { try await writer.run() }
+        // The burst is over (its two rows written, its line 50 ms old); rows come again later, and
+        // the batch that writes them says the rest.
+        for _ in 0..<200 where try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(60))
+        writer.enqueue(RetentionTests.entry("after", at: Date(), keys: keys, upstream: upstream))
+        var said: [String] = []
+        for _ in 0..<100 where said.count < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+            said = lines.all.filter { $0.contains("rows dropped") }
+        }
+        running.cancel()
+        try await running.value
+        #expect(said.count == 2)
+        #expect(said.last?.hasSuffix("rows_dropped=7") == true, "\(said)")
+        #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 3)
     }
 
     @Test func dropReportSaysHowManySinceItsLastLine() {
@@ -105,8 +141,11 @@ struct RequestLogWriterTests {
         #expect(report.drop(at: start + .milliseconds(999)) == nil)
         #expect(report.drop(at: start + .milliseconds(1_000)) == 3)
         #expect(report.drop(at: start + .milliseconds(1_500)) == nil)
-        #expect(report.takeUnreported() == 1)
-        #expect(report.takeUnreported() == nil)
+        #expect(report.takeUnreported(at: start + .milliseconds(1_600)) == nil, "not due yet")
+        #expect(report.takeUnreported(at: start + .milliseconds(2_000)) == 1, "due")
+        #expect(report.takeUnreported(at: start + .seconds(9)) == nil, "nothing left")
+        #expect(report.drop(at: start + .milliseconds(2_100)) == nil)
+        #expect(report.takeUnreported(at: start + .milliseconds(2_200), all: true) == 1, "the writer stops")
         #expect(report.drop(at: start + .seconds(5)) == 1)
     }
 }
