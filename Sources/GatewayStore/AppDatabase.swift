@@ -54,10 +54,11 @@ public struct AppDatabase: Sendable {
         configuration.label = "gateway"
         // GRDB's queues default to `.userInitiated`, which libdispatch runs at nice -2 on Linux:
         // above the event loops. Its writer then took a core from them in bursts of 2-4 ms (a
-        // request-log batch), the requests of that loop waiting behind it. At `.utility` (nice
-        // 2) the database work yields to serving while both want the CPU, and still gets some
-        // two thirds of a loop's share: enough for the log to keep up under saturation.
-        configuration.qos = .utility
+        // request-log batch), the requests of that loop waiting behind it. At `.default` (nice 0)
+        // it shares the CPU with them as an equal. Lower (`.utility`, nice 2) gave the loops a
+        // little more in quick runs, but under saturation the writer then fell behind: rows
+        // waited in memory (+12 MiB in the benchmark's rounds) and, at nice 10, were dropped.
+        configuration.qos = .default
         configuration.prepareDatabase { db in
             // In WAL mode NORMAL never corrupts the database; a power cut may lose the last
             // transactions, not the file. FULL would fsync on every request-log batch.
