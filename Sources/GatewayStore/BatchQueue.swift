@@ -11,8 +11,6 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         var closed = false
         /// `consume` returns once it has handed out what is buffered (``endConsuming()``).
         var ending = false
-        /// The size of the last batch taken.
-        var lastBatch = 0
     }
 
     private let buffer = Mutex(Buffer())
@@ -65,16 +63,14 @@ public final class BatchQueue<Element: Sendable>: Sendable {
     public var dropped: Int { buffer.withLock { $0.dropped } }
 
     /// Takes everything buffered now. The buffer that takes its place is made before the lock
-    /// is taken, with room for half as much again as the last batch: under the lock, only a
-    /// swap, and a producer seldom has to grow the array (copying the elements) while holding it.
+    /// is taken, as large as the one taken (as `removeAll(keepingCapacity:)` would make it):
+    /// under the lock, only a swap. Producers then append without growing the array: a buffer
+    /// grown by a producer is made in that thread's malloc arena and freed by the writer's, which
+    /// held 12-18 MiB more after the benchmark's loads than buffers made by the writer.
     public func drain() -> [Element] {
         var batch = [Element]()
-        let last = buffer.withLock { $0.lastBatch }
-        batch.reserveCapacity(min(capacity, last + last / 2))
-        buffer.withLock { buffer in
-            swap(&buffer.elements, &batch)
-            if !batch.isEmpty { buffer.lastBatch = batch.count }
-        }
+        batch.reserveCapacity(buffer.withLock { $0.elements.capacity })
+        buffer.withLock { swap(&$0.elements, &batch) }
         return batch
     }
 
