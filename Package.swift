@@ -113,10 +113,14 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
-        // What several test targets need: child processes without Foundation's Process, deadlines.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        // What several test targets need: child processes without Foundation's Process, deadlines,
+        // captured logs.
+        .target(
+            name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
-        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore"]),
+        .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore", "TestSupport"]),
         .testTarget(
             name: "GatewayServerTests",
             dependencies: [

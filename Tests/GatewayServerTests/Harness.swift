@@ -13,36 +13,6 @@ import Synchronization
 import Testing
 import TestSupport
 
-// MARK: - Captured logs
-
-/// Every log line the gateway writes during a test, to check that no secret leaks into them.
-final class LogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    func append(_ line: String) { lines.withLock { $0.append(line) } }
-    var all: [String] { lines.withLock { $0 } }
-
-    func logger() -> Logger {
-        Logger(label: "gateway-test") { _ in CapturingHandler(capture: self) }
-    }
-
-    struct CapturingHandler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            capture.append("\(event.level) \(event.message) \(merged)")
-        }
-    }
-}
-
 // MARK: - A gateway on a real socket, in front of fake upstreams
 
 /// A running gateway on 127.0.0.1 (port 0) with its own temporary SQLite database.
@@ -93,7 +63,7 @@ final class GatewayHarness: Sendable {
         }
         configure(&configuration)
         let logs = LogCapture()
-        let logger = logs.logger()
+        let logger = logs.logger(label: "gateway-test")
         let gateway = try await Gateway(configuration: configuration, database: database, logger: logger)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.application(configuration: configuration, logger: logger) { channel in

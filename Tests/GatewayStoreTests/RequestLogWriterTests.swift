@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import Synchronization
 import Testing
+import TestSupport
 @testable import GatewayStore
 
 /// The log writer loses no row it holds: not on a graceful shutdown, and not when its task is
@@ -76,7 +76,7 @@ struct RequestLogWriterTests {
     @Test func aFullBufferLogsOneLineASecondNotOneARow() async throws {
         let directory = TemporaryDirectory()
         let (store, keys, upstream) = try RetentionTests.database(directory)
-        let lines = Lines()
+        let lines = LogCapture()
         // Room for two rows and no write yet: every row after them is dropped.
         let writer = RequestLogWriter(database: store, capacity: 2, coalescing: .seconds(10), logger: lines.logger())
         for index in 0..<1_000 {
@@ -105,7 +105,7 @@ struct RequestLogWriterTests {
     @Test func theRestOfABurstOfDropsIsSaidWithALaterBatch() async throws {
         let directory = TemporaryDirectory()
         let (store, keys, upstream) = try RetentionTests.database(directory)
-        let lines = Lines()
+        let lines = LogCapture()
         let writer = RequestLogWriter(
             database: store, capacity: 2, coalescing: .milliseconds(10), dropLogInterval: .milliseconds(50), logger: lines.logger()
         )
@@ -147,32 +147,5 @@ struct RequestLogWriterTests {
         #expect(report.drop(at: start + .milliseconds(2_100)) == nil)
         #expect(report.takeUnreported(at: start + .milliseconds(2_200), all: true) == 1, "the writer stops")
         #expect(report.drop(at: start + .seconds(5)) == 1)
-    }
-}
-
-/// The lines a logger writes, as text.
-private final class Lines: Sendable {
-    private let lines = Mutex<[String]>([])
-    var all: [String] { lines.withLock { $0 } }
-
-    func logger() -> Logger {
-        Logger(label: "test") { _ in Handler(lines: self) }
-    }
-
-    private struct Handler: LogHandler {
-        let lines: Lines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-            let text = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            lines.lines.withLock { $0.append("\(event.level) \(event.message) \(text)") }
-        }
     }
 }
