@@ -55,9 +55,9 @@ public struct AppDatabase: Sendable {
         // GRDB's queues default to `.userInitiated`, which libdispatch runs at nice -2 on Linux:
         // above the event loops. Its writer then took a core from them in bursts of 2-4 ms (a
         // request-log batch), the requests of that loop waiting behind it. At `.default` (nice 0)
-        // it shares the CPU with them as an equal. Lower (`.utility`, nice 2) gave the loops a
-        // little more in quick runs, but under saturation the writer then fell behind: rows
-        // waited in memory (+12 MiB in the benchmark's rounds) and, at nice 10, were dropped.
+        // it shares the CPU with them as an equal. Lower (`.utility`, nice 2) helped in quick
+        // runs but not in a full one, and under saturation the writer needs its share: at nice
+        // 10 it fell behind and rows were dropped (bench/RESULTS.md, eighth sitting).
         configuration.qos = .default
         configuration.prepareDatabase { db in
             // In WAL mode NORMAL never corrupts the database; a power cut may lose the last

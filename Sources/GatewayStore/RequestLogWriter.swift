@@ -7,9 +7,9 @@ import Synchronization
 /// SQLite); this service writes whatever has accumulated in one transaction, and on graceful
 /// shutdown writes what is left before it returns. A full buffer drops rows, counts them and
 /// logs it (a line a second at most, ``DropReport``); a failed write is retried, not lost.
-/// Cancelled (a shutdown that outlasted its grace),
-/// it still writes what it holds, in one try, after the requests cancelled with it have handed
-/// over their rows (``init(database:capacity:maximumBatch:coalescing:stragglers:dropLogInterval:logger:)``).
+/// Cancelled (a shutdown that outlasted its grace), it still writes what it holds, in one try,
+/// after the requests cancelled with it have handed over their rows
+/// (``init(database:capacity:maximumBatch:coalescing:stragglers:dropLogInterval:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
@@ -174,10 +174,7 @@ struct DropReport: Sendable {
     /// last line is more recent than `interval`.
     mutating func drop(at now: ContinuousClock.Instant) -> Int? {
         unreported += 1
-        if let lastLine, now - lastLine < interval { return nil }
-        lastLine = now
-        defer { unreported = 0 }
-        return unreported
+        return takeUnreported(at: now)
     }
 
     /// The drops not logged yet, if any, once their line is due (`interval` after the last one),
