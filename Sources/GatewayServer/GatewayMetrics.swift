@@ -102,8 +102,12 @@ public final class GatewayMetrics: Sendable {
     /// A request is done: `entry` is its complete log row; `countedAsStream` is what the
     /// in-flight streams gauge holds for it.
     func requestFinished(_ entry: RequestLogEntry, countedAsStream: Bool) {
-        inFlightRequests.decrement()
-        if countedAsStream { inFlightStreams.decrement() }
+        // The in-flight gauges go down last: a scrape that sees none in flight sees every
+        // finished request's counters and histograms.
+        defer {
+            inFlightRequests.decrement()
+            if countedAsStream { inFlightStreams.decrement() }
+        }
         // Under the lock only what needs it (the series looked up, made on first use, and the
         // counters, which are atomic); the histograms (each with a lock of its own) and the
         // token counters are touched after it: both loops take this lock on every request.

@@ -9,7 +9,7 @@ import Synchronization
 /// logs it (a line a second at most, ``DropReport``); a failed write is retried, not lost.
 /// Cancelled (a shutdown that outlasted its grace), it still writes what it holds, in one try,
 /// after the requests cancelled with it have handed over their rows
-/// (``init(database:capacity:maximumBatch:coalescing:stragglers:dropLogInterval:logger:)``).
+/// (``init(database:capacity:maximumBatch:coalescing:stragglers:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
@@ -32,9 +32,9 @@ public final class RequestLogWriter: Service, Sendable {
     public init(
         database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 5_000,
         coalescing: Duration = .milliseconds(100), stragglers: @escaping @Sendable () async -> Int = { 0 },
-        dropLogInterval: Duration = .seconds(1), logger: Logger
+        logger: Logger
     ) {
-        self.drops = Mutex([DropReport(interval: dropLogInterval), DropReport(interval: .zero)])  // by DropReason
+        self.drops = Mutex([DropReport(), DropReport(interval: .zero)])  // by DropReason
         self.database = database
         self.queue = BatchQueue(capacity: capacity)
         self.maximumBatch = maximumBatch
@@ -102,9 +102,11 @@ public final class RequestLogWriter: Service, Sendable {
         // with it are still handing over their rows).
         await withGracefulShutdownHandler {
             await queue.consume(coalescing: coalescing) { batch in
-                // Drops of a burst that ended are said within a batch or so of their second.
+                // Drops not said yet are said once due, around each batch's write (the rows that
+                // come after a burst); whatever is left when the writer stops, then.
                 self.logPendingDrops(all: false)
                 await self.write(batch)
+                self.logPendingDrops(all: false)
             }
         } onGracefulShutdown: {
             self.queue.endConsuming()

@@ -58,9 +58,9 @@ private final class Consumer: Sendable {
     var received: [Int] { batches.withLock { $0.flatMap { $0 } } }
     var batchCount: Int { batches.withLock { $0.count } }
 
-    /// Waits (at most 2 s) until `count` elements have come.
+    /// Waits (at most 10 s) until `count` elements have come.
     func wait(for count: Int) async throws -> [Int] {
-        for _ in 0..<200 where received.count < count { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<1_000 where received.count < count { try await Task.sleep(for: .milliseconds(10)) }
         return received
     }
 
