@@ -64,7 +64,7 @@ public final class ChildProcess: Sendable {
         read(errPipe[0], into: \.stderr)
     }
 
-    private func read(_ fd: Int32, into field: WritableKeyPath<(stdout: [UInt8], stderr: [UInt8], open: Int), [UInt8]> & Sendable) {
+    private func read(_ fd: Int32, into field: any WritableKeyPath<(stdout: [UInt8], stderr: [UInt8], open: Int), [UInt8]> & Sendable) {
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
