@@ -104,6 +104,17 @@ let package = Package(
 
         // Benchmark: the scheduler alone (bench/run.sh runs it in release).
         .executableTarget(name: "scheduler-bench", dependencies: ["GatewayCore"], path: "bench/scheduler-bench"),
+        // Benchmark: the plainest SwiftNIO reverse proxy, the floor under the gateway (bench/run.sh).
+        .executableTarget(
+            name: "nio-proxy-floor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "bench/nio-proxy-floor",
+            swiftSettings: swiftSettings
+        ),
 
         // Build-time tool: turns migrations/*.sql into Swift source.
         .executableTarget(name: "EmbedMigrationsTool"),

@@ -17,6 +17,8 @@ import sys
 
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 TARGETS = ("direct", "nginx", "gateway")
+# The plainest SwiftNIO proxy (bench/nio-proxy-floor): measured in the non-streaming loads only.
+FLOOR = "floor"
 
 
 def load_json(path, default=None):
@@ -101,7 +103,7 @@ def build(run):
     verdicts = []  # (target text, met?, detail)
 
     add("Run `%s`%s: %d round(s), targets alternating (each round starts with another target; every "
-        "test runs the three targets back to back). Figures are medians over rounds; each ratio is the "
+        "test runs the targets back to back). Figures are medians over rounds; each ratio is the "
         "median of the per-round ratios, gateway / nginx, measured minutes apart in the same run."
         % (m.get("stamp"), " (quick mode)" if quick else "", len(rounds)))
     add("")
@@ -126,13 +128,24 @@ def build(run):
     def series(target, connections, key):
         return [ (run.wrk(p, target, connections) or {}).get(key) for p in phases ]
 
-    def per_round_ratio(connections, key):
-        return median([ratio(g, n) for g, n in zip(series("gateway", connections, key), series("nginx", connections, key))])
+    def per_round_ratio(connections, key, target="gateway", reference="nginx"):
+        return median([ratio(g, n) for g, n in zip(series(target, connections, key), series(reference, connections, key))])
+
+    has_floor = any(run.wrk(p, FLOOR, run.high) for p in phases)
+    load_targets = TARGETS + ((FLOOR,) if has_floor else ())
+    floor_head = " SwiftNIO floor | ratio floor/nginx |" if has_floor else ""
+    floor_rule = "---|---|" if has_floor else ""
+
+    def floor_cells(connections, key, value, digits, unit):
+        if not has_floor:
+            return ""
+        r = per_round_ratio(connections, key, FLOOR) if key != "errors" else None
+        return " %s | %s |" % (fmt(value, digits, unit), fmt(r, 2, "x"))
 
     add("### 1. Non-streaming generateContent, %d connections, %s s per run" % (run.high, run.settings.get("duration", "?")))
     add("")
-    add("| figure | gateway | nginx proxy | ratio gateway/nginx | direct (fake upstream alone) |")
-    add("|---|---|---|---|---|")
+    add("| figure | gateway | nginx proxy | ratio gateway/nginx |%s direct (fake upstream alone) |" % floor_head)
+    add("|---|---|---|---|%s---|" % floor_rule)
     rows = (("requests/s", "rps", 0, ""), ("p50 latency", "p50_us", 2, " ms"), ("p99 latency", "p99_us", 2, " ms"),
             ("errors (all runs)", "errors", 0, ""), ("CPU per request", "cpu_us_per_request", 1, " us"),
             ("CPU used (cores)", "cpu_cores", 2, ""), ("bytes written per request (sockets + files)", "wbytes_per_request", 0, " B"),
@@ -140,7 +153,7 @@ def build(run):
     for label, key, digits, unit in rows:
         scale = 1000.0 if key.endswith("_us") and key.startswith("p") else 1.0
         values = {}
-        for t in TARGETS:
+        for t in load_targets:
             s = series(t, run.high, key)
             if key == "errors":
                 values[t] = sum(v or 0 for v in s)
@@ -148,24 +161,35 @@ def build(run):
                 v = median(s)
                 values[t] = v / scale if v is not None else None
         r = per_round_ratio(run.high, key) if key != "errors" else None
-        add("| %s | %s | %s | %s | %s |" % (label, fmt(values["gateway"], digits, unit), fmt(values["nginx"], digits, unit),
-                                            fmt(r, 2, "x"), fmt(values["direct"], digits, unit)))
+        add("| %s | %s | %s | %s |%s %s |" % (label, fmt(values["gateway"], digits, unit), fmt(values["nginx"], digits, unit),
+                                             fmt(r, 2, "x"), floor_cells(run.high, key, values.get(FLOOR), digits, unit),
+                                             fmt(values["direct"], digits, unit)))
     add("")
     add("CPU per request is the process's own CPU time (utime+stime from /proc, all nginx workers summed) "
         "over the run divided by the requests answered; it excludes wrk and the fake upstream. Bytes written and "
         "syscalls come from /proc/PID/io (wchar, syscw, syscr): socket writes plus, for the gateway, SQLite's.")
     add("")
-    if len(phases) > 1:
-        add("Per round (requests/s; gateway CPU per request and bytes written per request):")
+    if has_floor:
+        add("The SwiftNIO floor is `bench/nio-proxy-floor`: SwiftNIO's HTTP/1 server pipeline and a pool of "
+            "keep-alive upstream connections per event loop, each request passed upstream with its key set and "
+            "its answer passed back part by part, and nothing else (no authentication, scheduler, logging, "
+            "metrics or failover). It is not a target; it shows how much of the distance to nginx any "
+            "proxy on SwiftNIO has on this machine before doing any of the gateway's work.")
         add("")
-        add("| round | direct | nginx | gateway | ratio | gateway CPU/request | gateway bytes written/request |")
-        add("|---|---|---|---|---|---|---|")
+    if len(phases) > 1:
+        add("Per round (requests/s; the gateway's CPU and bytes written per request; p99 latencies and their ratio):")
+        add("")
+        add("| round | direct | nginx | gateway | ratio | gateway CPU/request | gateway bytes written/request | gateway p99 / nginx p99 |%s" % (
+            " floor | floor p99 / nginx p99 |" if has_floor else ""))
+        add("|---|---|---|---|---|---|---|---|%s" % floor_rule)
         for p in phases:
-            w = {t: run.wrk(p, t, run.high) or {} for t in TARGETS}
-            add("| %s | %s | %s | %s | %s | %s | %s |" % (
+            w = {t: run.wrk(p, t, run.high) or {} for t in load_targets}
+            add("| %s | %s | %s | %s | %s | %s | %s | %s |%s" % (
                 p, fmt(w["direct"].get("rps"), 0), fmt(w["nginx"].get("rps"), 0), fmt(w["gateway"].get("rps"), 0),
                 fmt(ratio(w["gateway"].get("rps"), w["nginx"].get("rps")), 2, "x"),
-                fmt(w["gateway"].get("cpu_us_per_request"), 1, " us"), fmt(w["gateway"].get("wbytes_per_request"), 0, " B")))
+                fmt(w["gateway"].get("cpu_us_per_request"), 1, " us"), fmt(w["gateway"].get("wbytes_per_request"), 0, " B"),
+                p99_pair(w["gateway"].get("p99_us"), w["nginx"].get("p99_us")),
+                " %s | %s |" % (fmt(w[FLOOR].get("rps"), 0), p99_pair(w[FLOOR].get("p99_us"), w["nginx"].get("p99_us"))) if has_floor else ""))
         add("")
     tput = per_round_ratio(run.high, "rps")
     p99r = per_round_ratio(run.high, "p99_us")
@@ -173,23 +197,39 @@ def build(run):
                      "%s (%s the target)" % (fmt(tput, 2, "x"), fmt(ratio(tput, 0.4), 2, "x"))))
     verdicts.append(("p99 at %d connections <= 2x nginx's" % run.high, p99r is not None and p99r <= 2,
                      "%s" % fmt(p99r, 2, "x")))
+    floor_note = None
+    if has_floor:
+        floor_note = (
+            "Beside the targets, the SwiftNIO floor (`bench/nio-proxy-floor`, section 1) in the same run: "
+            "%s nginx's throughput at %d connections and %s its p99 (per round %s); the gateway served %s of "
+            "the floor's requests per second, with %s its p99." % (
+                fmt(per_round_ratio(run.high, "rps", FLOOR), 2, "x"), run.high, fmt(per_round_ratio(run.high, "p99_us", FLOOR), 2, "x"),
+                " / ".join(fmt(ratio(f, n), 2, "x") for f, n in zip(series(FLOOR, run.high, "p99_us"), series("nginx", run.high, "p99_us"))),
+                fmt(per_round_ratio(run.high, "rps", "gateway", FLOOR), 2, "x"), fmt(per_round_ratio(run.high, "p99_us", "gateway", FLOOR), 2, "x")))
 
     # ---- 2. 8 connections
     add("### 2. The same at %d connections: latency added over direct" % run.low)
     add("")
-    add("| figure | gateway | nginx proxy | ratio gateway/nginx | direct |")
-    add("|---|---|---|---|---|")
+    add("| figure | gateway | nginx proxy | ratio gateway/nginx |%s direct |" % floor_head)
+    add("|---|---|---|---|%s---|" % floor_rule)
     for label, key in (("p50 latency", "p50_us"), ("p99 latency", "p99_us")):
         g, n, d = series("gateway", run.low, key), series("nginx", run.low, key), series("direct", run.low, key)
-        add("| %s | %s | %s | %s | %s |" % (label, fmt(ms(median(g)), 3, " ms"), fmt(ms(median(n)), 3, " ms"), fmt(median([ratio(a, b) for a, b in zip(g, n)]), 2, "x"), fmt(ms(median(d)), 3, " ms")))
+        f = series(FLOOR, run.low, key)
+        add("| %s | %s | %s | %s |%s %s |" % (label, fmt(ms(median(g)), 3, " ms"), fmt(ms(median(n)), 3, " ms"), fmt(median([ratio(a, b) for a, b in zip(g, n)]), 2, "x"),
+                                             floor_cells(run.low, key, ms(median(f)), 3, " ms"), fmt(ms(median(d)), 3, " ms")))
         ga = [ms(a - c) if a is not None and c is not None else None for a, c in zip(g, d)]
         na = [ms(b - c) if b is not None and c is not None else None for b, c in zip(n, d)]
-        add("| %s added over direct | %s | %s | %s | |" % (label, fmt(median(ga), 3, " ms"), fmt(median(na), 3, " ms"), fmt(median([ratio(a, b) for a, b in zip(ga, na)]), 2, "x")))
-    add("| requests/s | %s | %s | %s | %s |" % (fmt(median(series("gateway", run.low, "rps")), 0), fmt(median(series("nginx", run.low, "rps")), 0),
-                                             fmt(per_round_ratio(run.low, "rps"), 2, "x"), fmt(median(series("direct", run.low, "rps")), 0)))
-    add("| CPU per request | %s | %s | %s | |" % (fmt(median(series("gateway", run.low, "cpu_us_per_request")), 1, " us"),
-                                                fmt(median(series("nginx", run.low, "cpu_us_per_request")), 1, " us"),
-                                                fmt(per_round_ratio(run.low, "cpu_us_per_request"), 2, "x")))
+        fa = [ms(a - c) if a is not None and c is not None else None for a, c in zip(f, d)]
+        add("| %s added over direct | %s | %s | %s |%s |" % (label, fmt(median(ga), 3, " ms"), fmt(median(na), 3, " ms"), fmt(median([ratio(a, b) for a, b in zip(ga, na)]), 2, "x"),
+                                                             " %s | %s |" % (fmt(median(fa), 3, " ms"), fmt(median([ratio(a, b) for a, b in zip(fa, na)]), 2, "x")) if has_floor else ""))
+    add("| requests/s | %s | %s | %s |%s %s |" % (fmt(median(series("gateway", run.low, "rps")), 0), fmt(median(series("nginx", run.low, "rps")), 0),
+                                                fmt(per_round_ratio(run.low, "rps"), 2, "x"),
+                                                floor_cells(run.low, "rps", median(series(FLOOR, run.low, "rps")), 0, ""),
+                                                fmt(median(series("direct", run.low, "rps")), 0)))
+    add("| CPU per request | %s | %s | %s |%s |" % (fmt(median(series("gateway", run.low, "cpu_us_per_request")), 1, " us"),
+                                                   fmt(median(series("nginx", run.low, "cpu_us_per_request")), 1, " us"),
+                                                   fmt(per_round_ratio(run.low, "cpu_us_per_request"), 2, "x"),
+                                                   floor_cells(run.low, "cpu_us_per_request", median(series(FLOOR, run.low, "cpu_us_per_request")), 1, " us")))
     add("")
     p50r8 = per_round_ratio(run.low, "p50_us")
     verdicts.append(("p50 at %d connections <= 3x nginx's" % run.low, p50r8 is not None and p50r8 <= 3, fmt(p50r8, 2, "x")))
@@ -432,6 +472,8 @@ def build(run):
     for name, met, detail in verdicts:
         head.append("| %s | %s | %s |" % (name, "**met**" if met else "**missed**", detail))
     head.append("")
+    if floor_note:
+        head += [floor_note, ""]
 
     # ---- commands
     tail = ["### Exact commands", "", "From the repo root: `bench/run.sh` (quick: `BENCH_QUICK=1 bench/run.sh`). It runs:", "", "```"]
@@ -449,6 +491,13 @@ def build(run):
 
 def ms(us):
     return us / 1000.0 if us is not None else None
+
+
+def p99_pair(target_us, nginx_us):
+    """'7.26 / 3.55 ms (2.05x)': a target's p99 over nginx's in the same round."""
+    if target_us is None or nginx_us is None:
+        return "n/a"
+    return "%s / %s ms (%s)" % (fmt(ms(target_us), 2), fmt(ms(nginx_us), 2), fmt(ratio(target_us, nginx_us), 2, "x"))
 
 
 def main():

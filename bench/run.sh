@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The gateway against its ceiling: gemini-gateway (release, everything on) vs nginx as a plain
-# reverse proxy vs the fake upstream alone, on loopback, alternating targets for several rounds.
+# reverse proxy vs the fake upstream alone, on loopback, alternating targets for several rounds;
+# in the non-streaming loads also the plainest SwiftNIO proxy (bench/nio-proxy-floor), the floor
+# under anything built on SwiftNIO.
 # Issue 5; bench/RESULTS.md has what it measures, how to read it, and the last full run.
 #
-#   bench/run.sh                  full run (3 rounds, ~9-10 minutes after the build)
+#   bench/run.sh                  full run (3 rounds, ~11 minutes after the build)
 #   BENCH_QUICK=1 bench/run.sh    quick run for development (1 round, short loads, no profile)
 #
 # Settings (environment): BENCH_ROUNDS, BENCH_DURATION (s per load run), BENCH_WARMUP (s),
@@ -11,7 +13,7 @@
 # BENCH_WRK_THREADS (2), BENCH_KEYS (100), BENCH_PROFILE (1: perf record the gateway under load),
 # BENCH_PROFILE_SECONDS, BENCH_SINGLE_STREAM_REPEAT (10 one-stream runs per sample),
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
-# BASE+1..BASE+4 on 127.0.0.1), BENCH_MAX_SECONDS (hard time limit, 1200), BENCH_SKIP_BUILD=1,
+# BASE+1..BASE+5 on 127.0.0.1), BENCH_FLOOR (1: measure the SwiftNIO floor too; 0: not), BENCH_MAX_SECONDS (hard time limit, 1200), BENCH_SKIP_BUILD=1,
 # BENCH_SETTLE (12: idle seconds before the memory sample after each round), BENCH_DRAIN (80 in
 # a full run, 0 in a quick one: idle seconds, from the round's end, before a second sample, once
 # the upstream pools have closed the burst's idle connections and the gateway has trimmed again),
@@ -57,6 +59,8 @@ UPSTREAM_PORT=$((PORT_BASE + 1))  # nginx: the fake upstream (generateContent; S
 SSE_PORT=$((PORT_BASE + 2))       # Python: the SSE streams behind it
 PROXY_PORT=$((PORT_BASE + 3))     # nginx: the reference reverse proxy
 GATEWAY_PORT=$((PORT_BASE + 4))   # gemini-gateway
+FLOOR_PORT=$((PORT_BASE + 5))     # nio-proxy-floor: the plainest SwiftNIO reverse proxy
+FLOOR=${BENCH_FLOOR:-1}
 MODEL=gemini-2.5-flash
 GENERATE_PATH="/v1beta/models/$MODEL:generateContent"
 STREAM_PATH="/v1beta/models/$MODEL:streamGenerateContent?alt=sse"
@@ -132,12 +136,12 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 limit=$(ulimit -n)
 [ "$limit" = unlimited ] || [ "$limit" -ge 4096 ] || die "open-file limit $limit is too low for 1,000 streams (ulimit -n)"
 
-"$PY" bench/tools.py ports "$UPSTREAM_PORT" "$SSE_PORT" "$PROXY_PORT" "$GATEWAY_PORT"
+"$PY" bench/tools.py ports "$UPSTREAM_PORT" "$SSE_PORT" "$PROXY_PORT" "$GATEWAY_PORT" $([ "$FLOOR" != 1 ] || echo "$FLOOR_PORT")
 
 # ---------------------------------------------------------------------------------- machine
 {
     echo "stamp=$STAMP"
-    echo "quick=${BENCH_QUICK:-0} rounds=$ROUNDS drain=$DRAIN duration=$DURATION warmup=$WARMUP streams=\"$STREAMS\" high=$HIGH low=$LOW threads=$THREADS keys=$KEYS profile=$PROFILE sched_n=$SCHED_N"
+    echo "quick=${BENCH_QUICK:-0} rounds=$ROUNDS drain=$DRAIN duration=$DURATION warmup=$WARMUP streams=\"$STREAMS\" high=$HIGH low=$LOW threads=$THREADS keys=$KEYS profile=$PROFILE sched_n=$SCHED_N floor=$FLOOR"
     echo "nproc=$(nproc)"
     echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "mem=$(grep MemTotal /proc/meminfo | awk '{printf "%.1f GiB", $2/1048576}')"
@@ -158,7 +162,7 @@ log "results in $OUT"
 
 # ---------------------------------------------------------------------------------- build
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    log "building release: gemini-gateway, scheduler-bench"
+    log "building release: gemini-gateway, scheduler-bench, nio-proxy-floor"
     build() {  # a source edited by someone else during the build fails it: try again, twice at most
         local attempt
         for attempt in 1 2 3; do
@@ -173,10 +177,16 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     build gemini-gateway || die "build failed: see $OUT/build.log"
     echo "swift build -c release --product scheduler-bench" >> "$COMMANDS"
     build scheduler-bench || die "build failed: see $OUT/build.log"
+    if [ "$FLOOR" = 1 ]; then
+        echo "swift build -c release --product nio-proxy-floor" >> "$COMMANDS"
+        build nio-proxy-floor || die "build failed: see $OUT/build.log"
+    fi
 fi
 BIN=$(swift build -c release --show-bin-path)
 GATEWAY=${BENCH_GATEWAY:-$BIN/gemini-gateway}
 [ -x "$GATEWAY" ] || die "$GATEWAY not built"
+[ "$FLOOR" != 1 ] || [ -x "$BIN/nio-proxy-floor" ] \
+    || die "$BIN/nio-proxy-floor not built (swift build -c release --product nio-proxy-floor, or BENCH_FLOOR=0)"
 
 # ---------------------------------------------------------------------------------- processes
 start() {  # start NAME COMMAND...: run in the background, remember the pid
@@ -204,6 +214,12 @@ start proxy "$NGINX" -p "$ABS_OUT" -c "$ABS_OUT/proxy.conf" -e "$ABS_OUT/proxy-e
 "$PY" bench/tools.py wait-port "$SSE_PORT"
 "$PY" bench/tools.py wait-port "$UPSTREAM_PORT"
 "$PY" bench/tools.py wait-port "$PROXY_PORT"
+if [ "$FLOOR" = 1 ]; then
+    log "starting the SwiftNIO floor (nio-proxy-floor :$FLOOR_PORT)"
+    echo "$BIN/nio-proxy-floor $FLOOR_PORT $UPSTREAM_PORT bench-fake-key-for-the-floor" | sed "s|$PWD/||" >> "$COMMANDS"
+    start floor "$BIN/nio-proxy-floor" "$FLOOR_PORT" "$UPSTREAM_PORT" bench-fake-key-for-the-floor
+    "$PY" bench/tools.py wait-port "$FLOOR_PORT"
+fi
 
 log "preparing the gateway: fresh database, $KEYS fake keys, 3 upstreams, one client token"
 DB=$OUT/gateway/gateway.db
@@ -239,8 +255,8 @@ fi
 UPSTREAM_WORKERS=$(children "$upstream_PID")
 PROXY_WORKERS=$(children "$proxy_PID")
 [ -n "$UPSTREAM_WORKERS" ] && [ -n "$PROXY_WORKERS" ] || die "no nginx worker processes found"
-target_port() { case $1 in direct) echo "$UPSTREAM_PORT";; nginx) echo "$PROXY_PORT";; gateway) echo "$GATEWAY_PORT";; esac; }
-target_pids() { case $1 in direct) echo "$UPSTREAM_WORKERS";; nginx) echo "$PROXY_WORKERS";; gateway) echo "$gateway_PID";; esac; }
+target_port() { case $1 in direct) echo "$UPSTREAM_PORT";; nginx) echo "$PROXY_PORT";; gateway) echo "$GATEWAY_PORT";; floor) echo "$FLOOR_PORT";; esac; }
+target_pids() { case $1 in direct) echo "$UPSTREAM_WORKERS";; nginx) echo "$PROXY_WORKERS";; gateway) echo "$gateway_PID";; floor) echo "$floor_PID";; esac; }
 
 # Every target must answer both kinds of request correctly before anything is measured.
 for target in direct nginx gateway; do
@@ -248,6 +264,9 @@ for target in direct nginx gateway; do
     "$PY" bench/tools.py probe "$port" "$GENERATE_PATH" "$TOKEN" || die "$target: generateContent probe failed"
     "$PY" bench/tools.py probe "$port" "$STREAM_PATH" "$TOKEN" --stream || die "$target: stream probe failed"
 done
+if [ "$FLOOR" = 1 ]; then
+    "$PY" bench/tools.py probe "$FLOOR_PORT" "$GENERATE_PATH" "$TOKEN" || die "floor: generateContent probe failed"
+fi
 echo '{"gateway_requests": 2}' > "$RAW/probes.json"
 
 # ---------------------------------------------------------------------------------- measuring
@@ -285,15 +304,21 @@ for target in "${TARGETS[@]}"; do
     wrk_run warmup "$target" "$HIGH" "$WARMUP"
     stream_run warmup "$target" 50
 done
+[ "$FLOOR" != 1 ] || wrk_run warmup floor "$HIGH" "$WARMUP"
 "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-warm.json"
 
 for round in $(seq "$ROUNDS"); do
     # Alternate: each round starts with another target, and every test runs all targets back to back.
     order=()
     for i in 0 1 2; do order+=("${TARGETS[$(( (i + round - 1) % 3 ))]}"); done
-    log "round $round/$ROUNDS (order: ${order[*]})"
-    for target in "${order[@]}"; do wrk_run "r$round" "$target" "$HIGH" "$DURATION"; done
-    for target in "${order[@]}"; do wrk_run "r$round" "$target" "$LOW" "$DURATION"; done
+    # The floor, in the non-streaming loads only, always after the three: the order of the
+    # targets the ratios compare stays what it was before it came (its streams would measure
+    # SwiftNIO against nginx, which section 1 already does).
+    load_order=("${order[@]}")
+    [ "$FLOOR" != 1 ] || load_order+=(floor)
+    log "round $round/$ROUNDS (order: ${load_order[*]})"
+    for target in "${load_order[@]}"; do wrk_run "r$round" "$target" "$HIGH" "$DURATION"; done
+    for target in "${load_order[@]}"; do wrk_run "r$round" "$target" "$LOW" "$DURATION"; done
     for streams in $STREAMS; do
         for target in "${order[@]}"; do stream_run "r$round" "$target" "$streams"; sleep 0.5; done
     done
