@@ -13,7 +13,8 @@
 # BENCH_WRK_THREADS (2), BENCH_KEYS (100), BENCH_PROFILE (1: perf record the gateway under load),
 # BENCH_PROFILE_SECONDS, BENCH_SINGLE_STREAM_REPEAT (10 one-stream runs per sample),
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
-# BASE+1..BASE+5 on 127.0.0.1), BENCH_FLOOR (1: measure the SwiftNIO floor too; 0: not), BENCH_MAX_SECONDS (hard time limit, 1200), BENCH_SKIP_BUILD=1,
+# BASE+1..BASE+5 on 127.0.0.1), BENCH_FLOOR (1: measure the SwiftNIO floor too; 0: not),
+# BENCH_MAX_SECONDS (hard time limit, 1200), BENCH_SKIP_BUILD=1,
 # BENCH_SETTLE (12: idle seconds before the memory sample after each round), BENCH_DRAIN (80 in
 # a full run, 0 in a quick one: idle seconds, from the round's end, before a second sample, once
 # the upstream pools have closed the burst's idle connections and the gateway has trimmed again),
