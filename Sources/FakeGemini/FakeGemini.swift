@@ -190,6 +190,11 @@ public final class FakeGemini: Sendable {
         core.state.withLock { $0.events }
     }
 
+    /// How each streamed answer ended, by request index (one still streaming has no entry).
+    public func streamEnds() -> [Int: StreamEnd] {
+        core.state.withLock { $0.streamEnds }
+    }
+
     /// The events written for one request, in order.
     public func eventLog(request index: Int) -> [SentEvent] {
         core.state.withLock { $0.events.filter { $0.requestIndex == index } }
@@ -198,7 +203,7 @@ public final class FakeGemini: Sendable {
     /// Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether it held.
     /// E.g. `await fake.wait { $0.received().count == 2 }`.
     @discardableResult
-    public func wait(timeout: Duration = .seconds(10), until condition: (FakeGemini) -> Bool) async -> Bool {
+    public func wait(timeout: Duration = .seconds(60), until condition: (FakeGemini) -> Bool) async -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while true {
@@ -228,6 +233,7 @@ final class Core: Sendable {
         var rules: [RuleSlot] = []
         var received: [FakeGemini.ReceivedRequest] = []
         var events: [FakeGemini.SentEvent] = []
+        var streamEnds: [Int: FakeGemini.StreamEnd] = [:]
         var nextIndex = 0
     }
 
@@ -264,6 +270,10 @@ final class Core: Sendable {
             }
             return nil
         }
+    }
+
+    func logStreamEnd(request: Int, _ end: FakeGemini.StreamEnd) {
+        state.withLock { $0.streamEnds[request] = end }
     }
 
     func logEvent(request: Int, event: Int) {

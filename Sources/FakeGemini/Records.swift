@@ -74,6 +74,16 @@ extension FakeGemini {
     /// The fake wrote (and flushed) event `eventIndex` (0-based) of the streamed answer to request
     /// `requestIndex`. For `.jsonStream` the events are the array elements; for the OpenAI stream they
     /// include the final `data: [DONE]`.
+    /// How a streamed answer ended.
+    public enum StreamEnd: Sendable, Equatable {
+        /// Every piece written and the body ended.
+        case completed
+        /// Cut on purpose (`failAfter`).
+        case aborted
+        /// A write or the wait before one failed: the client closed the connection.
+        case clientGone
+    }
+
     public struct SentEvent: Sendable, Equatable {
         public var requestIndex: Int
         public var eventIndex: Int

@@ -413,20 +413,29 @@ struct Exchange: Sendable {
         let core = self.core
         let index = self.index
         let body = ResponseBody { writer in
-            for (i, piece) in pieces.enumerated() {
-                if i > 0 { try await Task.sleep(for: interval) }
-                if let failAfter, i >= failAfter { throw FakeAbort.streamAborted }
-                if let gate { try await gate.acquire() }
-                try await writer.write(ByteBuffer(string: piece))
-                core.logEvent(request: index, event: i)
-            }
-            if let failAfter, failAfter >= 0 {
-                // failAfter >= pieces.count: everything was sent, but the body still never ends.
-                try await Task.sleep(for: interval)
+            do {
+                for (i, piece) in pieces.enumerated() {
+                    if i > 0 { try await Task.sleep(for: interval) }
+                    if let failAfter, i >= failAfter { throw FakeAbort.streamAborted }
+                    if let gate { try await gate.acquire() }
+                    try await writer.write(ByteBuffer(string: piece))
+                    core.logEvent(request: index, event: i)
+                }
+                if let failAfter, failAfter >= 0 {
+                    // failAfter >= pieces.count: everything was sent, but the body still never ends.
+                    try await Task.sleep(for: interval)
+                    throw FakeAbort.streamAborted
+                }
+                if let closing { try await writer.write(ByteBuffer(string: closing)) }
+                try await writer.finish(nil)
+                core.logStreamEnd(request: index, .completed)
+            } catch FakeAbort.streamAborted {
+                core.logStreamEnd(request: index, .aborted)
                 throw FakeAbort.streamAborted
+            } catch {
+                core.logStreamEnd(request: index, .clientGone)
+                throw error
             }
-            if let closing { try await writer.write(ByteBuffer(string: closing)) }
-            try await writer.finish(nil)
         }
         return response(200, contentType, body: body)
     }

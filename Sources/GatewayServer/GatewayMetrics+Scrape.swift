@@ -77,7 +77,7 @@ extension GatewayMetrics {
                 registry.unregisterGauge(existing.gauge)
                 gauges[item.id] = nil
             }
-            let gauge = gauges[item.id]?.gauge ?? registry.makeGauge(name: family.name, labels: item.labels, help: family.help)
+            let gauge = gauges[item.id]?.gauge ?? registry.makeGauge(descriptor: family.descriptor, labels: item.labels)
             gauges[item.id] = LabelledGauge(labels: item.labels, gauge: gauge)
             gauge.set(item.value)
         }
@@ -120,6 +120,9 @@ extension GatewayMetrics {
         let name: String
         let help: String
 
+        /// The name whole (no unit suffix added) and the help line, as the registry takes them.
+        var descriptor: MetricNameDescriptor { MetricNameDescriptor(metricName: name, unitName: "", helpText: help) }
+
         static let keys = Family(
             name: "gemini_gateway_keys",
             help: "Keys by state: usable (no cooldown), cooling (cooling for some model), disabled, deleted.")
@@ -148,11 +151,11 @@ extension GatewayMetrics {
         init(registry: PrometheusCollectorRegistry) {
             var keys: [KeysLabel: Prometheus.Gauge] = [:]
             for label in KeysLabel.allCases {
-                keys[label] = registry.makeGauge(name: Family.keys.name, labels: [("state", label.rawValue)], help: Family.keys.help)
+                keys[label] = registry.makeGauge(descriptor: Family.keys.descriptor, labels: [("state", label.rawValue)])
             }
             keysByState = keys
-            logQueueDepth = registry.makeGauge(name: Family.logQueueDepth.name, help: Family.logQueueDepth.help)
-            logDroppedRows = registry.makeCounter(name: Family.logDroppedRows.name, help: Family.logDroppedRows.help)
+            logQueueDepth = registry.makeGauge(descriptor: Family.logQueueDepth.descriptor)
+            logDroppedRows = registry.makeCounter(descriptor: Family.logDroppedRows.descriptor)
         }
 
         func keys(_ state: KeysLabel) -> Prometheus.Gauge { keysByState[state]! }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Gives the memory a burst left free back to the system once the gateway is quiet again.
 ///
@@ -23,6 +24,10 @@ final class MemoryTrimmer: Service, Sendable {
     private let againAfter: Duration
     private let trim: @Sendable () -> Void
     private let logger: Logger
+    private let observed = Atomic<Int>(0)
+
+    /// The intervals looked at so far (tests wait on it instead of on the clock).
+    var intervalsObserved: Int { observed.load(ordering: .acquiring) }
 
     init(
         tasks: ProxyTasks, interval: Duration = .seconds(5), againAfter: Duration = upstreamPoolIdleTimeout + .seconds(5), logger: Logger,
@@ -45,6 +50,7 @@ final class MemoryTrimmer: Service, Sendable {
                 trim()
                 logger.debug("returned free memory to the system after a quiet interval")
             }
+            observed.add(1, ordering: .releasing)
         }
     }
 

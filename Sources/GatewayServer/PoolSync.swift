@@ -18,9 +18,13 @@ public final class PoolSync: Service, Sendable {
     let authenticator: ClientAuthenticator
     let reloadInterval: Duration
     let logger: Logger
-    /// The marker `loadInitial` saw: `run` compares with it, so that a change made between the
-    /// initial load and the start of `run` is not taken for the state already loaded.
+    /// The marker of the last load (and when it started). `run` starts from the one `loadInitial`
+    /// saw, so that a change made between the initial load and the start of `run` is not taken
+    /// for the state already loaded.
     private let loaded = Mutex<(marker: String, at: Date)?>(nil)
+    /// The marker of the state in memory now: it equals ``AppDatabase/poolMarker()`` once every
+    /// change made to the database (by the CLI) has been loaded.
+    public var loadedMarker: String? { loaded.withLock { $0?.marker } }
     /// Waits, when the sync is cancelled, for the requests cancelled with it to end (their
     /// verdicts may still change the pool) before the last write.
     private let stragglers: @Sendable () async -> Void
@@ -85,6 +89,7 @@ public final class PoolSync: Service, Sendable {
                 warnAboutInvalid(state)
                 marker = current
                 lastReload = started
+                loaded.withLock { $0 = (current, started) }
                 logger.info("reloaded keys and upstreams", metadata: [
                     "keys": "\(state.keys.count)", "upstreams": "\(state.upstreams.count)", "clients": "\(state.clients.count)",
                 ])

@@ -28,7 +28,7 @@ struct HangupReloader: Service {
 
     /// Applies the settings in force now; returns them (or `old` when they cannot be read).
     func reload(from old: ServeCommand) async -> ServeCommand {
-        let new: ServeCommand
+        var new: ServeCommand
         do {
             try Settings.reload()
             new = try ServeCommand.parse(Self.serveArguments(CommandLine.arguments))

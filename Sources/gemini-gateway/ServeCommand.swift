@@ -25,7 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
         "A settings file of NAME=VALUE lines (systemd's EnvironmentFile format, names as in brackets here); flags win over it, it wins over the environment; re-read on SIGHUP [GEMINI_GATEWAY_CONFIG].",
         valueName: "file"
     ))
-    var config: String? = ProcessInfo.processInfo.environment["GEMINI_GATEWAY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+    var config: String?
 
     @Option(help: ArgumentHelp("Address to listen on [GEMINI_GATEWAY_HOST].", valueName: "address"))
     var host: String = env("GEMINI_GATEWAY_HOST") ?? "0.0.0.0"
@@ -40,7 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "token"
         )
     )
-    var proxyKey: String? = env("GEMINI_GATEWAY_PROXY_KEY")
+    var proxyKey: String?
 
     @Option(
         name: .customLong("admin-token"),
@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "token"
         )
     )
-    var adminToken: String? = env("GEMINI_GATEWAY_ADMIN_TOKEN")
+    var adminToken: String?
 
     @Flag(help: ArgumentHelp("Serve /metrics without the admin token [GEMINI_GATEWAY_METRICS_PUBLIC=1]."))
     var metricsPublic: Bool = env("GEMINI_GATEWAY_METRICS_PUBLIC").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
@@ -64,13 +64,13 @@ struct ServeCommand: AsyncParsableCommand {
             valueName: "url"
         )
     )
-    var publicURL: String? = env("GEMINI_GATEWAY_PUBLIC_URL")
+    var publicURL: String?
 
     @Option(help: ArgumentHelp("Import this keys file before serving [GEMINI_GATEWAY_KEYS_FILE].", valueName: "file"))
-    var keys: String? = env("GEMINI_GATEWAY_KEYS_FILE")
+    var keys: String?
 
     @Option(help: ArgumentHelp("Import this upstreams file before serving [GEMINI_GATEWAY_UPSTREAMS_FILE].", valueName: "file"))
-    var upstreams: String? = env("GEMINI_GATEWAY_UPSTREAMS_FILE")
+    var upstreams: String?
 
     @Option(help: ArgumentHelp("Largest request body in bytes; larger is answered 413 [GEMINI_GATEWAY_MAX_BODY_BYTES].", valueName: "bytes"))
     var maxBodyBytes: Int = envNumber("GEMINI_GATEWAY_MAX_BODY_BYTES") ?? GatewayConfiguration().maximumBodyBytes
@@ -112,14 +112,23 @@ struct ServeCommand: AsyncParsableCommand {
     var upstreamTransport: String = env("GEMINI_GATEWAY_UPSTREAM_TRANSPORT") ?? GatewayConfiguration.Transport.nio.rawValue
 
     @Option(help: ArgumentHelp("PEM file of extra CA certificates to trust for https upstreams [GEMINI_GATEWAY_UPSTREAM_CA_FILE].", valueName: "file"))
-    var upstreamCAFile: String? = env("GEMINI_GATEWAY_UPSTREAM_CA_FILE")
+    var upstreamCAFile: String?
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical [GEMINI_GATEWAY_LOG_LEVEL].", valueName: "level"))
     var logLevel: String = env("GEMINI_GATEWAY_LOG_LEVEL") ?? "info"
 
     @OptionGroup var database: DatabaseOptions
 
-    func validate() throws {
+    mutating func validate() throws {
+        // Optional settings not given as flags come from the settings file or the environment
+        // (read here, at parse time: a SIGHUP parses again and compares).
+        config = config ?? ProcessInfo.processInfo.environment["GEMINI_GATEWAY_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        proxyKey = proxyKey ?? env("GEMINI_GATEWAY_PROXY_KEY")
+        adminToken = adminToken ?? env("GEMINI_GATEWAY_ADMIN_TOKEN")
+        publicURL = publicURL ?? env("GEMINI_GATEWAY_PUBLIC_URL")
+        keys = keys ?? env("GEMINI_GATEWAY_KEYS_FILE")
+        upstreams = upstreams ?? env("GEMINI_GATEWAY_UPSTREAMS_FILE")
+        upstreamCAFile = upstreamCAFile ?? env("GEMINI_GATEWAY_UPSTREAM_CA_FILE")
         for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts),
                              ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays)] {
             if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }

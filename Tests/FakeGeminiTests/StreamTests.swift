@@ -11,11 +11,13 @@ struct StreamTests {
     func incrementalByTimestamps() async throws {
         try await withFake { fake in
             let events = FakeGemini.defaultStreamEvents(count: 3)
-            // 1 s apart: under the whole suite's load a client task can wait hundreds of
-            // milliseconds for a thread.
-            fake.setRules([.init(reply: .sse(events: events, interval: .seconds(1)))])
+            // Events 1 and 2 wait for the client to have event 0 (however busy the machine).
+            let gate = FakeGemini.StreamGate(permits: 1)
+            fake.setRules([.init(reply: .sse(events: events, interval: .milliseconds(10), gate: gate))])
             let request = makeRequest(fake, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
-            let read = try await readStream(request)
+            let read = try await readStream(request) { index in
+                if index == 0 { gate.open() }
+            }
             #expect(read.status == 200)
             #expect(read.failure == nil)
             #expect(read.events == events)

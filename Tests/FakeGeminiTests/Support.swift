@@ -49,7 +49,7 @@ func send(
     key: String? = testKey,
     headers: [(String, String)] = [],
     body: String? = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#,
-    timeout: Duration = .seconds(15)
+    timeout: Duration = .seconds(60)
 ) async throws -> Answer {
     let request = makeRequest(fake, path, method: method, key: key, headers: headers, body: body)
     let response = try await HTTPClient.shared.execute(request, timeout: .init(timeout))
@@ -86,7 +86,7 @@ func readStream(
     terminator: String = "\r\n\r\n",
     onEvent: @Sendable (Int) async -> Void = { _ in }
 ) async throws -> StreamRead {
-    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
     var read = StreamRead(status: Int(response.status.code), events: [], arrivals: [], failure: nil)
     var pending = ""
     do {

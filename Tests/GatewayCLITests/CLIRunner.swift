@@ -54,6 +54,7 @@ final class Workspace: Sendable {
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
+    @discardableResult
     func write(_ name: String, _ text: String) -> String {
         write(name, Data(text.utf8))
     }

@@ -43,7 +43,7 @@ import Testing
         ws.write("gateway.env", settings(admin: "admin-two-0123456789", proxyKey: "client-two-0123456789", attempts: 1, port: port + 1))
         ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1])\n")
         serve.hangUp()
-        let reloaded = await serve.waitForStderr(timeout: 10) { $0.contains("reloaded settings") }
+        let reloaded = await serve.waitForStderr(timeout: 60) { $0.contains("reloaded settings") }
         let line = try #require(reloaded, "\(serve.stderr)")
         #expect(line.contains("admin-token") && line.contains("proxy-key") && line.contains("max-attempts"), "\(line)")
         #expect(line.contains("after_restart=port"), "\(line)")
@@ -60,7 +60,7 @@ import Testing
         // A broken file changes nothing and says where it is broken.
         ws.write("gateway.env", "GEMINI_GATEWAY_ADMIN_TOKEN=x\nGEMINI_GATEWAY_TYPO=1\n")
         serve.hangUp()
-        let refused = await serve.waitForStderr(timeout: 10) { $0.contains("the settings cannot be read") }
+        let refused = await serve.waitForStderr(timeout: 60) { $0.contains("the settings cannot be read") }
         #expect(refused?.contains("line 2: unknown setting GEMINI_GATEWAY_TYPO") == true, "\(serve.stderr)")
         #expect(try await status(base + "/metrics", bearer: "admin-two-0123456789") == 200)
 

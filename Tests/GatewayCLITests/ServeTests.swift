@@ -46,7 +46,7 @@ import Testing
 
         // SIGTERM while a request is in flight: it finishes, then the process exits 0.
         let slow = Task { try await generate("slow-model") }
-        #expect(await fake.wait(timeout: .seconds(10)) { $0.requestCount == 2 })
+        #expect(await fake.wait { $0.requestCount == 2 })
         serve.terminate()
         let slowStatus = try await slow.value
         #expect(slowStatus == 200)

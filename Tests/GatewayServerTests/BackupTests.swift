@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 
 /// The README's backup: `sqlite3 gateway.db ".backup FILE"` while the gateway serves and writes.
 @Suite struct BackupTests {
@@ -20,7 +21,10 @@ import Testing
             }
             var backups: [String] = []
             for index in 0..<3 {
-                try await Task.sleep(for: .milliseconds(150))
+                // Each backup while rows are being written: after some more have come.
+                try await waitUntil("\((index + 1) * 40) rows before backup \(index)") {
+                    try gateway.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") ?? 0 } >= (index + 1) * 40
+                }
                 let path = gateway.directory + "/backup-\(index).db"
                 let result = try await runProcess(
                     sqlite3, [gateway.databasePath, ".backup '\(path)'"],

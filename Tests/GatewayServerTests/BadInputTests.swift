@@ -7,6 +7,7 @@ import GatewayStore
 import GRDB
 import NIOCore
 import Testing
+import TestSupport
 
 /// Garbage, huge and odd requests: a clear answer, no crash, nothing buffered past the limit.
 @Suite struct BadInputTests {
@@ -15,7 +16,11 @@ import Testing
     @Test func garbageHTTPIsRefusedAndTheServerKeepsServing() async throws {
         try await withGateway(keys: [a]) { gateway, _ in
             for garbage in ["GARBAGE\r\n\r\n", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", String(repeating: "\u{01}\u{ff}", count: 5000)] {
-                let reply = try await rawExchange(port: gateway.port, bytes: Array(garbage.utf8)).text
+                // A 4xx or nothing, and the connection closed either way.
+                let reply = try await withRawConnection(port: gateway.port) { connection in
+                    connection.send(garbage)
+                    return String(decoding: try connection.readToClose(), as: UTF8.self)
+                }
                 #expect(reply.isEmpty || reply.hasPrefix("HTTP/1.1 4"), "\(reply.prefix(40))")
             }
             #expect(try await gateway.generate().status == 200)
@@ -65,20 +70,18 @@ import Testing
             }
             let bytes = proxied() + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + proxied("Connection: close\r\n")
                 + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-            // (Under the whole suite's load the first answer may take seconds: wait long for silence.)
-            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8), silence: 20)
-            // (An answer's body runs straight into the next status line.)
-            let statuses = reply.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(6)) }
-            #expect(statuses == ["200 OK", "200 OK", "200 OK"], "\(reply.prefix(300))")
-            // In order: the proxied answers carry the request id, the probe its own body, between them.
-            let probe = reply.range(of: #"{"status":"ok"}"#)
-            let ids = reply.ranges(of: "x-gateway-request-id")
-            #expect(ids.count == 2)
-            if let probe, ids.count == 2 {
-                #expect(ids[0].lowerBound < probe.lowerBound && probe.lowerBound < ids[1].lowerBound)
+            let (answers, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(bytes)
+                let answers = try ["POST", "GET", "POST"].map { try connection.readAnswer(to: $0) }
+                return (answers, try connection.readToClose())
             }
-            // The gateway closed the connection after the answer to `Connection: close`.
-            #expect(closed)
+            #expect(answers.map(\.status) == [200, 200, 200], "\(answers)")
+            // In order: the proxied answers carry the request id, the probe its own body, between them.
+            #expect(answers.map { $0.header("x-gateway-request-id") != nil } == [true, false, true], "\(answers)")
+            #expect(answers[1].bodyText == #"{"status":"ok"}"#)
+            // The gateway closed the connection after the answer to `Connection: close`, and
+            // answered nothing behind it.
+            #expect(rest.isEmpty, "\(String(decoding: rest, as: UTF8.self))")
             #expect(fakes[0].received().count == 2)
             #expect(try await gateway.requestRows(count: 2).count == 2)
         }
@@ -93,11 +96,14 @@ import Testing
                     + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             }
             // The oversized request whole, and a good one right behind it in the same write.
-            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array((request(big) + request(small)).utf8), silence: 20)
-            let statuses = reply.components(separatedBy: "HTTP/1.1 ").dropFirst().map { String($0.prefix(3)) }
-            #expect(statuses == ["413"], "\(reply.prefix(200))")
-            #expect(reply.contains("Connection: close"))
-            #expect(closed)
+            let bytes = request(big) + request(small)
+            let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(bytes)
+                return (try connection.readAnswer(), try connection.readToClose())
+            }
+            #expect(answer.status == 413, "\(answer)")
+            #expect(answer.header("Connection") == "close")
+            #expect(rest.isEmpty, "nothing after the 413: \(String(decoding: rest, as: UTF8.self))")
             #expect(fakes[0].received().isEmpty)
             let rows = try await gateway.requestRows(count: 1)
             #expect(rows.map { $0["outcome"] as String? } == ["too_large"])
@@ -109,12 +115,14 @@ import Testing
             let body = #"{"contents":[]}"#
             let bytes = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
                 + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)" + "GARBAGE \u{01}\u{02}\r\n\r\n"
-            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8), silence: 20)
+            let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(bytes)
+                return (try connection.readAnswer(), try connection.readToClose())
+            }
             // The request before the bad bytes is answered whole; then the connection closes.
-            #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(reply.prefix(80))")
-            #expect(reply.contains("candidates"))
-            #expect(reply.components(separatedBy: "HTTP/1.1 ").count == 2, "\(reply.prefix(400))")
-            #expect(closed)
+            #expect(answer.head.hasPrefix("HTTP/1.1 200 OK"), "\(answer)")
+            #expect(answer.bodyText.contains("candidates"))
+            #expect(rest.isEmpty, "\(String(decoding: rest, as: UTF8.self))")
             #expect(fakes[0].received().count == 1)
             #expect(try await gateway.requestRows(count: 1).first?["outcome"] as String? == "success")
         }
@@ -129,8 +137,11 @@ import Testing
             let body = #"{"contents":[]}"#
             let bytes = "POST /v1beta/models/gemini-2.5-flash:generateContent?x=a|b{c}^`\" HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-            let (reply, _) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8))
-            #expect(reply.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(reply.prefix(80))")
+            let answer = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(bytes)
+                return try connection.readAnswer()
+            }
+            #expect(answer.status == 200, "\(answer)")
             // Verbatim through the NIO transport; AsyncHTTPClient percent-encodes them (the same
             // query to the upstream).
             let query = fakes[0].received().map(\.query)
@@ -148,16 +159,23 @@ import Testing
                     + "Content-Length: \(body.utf8.count)\r\n\(extra)\r\n\(body)"
             }
             // Without keep-alive: one answer, with its length, then the connection closes.
-            let (plain, closed) = try await rawExchange(port: gateway.port, bytes: Array(request("").utf8), silence: 20)
-            #expect(plain.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(plain.prefix(80))")
-            #expect(plain.contains("Connection: close") && plain.contains("Content-Length: "))
-            #expect(closed)
-            // Asking for keep-alive: told so, and the connection stays open for the next request.
-            let (kept, keptClosed) = try await rawExchange(port: gateway.port, bytes: Array(request("Connection: keep-alive\r\n").utf8))
-            #expect(kept.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(kept.prefix(80))")
-            #expect(kept.contains("Connection: keep-alive"))
-            #expect(!keptClosed)
-            #expect(fakes[0].received().count == 2)
+            let (closing, keepingAlive) = (request(""), request("Connection: keep-alive\r\n"))
+            let (plain, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(closing)
+                return (try connection.readAnswer(), try connection.readToClose())
+            }
+            #expect(plain.head.hasPrefix("HTTP/1.0 200 OK"), "\(plain)")
+            #expect(plain.header("Connection") == "close" && plain.header("Content-Length") != nil, "\(plain)")
+            #expect(rest.isEmpty)
+            // Asking for keep-alive: told so, and the connection serves the next request.
+            let kept = try await withRawConnection(port: gateway.port) { connection in
+                try (0..<2).map { _ in
+                    connection.send(keepingAlive)
+                    return try connection.readAnswer()
+                }
+            }
+            #expect(kept.allSatisfy { $0.head.hasPrefix("HTTP/1.0 200 OK") && $0.header("Connection") == "keep-alive" }, "\(kept)")
+            #expect(fakes[0].received().count == 3)
         }
     }
 
@@ -169,14 +187,17 @@ import Testing
             // connection does, even when the client asked to keep it.
             let request = "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.0\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nConnection: keep-alive\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let (reply, closed) = try await rawExchange(port: gateway.port, bytes: Array(request.utf8), silence: 20)
-            #expect(reply.hasPrefix("HTTP/1.0 200 OK\r\n"), "\(reply.prefix(80))")
-            let head = reply.components(separatedBy: "\r\n\r\n").first ?? ""
-            #expect(!head.lowercased().contains("transfer-encoding"), "\(head)")
-            #expect(!head.lowercased().contains("connection: keep-alive"), "\(head)")
-            #expect(reply.components(separatedBy: "data: ").count - 1 == 3, "\(reply)")
-            #expect(!reply.contains("\r\n0\r\n"), "no chunk framing")
-            #expect(closed)
+            // Read as the answer's framing says: with neither length nor chunks, to the close.
+            let reply = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(request)
+                return try connection.readAnswer()
+            }
+            #expect(reply.head.hasPrefix("HTTP/1.0 200 OK"), "\(reply)")
+            let head = reply.head.lowercased()
+            #expect(!head.contains("transfer-encoding") && !head.contains("content-length"), "\(head)")
+            #expect(!head.contains("connection: keep-alive"), "\(head)")
+            #expect(reply.bodyText.components(separatedBy: "data: ").count - 1 == 3, "\(reply)")
+            #expect(!reply.bodyText.contains("\r\n0\r\n"), "no chunk framing")
             #expect(try await gateway.requestRows(count: 1).first?["outcome"] as String? == "success")
         }
     }
@@ -187,10 +208,14 @@ import Testing
             let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n\r\n"
             // curl waits a second for the interim answer before it sends the body anyway.
-            let replies = try await rawExchanges(port: gateway.port, [(head, "\r\n\r\n"), (body, "candidates")])
-            let (interim, answer) = (replies[0], replies[1])
-            #expect(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), "\(interim)")
-            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(80))")
+            let (interim, answer) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(head)
+                let interim = try connection.readAnswer()
+                connection.send(body)
+                return (interim, try connection.readAnswer())
+            }
+            #expect(interim.head.hasPrefix("HTTP/1.1 100 Continue"), "\(interim)")
+            #expect(answer.status == 200 && answer.bodyText.contains("candidates"), "\(answer)")
             #expect(fakes[0].received().first?.bodyText == body)
             // Nobody else is told to go on: the upstream got no `Expect`.
             #expect(fakes[0].received().first?.hasHeader("expect") == false)
@@ -204,26 +229,20 @@ import Testing
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
             let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let port = gateway.port
-            let connection = try RawConnection(port: port)
-            connection.send(Array(request.utf8))
-            let deadline = Date().addingTimeInterval(10)
-            while fakes[0].received().isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(fakes[0].received().count == 1)
-            let left = Date()
+            let connection = try RawConnection(port: gateway.port)
+            connection.send(request)
+            try await waitUntil("the request to reach the upstream") { !fakes[0].received().isEmpty }
             connection.close()
-            // The row comes at once (not when the upstream would have answered), says the client
-            // left, and no key or upstream is blamed; no other pair was tried.
-            let rows = try await gateway.requestRows(count: 1, timeout: 10)
-            #expect(Date().timeIntervalSince(left) < 10)
+            // The row comes when the client leaves (long before the upstream would answer), says
+            // the client left, and no key or upstream is blamed; no other pair was tried.
+            let rows = try await gateway.requestRows(count: 1)
             #expect(rows.first?["outcome"] as String? == "cancelled")
             #expect(rows.first?["status"] as Int? == 499)
             #expect(fakes[0].received().count == 1)
-            try await Task.sleep(for: .milliseconds(300))
-            let keys = try gateway.database.listKeys()
-            #expect(keys.allSatisfy { $0.state == .active && $0.cooldowns.isEmpty && $0.lastThrottledAt == nil })
-            let upstreams = try gateway.database.listUpstreams()
-            #expect(upstreams.allSatisfy { $0.lastFailureReason == nil })
+            // The verdict reached the pool before the row was queued: the pool blames nobody.
+            let snapshot = gateway.gateway.pool.snapshot()
+            #expect(snapshot.activeKeys == 1 && snapshot.coolingKeys == 0, "\(snapshot)")
+            #expect(snapshot.healthyUpstreams == snapshot.upstreams, "\(snapshot)")
         }
     }
 
@@ -231,9 +250,8 @@ import Testing
         try await withGateway(keys: [a]) { gateway, fakes in
             let head = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: 1000\r\n\r\n{\"contents\":"
-            // rawExchange closes the socket after the server's 2 s of silence.
-            let reply = try await rawExchange(port: gateway.port, bytes: Array(head.utf8))
-            #expect(reply.text.isEmpty && !reply.closed)
+            // The head and part of the body, then the client hangs up (the bytes sent arrive first).
+            try await withRawConnection(port: gateway.port) { connection in connection.send(head) }
             let rows = try await gateway.requestRows(count: 1)
             #expect(rows.count == 1)
             #expect(rows.first?["outcome"] as String? == "cancelled")
@@ -269,8 +287,11 @@ import Testing
             for path in refused {
                 let bytes = "POST \(path) HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n"
                     + "Content-Length: 2\r\nConnection: close\r\n\r\n{}"
-                let (reply, _) = try await rawExchange(port: gateway.port, bytes: Array(bytes.utf8))
-                #expect(reply.hasPrefix("HTTP/1.1 404 "), "\(path): \(reply.prefix(60))")
+                let reply = try await withRawConnection(port: gateway.port) { connection in
+                    connection.send(bytes)
+                    return try connection.readAnswer()
+                }
+                #expect(reply.status == 404, "\(path): \(reply)")
             }
             #expect(fakes[0].received().isEmpty)
             let allowed = [
@@ -321,94 +342,9 @@ import Testing
             // Every request got an answer (none crashed the gateway), and the gateway still serves.
             #expect(statuses["200"] == 10_000, "\(statuses); the upstream received \(fakes[0].received().count)")
             #expect(try await gateway.generate().status == 200)
-            let rows = try await gateway.requestRows(count: 10_001, timeout: 30)
+            let rows = try await gateway.requestRows(count: 10_001)
             #expect(rows.count == 10_001)
             #expect(fakes[0].received().count == 10_001)
         }
-    }
-}
-
-/// Sends raw bytes to 127.0.0.1:port and returns what comes back before the server closes the
-/// connection (`closed`) or `silence` seconds pass without a byte.
-func rawExchange(port: Int, bytes: [UInt8], silence: Int = 2) async throws -> (text: String, closed: Bool) {
-    try await onThread {
-        let connection = try RawConnection(port: port)
-        connection.send(bytes)
-        return connection.receive(silence: silence)
-    }
-}
-
-/// Sends each of `steps` on one connection to 127.0.0.1:port, reading what comes back until its
-/// marker (or, without one, until `silence` seconds without a byte) before sending the next; the
-/// replies in order.
-func rawExchanges(port: Int, _ steps: [(send: String, until: String?)], silence: Int = 2) async throws -> [String] {
-    try await onThread {
-        let connection = try RawConnection(port: port)
-        return steps.map { step in
-            connection.send(Array(step.send.utf8))
-            return connection.receive(until: step.until, silence: step.until == nil ? silence : 10).text
-        }
-    }
-}
-
-/// Runs blocking socket calls on a thread of their own, not on one of the few threads that the
-/// fake upstream's tasks need.
-func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-    }
-}
-
-/// A blocking TCP connection to 127.0.0.1, for bytes no HTTP client would send.
-final class RawConnection {
-    private var fd: Int32
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            Glibc.close(fd)
-            throw POSIXError(.ECONNREFUSED)
-        }
-    }
-
-    deinit { close() }
-
-    func close() {
-        guard fd >= 0 else { return }
-        Glibc.close(fd)
-        fd = -1
-    }
-
-    func send(_ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-
-
-
-    /// What arrives until `marker` has come, the server closes (or resets) the connection
-    /// (`closed`), or `silence` seconds pass without a byte.
-    func receive(until marker: String? = nil, silence: Int = 2) -> (text: String, closed: Bool) {
-        var timeout = timeval(tv_sec: silence, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var reply: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var count = 0
-        var failure: Int32 = 0
-        repeat {
-            count = recv(fd, &buffer, buffer.count, 0)
-            if count > 0 { reply += buffer[0..<count] }
-            if count < 0 { failure = errno }
-            if let marker, String(decoding: reply, as: UTF8.self).contains(marker) { break }
-        } while count > 0
-        // 0: the server closed the connection; ECONNRESET: it closed it with bytes of ours still
-        // unread (TCP then resets); any other -1: the silence lasted.
-        return (String(decoding: reply, as: UTF8.self), count == 0 || failure == ECONNRESET)
     }
 }

@@ -5,6 +5,7 @@ import GatewayCore
 import GatewayStore
 import GRDB
 import Testing
+import TestSupport
 
 /// The outcome policy over real sockets: the gateway in front of fake upstreams that answer
 /// with the real Gemini error bodies.
@@ -181,9 +182,9 @@ import Testing
             let rows = try await gateway.requestRows(count: 1)
             #expect(rows.first?["outcome"] as String? == "client_error")
             #expect(rows.first?["attempt_count"] as Int? == 1)
-            try await Task.sleep(for: .milliseconds(300))
-            let keys = try gateway.database.listKeys()
-            #expect(keys.allSatisfy { $0.state == .active && $0.cooldowns.isEmpty && $0.lastThrottledAt == nil })
+            // The verdict is in the pool before the row is queued: no key blamed.
+            let pool = gateway.gateway.pool.snapshot()
+            #expect(pool.activeKeys == 2 && pool.coolingKeys == 0, "\(pool)")
         }
     }
 
@@ -206,14 +207,12 @@ import Testing
             // It comes back: an upstream now listens there, and after the cooldown it gets traffic.
             let revived = try await FakeGemini.start(port: port)
             refusing.release()
-            try await Task.sleep(for: .seconds(1))
-            // (On a busy machine the first requests may have tried it more than once, doubling
-            // its cooldown: ask until it is used, within a bound.)
-            for _ in 0..<60 where revived.received().isEmpty {
-                #expect(try await gateway.generate().status == 200)
-                try await Task.sleep(for: .milliseconds(100))
+            // Once its cooldown is over (when depends on how often it was tried), it gets traffic.
+            try await waitUntil("the revived upstream to be used again", every: .milliseconds(100)) {
+                let status = try await gateway.generate().status
+                #expect(status == 200)
+                return !revived.received().isEmpty
             }
-            #expect(revived.received().count > 0)
             await revived.stop()
         }
     }
@@ -235,14 +234,11 @@ import Testing
             #expect(keys.allSatisfy { $0.state == .active && $0.cooldowns.isEmpty })
             // Recovered: used again once its cooldown is over.
             fakes[0].clearRules()
-            try await Task.sleep(for: .seconds(max(0, 4.5 - Date().timeIntervalSince(failedAt))))
-            // (On a busy machine the gateway may have recorded the failure a little after the fake
-            // saw the request: ask until it comes back, within a bound.)
-            for _ in 0..<40 where fakes[0].received().count < 2 {
-                #expect(try await gateway.generate().status == 200)
-                try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("the relay to be used again after its cooldown", every: .milliseconds(100)) {
+                let status = try await gateway.generate().status
+                #expect(status == 200)
+                return fakes[0].received().count > 1
             }
-            #expect(fakes[0].received().count > 1)
         }
     }
 
@@ -257,9 +253,8 @@ import Testing
             let rows = try await gateway.requestRows(count: 1)
             let attempts = try gateway.attemptRows(requestID: rows[0]["request_id"])
             #expect(attempts.map { $0["verdict"] as String } == ["transient", "success"])
-            try await Task.sleep(for: .milliseconds(300))
-            let keys = try gateway.database.listKeys()
-            #expect(keys.allSatisfy { $0.state == .active && $0.cooldowns.isEmpty && $0.lastThrottledAt == nil })
+            let pool = gateway.gateway.pool.snapshot()
+            #expect(pool.activeKeys == 2 && pool.coolingKeys == 0, "\(pool)")
         }
     }
 

@@ -153,13 +153,20 @@ final class GatewayHarness: Sendable {
 
     // MARK: The database
 
-    /// Waits until the log writer has written `count` request rows, then returns all rows.
-    func requestRows(count: Int, timeout: Double = 10) async throws -> [Row] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
+    /// Waits until the log writer has written `count` request rows, then returns all rows;
+    /// throws when they have not come within `timeout` seconds.
+    func requestRows(count: Int, timeout: Double = patience) async throws -> [Row] {
+        try await waitFor("\(count) request rows", timeout: timeout) {
             let rows = try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM requests ORDER BY id") }
-            if rows.count >= count || Date() > deadline { return rows }
-            try await Task.sleep(for: .milliseconds(50))
+            return rows.count >= count ? rows : nil
+        }
+    }
+
+    /// Waits until the running gateway has loaded what the database holds now: changes made
+    /// beside it (as the CLI makes them) are in force once this returns.
+    func waitForReload() async throws {
+        try await waitUntil("the gateway to load the database's changes") {
+            try await gateway.sync.loadedMarker == database.poolMarker()
         }
     }
 
@@ -169,14 +176,15 @@ final class GatewayHarness: Sendable {
         }
     }
 
-    /// Waits until `condition` holds on the database (written behind), or the timeout.
-    func eventually(timeout: Double = 5, _ condition: @Sendable (AppDatabase) throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition(database) { return true }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Waits until `condition` holds on the database (written behind); false when it has not
+    /// within `timeout` seconds.
+    func eventually(timeout: Double = patience, _ condition: @Sendable (AppDatabase) throws -> Bool) async throws -> Bool {
+        do {
+            try await waitUntil("a condition on the database", timeout: timeout) { try condition(database) }
+            return true
+        } catch is ConditionNotMet {
+            return false
         }
-        return try condition(database)
     }
 }
 
@@ -243,7 +251,7 @@ func withGateway(
     fakes count: Int = 1,
     extraUpstreams: [String] = [],
     settings: FakeGemini.Settings = .init(),
-    timeout: Double = 60,
+    timeout: Double = 180,
     configure: @escaping @Sendable (inout GatewayConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (GatewayHarness, [FakeGemini]) async throws -> Void
 ) async throws {

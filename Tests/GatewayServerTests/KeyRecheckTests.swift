@@ -4,6 +4,7 @@ import GatewayCore
 import GatewayStore
 import GRDB
 import Testing
+import TestSupport
 
 /// `--invalid-key-recheck` over real sockets: a first `API_KEY_INVALID` only cools the key; a
 /// second one after the cooldown soft-deletes it; a success in between clears the suspicion.
@@ -17,6 +18,15 @@ import Testing
     func cooldowns(of key: String, in database: AppDatabase) throws -> [KeyCooldownRecord] {
         let id = try database.findKey(key).id
         return try database.read { db in try KeyCooldownRecord.filter(Column("key_id") == id).fetchAll(db) }
+    }
+
+    /// Waits until the running gateway has B disabled and A's grace cooldown over: A alone usable.
+    func waitForOnlyAUsable(_ gateway: GatewayHarness) async throws {
+        try await gateway.waitForReload()
+        try await waitUntil("key a's cooldown to end") {
+            let pool = gateway.gateway.pool.snapshot()
+            return pool.activeKeys == 1 && pool.coolingKeys == 0
+        }
     }
 
     @Test func aFirstInvalidCoolsTheKeyAndASuccessAfterTheCooldownKeepsIt() async throws {
@@ -37,7 +47,7 @@ import Testing
 
             // With B out of the way and the cooldown over, A is re-checked and works.
             try gateway.database.setKeyState(b, to: .disabled)
-            try await Task.sleep(for: .seconds(Self.grace + 0.5))
+            try await waitForOnlyAUsable(gateway)
             let recheck = try await gateway.generate()
             #expect(recheck.status == 200)
             #expect(recheck.header("x-fake-key") == String(a.suffix(4)))
@@ -46,7 +56,9 @@ import Testing
             fakes[0].setRules([.init(key: a, times: 1, reply: .fixture("400-api-key-invalid"))])
             let again = try await gateway.generate()
             #expect(again.status == 429, "the only key is cooling: \(again.text)")
-            try await Task.sleep(for: .milliseconds(300))
+            // The verdict is in the pool before the answer goes out: cooling, not deleted.
+            let pool = gateway.gateway.pool.snapshot()
+            #expect(pool.activeKeys == 1 && pool.coolingKeys == 1, "\(pool)")
             #expect(try gateway.database.findKey(a).state == .active)
             #expect(fakes[0].received().filter { $0.key == a }.count == 3)
         }
@@ -60,7 +72,7 @@ import Testing
             #expect(try gateway.database.findKey(a).state == .active)
 
             try gateway.database.setKeyState(b, to: .disabled)
-            try await Task.sleep(for: .seconds(Self.grace + 0.5))
+            try await waitForOnlyAUsable(gateway)
             let recheck = try await gateway.generate()
             #expect(recheck.status == 503, "the only key was refused: \(recheck.text)")
             #expect(try await gateway.eventually { db in try db.findKey(a).state == .deleted })
@@ -84,13 +96,9 @@ import Testing
             #expect(try gateway.database.clearKeyCooldowns(id: id) == 1)
             #expect(try cooldowns(of: a, in: gateway.database).isEmpty)
             try gateway.database.setKeyState(b, to: .disabled)
-            // The running gateway reads both changes at its next reload check (later on a
-            // machine busy with the other tests): until then key b answers.
-            var answer = try await gateway.generate()
-            for _ in 0..<50 where answer.header("x-fake-key") == String(b.suffix(4)) {
-                try await Task.sleep(for: .milliseconds(100))
-                answer = try await gateway.generate()
-            }
+            // The running gateway reads both changes at its next reload check.
+            try await gateway.waitForReload()
+            let answer = try await gateway.generate()
             #expect(answer.status == 200, "the 10-minute cooldown held in memory is gone: \(answer.text)")
             #expect(answer.header("x-fake-key") == String(a.suffix(4)))
             // A key that is not active is left alone.

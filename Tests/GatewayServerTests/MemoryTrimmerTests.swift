@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 @testable import GatewayServer
 
 /// After a burst, once the gateway is quiet, the memory it freed goes back to the system: once,
@@ -74,15 +75,14 @@ struct MemoryTrimmerTests {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await trimmer.run() }
-            try await Task.sleep(for: .milliseconds(100))
+            try await waitUntil("five quiet intervals") { trimmer.intervalsObserved >= 5 }
             #expect(trims.load(ordering: .relaxed) == 0, "no request yet: nothing to give back")
             tasks.started()
             tasks.finished()
-            // Within a bounded wait: the interval with the request, then a quiet one.
-            for _ in 0..<100 where trims.load(ordering: .relaxed) == 0 {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            try await Task.sleep(for: .milliseconds(100))
+            // The interval with the request, then a quiet one.
+            try await waitUntil("a trim after the request") { trims.load(ordering: .relaxed) >= 1 }
+            let after = trimmer.intervalsObserved
+            try await waitUntil("five more quiet intervals") { trimmer.intervalsObserved >= after + 5 }
             #expect(trims.load(ordering: .relaxed) == 1)
             group.cancelAll()
         }
@@ -98,10 +98,10 @@ struct MemoryTrimmerTests {
             group.addTask { try await trimmer.run() }
             tasks.started()  // after the trimmer was made: activity, however late `run` starts
             tasks.finished()
-            for _ in 0..<100 where trims.load(ordering: .relaxed) < 2 {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("a second trim, after againAfter") { trims.load(ordering: .relaxed) >= 2 }
+            // Twice againAfter (10 intervals) of quiet more: no third trim.
+            let after = trimmer.intervalsObserved
+            try await waitUntil("twenty more quiet intervals") { trimmer.intervalsObserved >= after + 20 }
             #expect(trims.load(ordering: .relaxed) == 2, "once when quiet, once more after againAfter, then no more")
             group.cancelAll()
         }

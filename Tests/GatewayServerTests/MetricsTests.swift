@@ -156,8 +156,8 @@ import Testing
             fakes[0].setRules([.init(key: a, reply: .fixture("403-key-leaked"))])
             try gateway.database.setKeyState(c, to: .disabled)
             // Once the reload has taken c out of the pool, two requests try a (least recently used).
-            let deadline = Date().addingTimeInterval(5)
-            while gateway.gateway.pool.snapshot().activeKeys != 2, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            try await gateway.waitForReload()
+            #expect(gateway.gateway.pool.snapshot().activeKeys == 2)
             for _ in 0..<2 { #expect(try await gateway.generate().status == 200) }
             let metrics = try await gateway.settledMetrics(until: {
                 $0.value("gemini_gateway_keys", ["state": "deleted"]) == 1 && $0.value("gemini_gateway_keys", ["state": "usable"]) == 1
@@ -283,7 +283,7 @@ extension GatewayHarness {
     /// request is in flight any more (a response can reach the client just before its row is done).
     func settledMetrics(
         until: (Exposition) -> Bool = { $0.value("gemini_gateway_in_flight_requests") == 0 },
-        timeout: Double = 10
+        timeout: Double = patience
     ) async throws -> Exposition {
         let deadline = Date().addingTimeInterval(timeout)
         while true {

@@ -4,6 +4,7 @@ import GatewayServer
 import GatewayStore
 import Logging
 import Testing
+import TestSupport
 
 @Suite struct PoolSyncTests {
     /// A key imported after the initial load but before the sync service runs (a busy start) is
@@ -16,12 +17,7 @@ import Testing
         _ = try database.importKeys(ListFile.parseKeys(Array(testKey("b").utf8)))
         let running = Task { try await sync.run() }
         defer { running.cancel() }
-        var keys = 0
-        for _ in 0..<100 where keys < 2 {
-            try await Task.sleep(for: .milliseconds(20))
-            keys = pool.snapshot().activeKeys
-        }
-        #expect(keys == 2)
+        try await waitUntil("the key imported before run to be loaded") { pool.snapshot().activeKeys == 2 }
     }
 
     /// Cooldowns and last-use times pending when the sync is cancelled (a shutdown that outlasted

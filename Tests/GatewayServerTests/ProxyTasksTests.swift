@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TestSupport
 @testable import GatewayServer
 
 /// The count of proxied requests running, which a shutdown waits on: the service waits while
@@ -69,9 +70,15 @@ struct ProxyTasksTests {
     @Test func theWriterTakesRowsHandedOverAfterTheGraceRanOut() async throws {
         let database = try AppDatabase.inMemory()
         let tasks = ProxyTasks()
-        // Rows wait 10 s before a write: one is still waiting when the group is cancelled.
+        // Rows wait 10 s before a write: one is still waiting when the group is cancelled. The
+        // writer waits for stragglers only once it has been cancelled.
+        let cancelled = Flag()
         let writer = RequestLogWriter(
-            database: database, coalescing: .seconds(10), stragglers: { await tasks.idle(within: .seconds(10)) },
+            database: database, coalescing: .seconds(10),
+            stragglers: {
+                cancelled.set()
+                return await tasks.idle(within: .seconds(60))
+            },
             logger: Logger(label: "test")
         )
         var configuration = ServiceGroupConfiguration(services: [writer, tasks], logger: Logger(label: "test"))
@@ -80,9 +87,8 @@ struct ProxyTasksTests {
         tasks.started()  // a long stream: it ends only once cancelled
         let running = Task { try await group.run() }
         #expect(writer.enqueue(Self.row("waiting")))
-        try await Task.sleep(for: .milliseconds(50))
         await group.triggerGracefulShutdown()
-        try await Task.sleep(for: .milliseconds(800))  // the grace is over: everything was cancelled
+        try await waitUntil("the grace to run out and the writer to be cancelled") { cancelled.isSet }
         #expect(writer.enqueue(Self.row("late")), "the cancelled request's row")
         tasks.finished()
         try await running.value

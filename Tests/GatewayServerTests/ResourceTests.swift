@@ -6,6 +6,7 @@ import GatewayStore
 import GRDB
 import NIOHTTP1
 import Testing
+import TestSupport
 
 /// Files, cached contents, batches and upload sessions belong to the project of the key that
 /// created them; the fake upstream refuses every other key with Google's 403, so each test would
@@ -182,11 +183,8 @@ import Testing
             let owner = try #require(fakes[0].resourceOwners()[cache])
             try gateway.database.setKeyState(owner, to: .disabled)
             fakes[0].clearReceived()
-            var answer = try await gateway.send(gateway.request("/v1beta/\(cache)", method: .GET))
-            for _ in 0..<40 where answer.status != 409 {
-                try await Task.sleep(for: .milliseconds(50))
-                answer = try await gateway.send(gateway.request("/v1beta/\(cache)", method: .GET))
-            }
+            try await gateway.waitForReload()
+            let answer = try await gateway.send(gateway.request("/v1beta/\(cache)", method: .GET))
             #expect(answer.status == 409)
             #expect(answer.text.contains("FAILED_PRECONDITION") && answer.text.contains(cache))
             #expect(!answer.text.contains(owner))

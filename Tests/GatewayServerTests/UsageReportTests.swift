@@ -82,7 +82,7 @@ import Testing
         _ = try await reader.value
         expected.append(Expected(client: "tests", model: "gemini-2.5-flash", status: 499, outcome: "cancelled", usage: "truncated",
                                  streamed: true, verdicts: ["success"], prompt: 11, candidates: -1, thoughts: 5))
-        _ = try await gateway.requestRows(count: expected.count, timeout: 20)
+        _ = try await gateway.requestRows(count: expected.count)
         // 6. countTokens and 7. embedContent: logged, without token usage.
         try await check(200, gateway.send(gateway.request("\(Self.flash):countTokens")),
                         Expected(client: "tests", model: "gemini-2.5-flash", status: 200, outcome: "success", usage: "none", verdicts: ["success"]))

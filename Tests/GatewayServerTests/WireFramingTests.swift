@@ -1,6 +1,7 @@
 import FakeGemini
 import Foundation
 import Testing
+import TestSupport
 
 /// The proxy frames its answers itself (`HTTPWire`), and the upstream requests too: these read
 /// the bytes on the wire, several exchanges on one connection, where a framing mistake would
@@ -17,17 +18,14 @@ import Testing
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             let plain = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let replies = try await rawExchanges(port: gateway.port, [(stream, "\r\n0\r\n\r\n"), (plain, "candidates")])
-            let (first, second) = (replies[0], replies[1])
-            let parts = first.components(separatedBy: "\r\n\r\n")
-            let head = parts[0].lowercased()
-            #expect(first.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(first.prefix(80))")
+            let (first, second) = try await Self.exchange(gateway, stream, then: plain)
+            let head = first.head.lowercased()
+            #expect(first.status == 200, "\(first)")
             #expect(head.contains("transfer-encoding: chunked") && !head.contains("content-length"), "\(head)")
-            let chunked = String(decoding: first.utf8.dropFirst(parts[0].utf8.count + 4), as: UTF8.self)
-            let events = try #require(Self.dechunk(chunked), "\(first)")
+            let events = try #require(Self.dechunk(first.bodyText), "\(first)")
             #expect(events.components(separatedBy: "data: ").count - 1 == 3, "\(events)")
             // The chunked body ended exactly where the next answer begins.
-            #expect(second.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(second.prefix(80))")
+            #expect(second.status == 200 && second.bodyText.contains("candidates"), "\(second)")
             #expect(try await gateway.requestRows(count: 2).allSatisfy { $0["outcome"] as String? == "success" })
         }
     }
@@ -41,12 +39,10 @@ import Testing
             let body = #"{"contents":[]}"#
             let stream = "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let replies = try await rawExchanges(port: gateway.port, [(stream, "\r\n0\r\n\r\n"), (Self.health, "\r\n\r\n")])
-            let head = replies[0].components(separatedBy: "\r\n\r\n")[0]
-            let chunked = String(decoding: replies[0].utf8.dropFirst(head.utf8.count + 4), as: UTF8.self)
-            let decoded = try #require(Self.dechunk(chunked), "\(replies[0].prefix(200))")
+            let (answer, next) = try await Self.exchange(gateway, stream, then: Self.health)
+            let decoded = try #require(Self.dechunk(answer.bodyText), "\(answer)")
             #expect(decoded == events.map { "data: \($0)\r\n\r\n" }.joined())
-            #expect(replies[1].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[1].prefix(80))")
+            #expect(next.status == 200 && next.bodyText == #"{"status":"ok"}"#, "\(next)")
         }
     }
 
@@ -58,14 +54,14 @@ import Testing
             let body = #"{"contents":[]}"#
             let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let replies = try await rawExchanges(port: gateway.port, [(request, #""MARK"}"#), (Self.health, "\r\n\r\n")])
-            let head = replies[0].components(separatedBy: "\r\n\r\n")[0].lowercased()
-            #expect(replies[0].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[0].prefix(80))")
-            #expect(head.contains("content-length: \(answer.utf8.count)"), "\(head)")
-            #expect(head.components(separatedBy: "content-length").count == 2, "one length: \(head)")
-            #expect(!head.contains("transfer-encoding"), "\(head)")
-            #expect(replies[0].hasSuffix("\r\n\r\n" + answer), "the body as sent, nothing more")
-            #expect(replies[1].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[1].prefix(80))")
+            let (relayed, next) = try await Self.exchange(gateway, request, then: Self.health)
+            #expect(relayed.status == 200, "\(relayed)")
+            #expect(relayed.header("content-length") == "\(answer.utf8.count)", "\(relayed.head)")
+            #expect(relayed.count(of: "content-length") == 1, "one length: \(relayed.head)")
+            #expect(relayed.header("transfer-encoding") == nil, "\(relayed.head)")
+            #expect(relayed.bodyText == answer, "the body as sent")
+            // Nothing more: the next answer starts right after it.
+            #expect(next.status == 200 && next.bodyText == #"{"status":"ok"}"#, "\(next)")
         }
     }
 
@@ -74,15 +70,12 @@ import Testing
             let body = #"{"candidates":[]}"#
             fakes[0].setRules([.init(method: "generateContent", reply: .status(200, body: body))])
             let head = "HEAD /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n\r\n"
-            // Whatever comes within the silence: a body would come with its head.
-            let replies = try await rawExchanges(port: gateway.port, [(head, nil), (Self.health, "\r\n\r\n")])
-            let (answer, next) = (replies[0], replies[1])
-            #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(80))")
-            #expect(answer.hasSuffix("\r\n\r\n") && answer.components(separatedBy: "\r\n\r\n").count == 2, "\(answer)")
+            // A body after the head would be read as the start of the next answer.
+            let (answer, next) = try await Self.exchange(gateway, head, method: "HEAD", then: Self.health)
+            #expect(answer.status == 200, "\(answer)")
             // The length its GET would have, once.
-            #expect(answer.lowercased().components(separatedBy: "content-length: \(body.utf8.count)\r\n").count == 2, "\(answer)")
-            #expect(answer.lowercased().components(separatedBy: "content-length").count == 2, "\(answer)")
-            #expect(next.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(next.prefix(80))")
+            #expect(answer.header("content-length") == "\(body.utf8.count)" && answer.count(of: "content-length") == 1, "\(answer)")
+            #expect(next.head.hasPrefix("HTTP/1.1 200 OK") && next.bodyText == #"{"status":"ok"}"#, "\(next)")
             #expect(fakes[0].received().first?.method == "HEAD")
             #expect(try await gateway.requestRows(count: 1).count == 1)
         }
@@ -90,11 +83,10 @@ import Testing
 
     @Test func theGatewaysOwnRoutesAnswerHEADWithoutABody() async throws {
         try await withGateway(keys: [a]) { gateway, _ in
-            let replies = try await rawExchanges(port: gateway.port, [("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", nil), (Self.health, nil)])
-            #expect(replies[0].hasPrefix("HTTP/1.1 200 OK\r\n") && replies[0].hasSuffix("\r\n\r\n"), "\(replies[0])")
-            #expect(replies[0].components(separatedBy: "\r\n\r\n").count == 2, "\(replies[0])")
-            #expect(replies[1].hasPrefix("HTTP/1.1 200 OK\r\n"), "\(replies[1])")
-            #expect(replies[1].components(separatedBy: "\r\n\r\n").count == 2 && !replies[1].hasSuffix("\r\n\r\n"), "a body: \(replies[1])")
+            let (answer, next) = try await Self.exchange(gateway, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n", method: "HEAD", then: Self.health)
+            #expect(answer.status == 200, "\(answer)")
+            // No body after the head: the next answer starts right after it, with its body.
+            #expect(next.head.hasPrefix("HTTP/1.1 200 OK") && next.bodyText == #"{"status":"ok"}"#, "a body: \(next)")
         }
     }
 
@@ -104,13 +96,24 @@ import Testing
             let body = #"{"contents":[]}"#
             let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            let replies = try await rawExchanges(port: gateway.port, [(request, nil), (Self.health, "\r\n\r\n")])
-            let (answer, next) = (replies[0], replies[1])
-            #expect(answer.hasPrefix("HTTP/1.1 204 No Content\r\n"), "\(answer.prefix(80))")
-            let head = answer.lowercased()
-            #expect(!head.contains("content-length") && !head.contains("transfer-encoding"), "\(answer)")
-            #expect(answer.hasSuffix("\r\n\r\n") && answer.components(separatedBy: "\r\n\r\n").count == 2, "\(answer)")
-            #expect(next.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(next.prefix(80))")
+            let (answer, next) = try await Self.exchange(gateway, request, then: Self.health)
+            #expect(answer.head.hasPrefix("HTTP/1.1 204 No Content"), "\(answer)")
+            #expect(answer.header("content-length") == nil && answer.header("transfer-encoding") == nil, "\(answer)")
+            #expect(next.head.hasPrefix("HTTP/1.1 200 OK") && next.bodyText == #"{"status":"ok"}"#, "\(next)")
+        }
+    }
+
+    /// Sends `first` on a new connection and reads its answer (framed as for `method`), then
+    /// sends `second` on the same connection and reads its answer: a framing mistake in the first
+    /// shows as a second answer that does not start where it should.
+    static func exchange(
+        _ gateway: GatewayHarness, _ first: String, method: String = "POST", then second: String
+    ) async throws -> (RawAnswer, RawAnswer) {
+        try await withRawConnection(port: gateway.port) { connection in
+            connection.send(first)
+            let answer = try connection.readAnswer(to: method)
+            connection.send(second)
+            return (answer, try connection.readAnswer(to: second.hasPrefix("HEAD") ? "HEAD" : "GET"))
         }
     }
 

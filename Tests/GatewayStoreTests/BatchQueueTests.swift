@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import TestSupport
 @testable import GatewayStore
 
 /// The queue between the request path and the log writer: the consumer is woken for the first
@@ -58,9 +59,9 @@ private final class Consumer: Sendable {
     var received: [Int] { batches.withLock { $0.flatMap { $0 } } }
     var batchCount: Int { batches.withLock { $0.count } }
 
-    /// Waits (at most 10 s) until `count` elements have come.
+    /// Waits until `count` elements have come.
     func wait(for count: Int) async throws -> [Int] {
-        for _ in 0..<1_000 where received.count < count { try await Task.sleep(for: .milliseconds(10)) }
+        try await waitUntil("\(count) elements consumed") { received.count >= count }
         return received
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 import TestSupport
 @testable import GatewayStore
@@ -16,7 +17,6 @@ struct RequestLogWriterTests {
         for index in 0..<5 {
             writer.enqueue(RetentionTests.entry("held-\(index)", at: Date(), keys: keys, upstream: upstream))
         }
-        try await Task.sleep(for: .milliseconds(200))
         #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 0, "still gathering")
         running.cancel()
         try await running.value
@@ -28,27 +28,24 @@ struct RequestLogWriterTests {
     @Test func aCancelledWriterWaitsForTheRowsOfTheRequestsCancelledWithIt() async throws {
         let directory = TemporaryDirectory()
         let (store, keys, upstream) = try RetentionTests.database(directory)
-        // Two requests still running when the writer is cancelled: one ends 100 ms later and
-        // hands over its row, the other never does (the wait gives up after its bound).
+        // Two requests still running when the writer is cancelled: one ends while the writer
+        // waits for them and hands over its row, the other never does (the wait gives up after
+        // its bound).
+        let late = Mutex<RequestLogWriter?>(nil)
+        let lateEntry = RetentionTests.entry("late", at: Date(), keys: keys, upstream: upstream)
         let writer = RequestLogWriter(
             database: store,
             stragglers: {
-                try? await Task.sleep(for: .milliseconds(100))
+                late.withLock { _ = $0?.enqueue(lateEntry) }
                 return 1
             },
             logger: Logger(label: "test")
         )
+        late.withLock { $0 = writer }
         let running = Task { try await writer.run() }
         writer.enqueue(RetentionTests.entry("before", at: Date(), keys: keys, upstream: upstream))
-        var written = 0
-        for _ in 0..<200 where written == 0 {
-            try await Task.sleep(for: .milliseconds(50))
-            written = try RetentionTests.count(store, "SELECT COUNT(*) FROM requests")
-        }
-        #expect(written == 1)
+        try await waitUntil("the first row written") { try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 1 }
         running.cancel()
-        try await Task.sleep(for: .milliseconds(30))
-        writer.enqueue(RetentionTests.entry("late", at: Date(), keys: keys, upstream: upstream))
         try await running.value
         #expect(try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") == 2)
         #expect(writer.droppedRows == 0)

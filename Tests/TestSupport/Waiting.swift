@@ -1,0 +1,45 @@
+// Waiting for a condition, never for a fixed time: the suite runs on busy 2-core machines where
+// anything may take many times longer than it does alone.
+
+/// How long a test waits for something that happens within milliseconds on an idle machine:
+/// generous enough for a machine many times slower and busier.
+public let patience: Double = 60
+
+/// Polls `condition` until it holds; throws ``ConditionNotMet`` naming `what` when it has not
+/// held within `timeout` seconds (checked once more at the deadline).
+public func waitUntil(
+    _ what: @autoclosure () -> String,
+    timeout: Double = patience,
+    every interval: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    if try await condition() { return }
+    throw ConditionNotMet(what: what(), seconds: timeout)
+}
+
+/// Polls `value` until it is not nil and returns it; throws ``ConditionNotMet`` naming `what`.
+public func waitFor<T>(
+    _ what: @autoclosure () -> String,
+    timeout: Double = patience,
+    every interval: Duration = .milliseconds(20),
+    _ value: () async throws -> T?
+) async throws -> T {
+    var found: T?
+    try await waitUntil(what(), timeout: timeout, every: interval) {
+        found = try await value()
+        return found != nil
+    }
+    return found!
+}
+
+/// A condition a test waited for that did not come.
+public struct ConditionNotMet: Error, CustomStringConvertible {
+    public let what: String
+    public let seconds: Double
+    public var description: String { "waited \(seconds) s for \(what), in vain" }
+}
