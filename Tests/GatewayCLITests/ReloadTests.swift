@@ -33,7 +33,7 @@ import Testing
         ws.write("gateway.env", settings(admin: "admin-one-0123456789", proxyKey: "client-one-0123456789", attempts: 5, port: port))
         let serve = try ServeProcess(["serve", "--config", "gateway.env"], in: ws.path)
         defer { serve.kill() }
-        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil, "\(serve.stderr)")
+        #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil, "\(serve.stderr)")
 
         let base = "http://127.0.0.1:\(port)"
         #expect(try await status(base + "/metrics", bearer: "admin-one-0123456789") == 200)
@@ -65,7 +65,7 @@ import Testing
         #expect(try await status(base + "/metrics", bearer: "admin-two-0123456789") == 200)
 
         serve.terminate()
-        #expect(await serve.waitForExit(timeout: 30) == 0)
+        #expect(await serve.waitForExit(timeout: 120) == 0)
         for secret in secrets + ["admin-one-0123456789", "admin-two-0123456789", "client-one-0123456789", "client-two-0123456789"] {
             #expect(!serve.stdout.contains(secret) && !serve.stderr.contains(secret))
         }
@@ -93,7 +93,7 @@ import Testing
             request.headers.add(name: "x-goog-api-key", value: apiKey)
             request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
         _ = try await response.body.collect(upTo: 4 << 20)
         return Int(response.status.code)
     }

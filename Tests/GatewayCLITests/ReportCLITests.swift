@@ -31,14 +31,14 @@ import Testing
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)", "--log-retention-days", "30"], in: ws.path)
         defer { serve.kill() }
-        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil)
+        #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil)
 
         func send(_ token: String, _ path: String, text: String = "hi") async throws -> Int {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
             request.method = .POST
             request.headers.add(name: "x-goog-api-key", value: token)
             request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"\#(text)"}]}]}"#))
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
             _ = try await response.body.collect(upTo: 1 << 20)
             return Int(response.status.code)
         }
@@ -51,7 +51,7 @@ import Testing
         #expect(try await send(bob, "\(flash):generateContent") == 200)
         #expect(try await send(bob, "\(flash):generateContent", text: "BAD-REQUEST") == 400)
         serve.terminate()
-        #expect(await serve.waitForExit(timeout: 30) == 0)
+        #expect(await serve.waitForExit(timeout: 120) == 0)
         await fake.stop()
         if let path = ProcessInfo.processInfo.environment["GATEWAY_REPORT_SAMPLE_DB"] {
             // For the README's sample output: the database this traffic left behind.

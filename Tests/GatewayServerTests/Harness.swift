@@ -137,7 +137,7 @@ final class GatewayHarness: Sendable {
 
     /// Sends and reads the whole answer.
     func send(_ request: HTTPClientRequest) async throws -> Answer {
-        let response = try await testClient.execute(request, timeout: .seconds(30))
+        let response = try await testClient.execute(request, timeout: .seconds(120))
         let body = try await response.body.collect(upTo: 64 << 20)
         return Answer(
             status: Int(response.status.code),
@@ -195,7 +195,7 @@ let testClient: HTTPClient = {
     var configuration = HTTPClient.Configuration()
     configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 1000)
     // Requests queued behind the connection limit wait for a connection instead of failing.
-    configuration.timeout = .init(connect: .seconds(120), read: .seconds(60))
+    configuration.timeout = .init(connect: .seconds(120), read: .seconds(120))
     configuration.decompression = .disabled
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()

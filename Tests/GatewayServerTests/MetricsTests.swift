@@ -138,7 +138,7 @@ import Testing
             let events = (1...3).map { #"{"candidates":[{"content":{"parts":[{"text":"chunk \#($0)"}]}}]}"# }
             fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, gate: gate))])
             let response = try await testClient.execute(
-                gateway.request("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"), timeout: .seconds(30))
+                gateway.request("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"), timeout: .seconds(120))
             #expect(response.status.code == 200)
             let open = try await gateway.settledMetrics(until: { $0.value("gemini_gateway_in_flight_streams") == 1 })
             #expect(open.value("gemini_gateway_in_flight_requests") == 1)

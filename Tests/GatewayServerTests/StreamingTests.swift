@@ -29,7 +29,7 @@ import TestSupport
             let gate = FakeGemini.StreamGate(permits: 1)
             let events = Self.events(5)
             fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, interval: .zero, framing: .crlf, gate: gate))])
-            let response = try await testClient.execute(gateway.request(ssePath), timeout: .seconds(30))
+            let response = try await testClient.execute(gateway.request(ssePath), timeout: .seconds(120))
             #expect(response.status.code == 200)
             #expect(response.headers.first(name: "content-type")?.hasPrefix("text/event-stream") == true)
             var received: [UInt8] = []
@@ -85,7 +85,7 @@ import TestSupport
     @Test func aFailureAfterTheFirstByteAbortsTheClientAndIsLoggedTruncated() async throws {
         try await withGateway(keys: [a, b]) { gateway, fakes in
             fakes[0].setRules([.init(reply: .sse(events: Self.events(6), interval: .milliseconds(20), failAfter: 2))])
-            let response = try await testClient.execute(gateway.request(ssePath), timeout: .seconds(30))
+            let response = try await testClient.execute(gateway.request(ssePath), timeout: .seconds(120))
             #expect(response.status.code == 200)
             var iterator = response.body.makeAsyncIterator()
             var bytes: [UInt8] = []
@@ -113,7 +113,7 @@ import TestSupport
             fakes[0].setRules([.init(reply: .sse(events: Self.events(total), interval: .milliseconds(50)))])
             let request = gateway.request(ssePath)
             let reader = Task {
-                let response = try await testClient.execute(request, timeout: .seconds(30))
+                let response = try await testClient.execute(request, timeout: .seconds(120))
                 var iterator = response.body.makeAsyncIterator()
                 _ = try await iterator.next()
                 // Hang up: stop reading and drop the response.

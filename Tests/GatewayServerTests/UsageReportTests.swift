@@ -75,7 +75,7 @@ import Testing
         // 5. A stream the client hangs up on after the first event.
         let hangUp = gateway.request("\(Self.flash):streamGenerateContent?alt=sse", body: #"{"contents":[{"parts":[{"text":"HANG-UP"}]}]}"#)
         let reader = Task {
-            let response = try await testClient.execute(hangUp, timeout: .seconds(30))
+            let response = try await testClient.execute(hangUp, timeout: .seconds(120))
             var iterator = response.body.makeAsyncIterator()
             _ = try await iterator.next()
         }
