@@ -57,7 +57,7 @@ public struct CooldownPolicy: Sendable, Hashable {
         switch verdict {
         case .throttled(let throttle): throttleUntil(throttle, now: now, streak: streak)
         case .keyUnusable: now.addingTimeInterval(keyUnusableCooldown)
-        case .success, .keyDead, .upstreamBlocked, .clientError, .transient, .upstreamFailure, .cancelled: nil
+        case .success, .keyDead, .upstreamBlocked, .clientError, .transient, .upstreamFailure, .relayRefusal, .localFailure, .cancelled: nil
         }
     }
 
@@ -82,7 +82,7 @@ public struct CooldownPolicy: Sendable, Hashable {
         switch verdict {
         case .upstreamBlocked: now.addingTimeInterval(upstreamBlockedCooldown)
         case .upstreamFailure: now.addingTimeInterval(Self.backoff(base: upstreamFailureBase, max: upstreamFailureMax, streak: streak))
-        case .success, .throttled, .keyDead, .keyUnusable, .clientError, .transient, .cancelled: nil
+        case .success, .throttled, .keyDead, .keyUnusable, .clientError, .transient, .relayRefusal, .localFailure, .cancelled: nil
         }
     }
 

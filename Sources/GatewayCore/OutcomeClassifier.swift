@@ -37,8 +37,11 @@ public enum OutcomeClassifier {
     /// Classifies an HTTP answer and returns the parsed envelope with the verdict.
     ///
     /// - 2xx: ``Verdict/success`` whatever the body (the body is not parsed).
-    /// - A body that is not a Google envelope: ``Verdict/upstreamFailure(reason:)`` with
-    ///   `NOT_GOOGLE_ENVELOPE` (a relay's HTML 404/502, an empty 500, ...).
+    /// - A 4xx whose body is not a Google envelope (a relay's or front end's HTML 400/404/414/431):
+    ///   ``Verdict/relayRefusal(reason:)`` with `NOT_GOOGLE_4XX`; a 408 or 429 from a relay says
+    ///   it is slow or overloaded, not that the request is bad: an upstream failure, as below.
+    /// - Any other body that is not a Google envelope: ``Verdict/upstreamFailure(reason:)`` with
+    ///   `NOT_GOOGLE_ENVELOPE` (a relay's HTML 502, an empty 500, ...).
     /// - 429: ``Verdict/throttled(_:)``.
     /// - Other 4xx: dead key, unusable key, blocked upstream, else client error.
     /// - 5xx: ``Verdict/transient(reason:)``.
@@ -46,6 +49,9 @@ public enum OutcomeClassifier {
     public static func analyze(status: Int, body: [UInt8]) -> Outcome {
         if (200..<300).contains(status) { return Outcome(verdict: .success) }
         guard let error = GoogleError.parse(body) else {
+            if (400..<500).contains(status), status != 408, status != 429 {
+                return Outcome(verdict: .relayRefusal(reason: Reason.notGoogle4xx))
+            }
             return Outcome(verdict: .upstreamFailure(reason: Reason.notGoogleEnvelope))
         }
         let verdict: Verdict
@@ -72,13 +78,22 @@ public enum OutcomeClassifier {
         case tls = "TLS_ERROR"
         /// The host name did not resolve.
         case dns = "DNS_ERROR"
+        /// No route to the upstream's host (`EHOSTUNREACH`, `EHOSTDOWN`).
+        case hostUnreachable = "HOST_UNREACHABLE"
+        /// No route to the upstream's network (`ENETUNREACH`, `ENETDOWN`).
+        case networkUnreachable = "NETWORK_UNREACHABLE"
+        /// The gateway ran out of something of its own to make the connection with: descriptors
+        /// (`EMFILE`, `ENFILE`), socket buffers (`ENOBUFS`), memory (`ENOMEM`) or local ports
+        /// (`EADDRNOTAVAIL`). Not the upstream's failure.
+        case localResources = "LOCAL_RESOURCES"
         /// Any other transport error.
         case other = "TRANSPORT_ERROR"
     }
 
-    /// Every transport failure is the upstream's: ``Verdict/upstreamFailure(reason:)``.
+    /// Every transport failure is the upstream's (``Verdict/upstreamFailure(reason:)``) but a
+    /// shortage of the gateway's own resources (``Verdict/localFailure(reason:)``).
     public static func classify(transport failure: TransportFailure) -> Verdict {
-        .upstreamFailure(reason: failure.rawValue)
+        failure == .localResources ? .localFailure(reason: failure.rawValue) : .upstreamFailure(reason: failure.rawValue)
     }
 
     // MARK: Reasons
@@ -87,6 +102,8 @@ public enum OutcomeClassifier {
     public enum Reason {
         /// The body is not a Google error envelope (a relay or proxy answered).
         public static let notGoogleEnvelope = "NOT_GOOGLE_ENVELOPE"
+        /// A 4xx whose body is not a Google error envelope: the request or the relay, unproven.
+        public static let notGoogle4xx = "NOT_GOOGLE_4XX"
         /// A 1xx/3xx status with an envelope.
         public static let unexpectedStatus = "UNEXPECTED_STATUS"
         /// `ErrorInfo.reason = API_KEY_INVALID` ("API key not valid").

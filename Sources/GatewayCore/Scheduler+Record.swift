@@ -103,7 +103,7 @@ extension Scheduler {
             changes.append(.upstreamFailed(
                 id: upstreamID, until: nil, streak: upstreamSlots[index].upstream.failureStreak, reason: reason, at: now))
 
-        case .clientError, .cancelled:
+        case .clientError, .relayRefusal, .localFailure, .cancelled:
             break
         }
         return changes

@@ -29,6 +29,16 @@ public enum Verdict: Sendable, Hashable {
     /// The upstream (a relay, the network) failed: no Google envelope, connection errors,
     /// timeouts. Cool the upstream with an increasing backoff.
     case upstreamFailure(reason: String)
+    /// A 4xx that is not Google's (a relay's or a front end's HTML 400/404/414/431): the relay
+    /// may be broken, or the request malformed, and the answer does not say which. Nothing is
+    /// charged for it alone (one client's bad requests must not cool every upstream); another
+    /// upstream is tried, and the proxy charges this one (as an ``upstreamFailure(reason:)``)
+    /// only once Google has answered the same request through another upstream.
+    case relayRefusal(reason: String)
+    /// The gateway itself could not make the attempt (out of descriptors, buffers or memory):
+    /// its own problem, so nothing is blamed and nothing is retried (another try would meet the
+    /// same shortage); the client is told to come back shortly.
+    case localFailure(reason: String)
     /// The client went away; nothing is blamed.
     case cancelled
 
@@ -40,7 +50,8 @@ public enum Verdict: Sendable, Hashable {
         case .success: "OK"
         case .throttled(let throttle): throttle.reason
         case .keyDead(let reason), .keyUnusable(let reason), .upstreamBlocked(let reason),
-             .clientError(let reason), .transient(let reason), .upstreamFailure(let reason):
+             .clientError(let reason), .transient(let reason), .upstreamFailure(let reason), .relayRefusal(let reason),
+             .localFailure(let reason):
             reason
         case .cancelled: "CANCELLED"
         }
@@ -57,6 +68,8 @@ public enum Verdict: Sendable, Hashable {
         case .clientError: "client_error"
         case .transient: "transient"
         case .upstreamFailure: "upstream_failure"
+        case .relayRefusal: "relay_refusal"
+        case .localFailure: "local_failure"
         case .cancelled: "cancelled"
         }
     }
@@ -65,8 +78,8 @@ public enum Verdict: Sendable, Hashable {
     /// return this answer to the client.
     public var shouldRetry: Bool {
         switch self {
-        case .success, .clientError, .cancelled: false
-        case .throttled, .keyDead, .keyUnusable, .upstreamBlocked, .transient, .upstreamFailure: true
+        case .success, .clientError, .localFailure, .cancelled: false
+        case .throttled, .keyDead, .keyUnusable, .upstreamBlocked, .transient, .upstreamFailure, .relayRefusal: true
         }
     }
 }

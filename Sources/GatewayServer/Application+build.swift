@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import GatewayStore
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -101,13 +102,31 @@ public struct Gateway: Sendable {
             configuration: configuration, limits: limits, logger: logger
         )
         let tasks = proxyTasks
+        let limits = ClientTimeouts.Limits(
+            head: TimeAmount(configuration.requestHeadTimeout), body: TimeAmount(configuration.requestBodyTimeout),
+            idle: TimeAmount(configuration.keepAliveTimeout)
+        )
+        let metrics = self.metrics
+        let expired: @Sendable (ClientTimeouts.Expiry, SocketAddress?) -> Void = { expiry, address in
+            metrics.clientConnectionClosed(expiry)
+            logger.debug("client connection closed", metadata: [
+                "reason": "\(expiry.rawValue)", "client": "\(address.map { "\($0)" } ?? "unknown")",
+            ])
+        }
         return Application(
             responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage),
             // The proxied requests are served below Hummingbird's request types, by a handler of
             // each connection's pipeline; the rest goes on to the responder.
-            server: GatewayHTTPChannel.server { ProxyChannelHandler(proxy: proxy, tasks: tasks) },
+            server: GatewayHTTPChannel.server(
+                proxyHandler: { ProxyChannelHandler(proxy: proxy, tasks: tasks) },
+                timeouts: { ClientTimeouts(limits: limits, expired: expired) }
+            ),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096),
+            // At --max-connections Hummingbird stops accepting until a connection closes.
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096,
+                availableConnectionsDelegate: configuration.maximumConnections.map { MaximumAvailableConnections($0, logger: logger) }
+            ),
             // Started in this order, stopped in reverse: the proxied requests still running after
             // the server closed its connections end before the request log's last flush; the
             // transport stops last.

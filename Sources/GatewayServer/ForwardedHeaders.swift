@@ -8,7 +8,9 @@ import NIOHTTP1
 /// `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are dropped both ways. Toward the
 /// upstream, every client credential is dropped too (the pool key is added instead), and so are
 /// `Accept-Encoding`, so that the gateway can read the usage out of the answer, and `Expect`,
-/// which the gateway answers itself.
+/// which the gateway answers itself. The headers that name the client's address
+/// (``clientAddressNames`` and every `X-Forwarded-*`) go upstream only when the operator keeps
+/// them (`--forward-client-address`): by default Google learns nothing of the gateway's clients.
 ///
 /// Names are compared without regard to case, byte by byte: no header name is lowercased (or
 /// otherwise copied) on the way.
@@ -20,11 +22,20 @@ enum ForwardedHeaders {
 
     static let apiKey = "x-goog-api-key"
 
-    private static let notToUpstream = NameSet(hopByHop + [
+    private static let notToUpstreamNames: [StaticString] = hopByHop + [
         "host", "content-length", "authorization", "x-goog-api-key", "accept-encoding", "cookie",
         // Answered by the gateway itself (the body is read whole before anything goes upstream).
         "expect",
-    ])
+    ]
+
+    private static let notToUpstream = NameSet(notToUpstreamNames)
+
+    /// Headers that carry the client's address (or the operator's proxies'), besides `X-Forwarded-*`.
+    static let clientAddressNames: [StaticString] = ["x-real-ip", "forwarded", "via", "cf-connecting-ip", "true-client-ip"]
+
+    private static let notToUpstreamNorAddress = NameSet(notToUpstreamNames + clientAddressNames)
+
+    private static let forwardedPrefix: StaticString = "x-forwarded-"
 
     private static let notToClient = NameSet(hopByHop + ["content-length"])
 
@@ -58,9 +69,12 @@ enum ForwardedHeaders {
     }
 
     /// The client's headers as sent upstream, with `credential` as the only credential:
-    /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`.
-    static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool) -> HTTPHeaders {
-        var out = filtered(headers, dropping: notToUpstream, room: 1)
+    /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`; the
+    /// client's address only if `keepClientAddress`.
+    static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool, keepClientAddress: Bool = false) -> HTTPHeaders {
+        var out = keepClientAddress
+            ? filtered(headers, dropping: notToUpstream, room: 1)
+            : filtered(headers, dropping: notToUpstreamNorAddress, droppingPrefix: forwardedPrefix, room: 1)
         // After the filter: a `Connection` header naming this one does not drop it.
         out.append(bearer ? ("Authorization", "Bearer " + credential) : (apiKey, credential))
         return HTTPHeaders(out)
@@ -75,7 +89,9 @@ enum ForwardedHeaders {
     /// headers to drop besides the usual `keep-alive` and `close`. The kept pairs go into a new
     /// `HTTPHeaders` whole, not one `add` at a time (which checks each name for non-ASCII bytes
     /// again: these came through SwiftNIO's parser, which admits only token characters).
-    private static func filtered(_ headers: HTTPHeaders, dropping dropped: NameSet, room: Int) -> [(String, String)] {
+    private static func filtered(
+        _ headers: HTTPHeaders, dropping dropped: NameSet, droppingPrefix prefix: StaticString? = nil, room: Int
+    ) -> [(String, String)] {
         var out: [(String, String)] = []
         out.reserveCapacity(headers.count + room)
         var named: [String] = []
@@ -85,6 +101,7 @@ enum ForwardedHeaders {
                 continue  // hop-by-hop itself
             }
             if dropped.contains(name) { continue }
+            if let prefix, startsIgnoringCase(name, prefix) { continue }
             out.append((name, value))
         }
         if !named.isEmpty {
@@ -115,6 +132,13 @@ enum ForwardedHeaders {
         while start < end, isSpace(bytes[start]) { start = bytes.index(after: start) }
         while end > start, isSpace(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
         return bytes[start..<end]
+    }
+
+    /// Whether `name` begins with the lowercase literal `prefix`, ignoring ASCII case.
+    private static func startsIgnoringCase(_ name: String, _ prefix: StaticString) -> Bool {
+        let length = prefix.utf8CodeUnitCount
+        guard name.utf8.count > length else { return false }
+        return equalsIgnoringCase(name.utf8.prefix(length), prefix)
     }
 
     /// ASCII case-insensitive equality with a lowercase literal.

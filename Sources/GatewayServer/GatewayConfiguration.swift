@@ -25,8 +25,24 @@ public struct GatewayConfiguration: Sendable {
     /// URLs it hands out; without it they are built from `X-Forwarded-Proto`/`-Host` or `Host`.
     public var publicURL: String?
 
+    /// Sends the headers that name the client's address (`X-Forwarded-*`, `X-Real-IP`,
+    /// `Forwarded`, `Via`, `CF-Connecting-IP`, `True-Client-IP`) upstream; off by default, so
+    /// that Google learns nothing of the gateway's clients.
+    public var forwardClientAddress = false
+
     /// Largest request body accepted (Gemini's inline limit): larger is answered 413.
     public var maximumBodyBytes = 100 << 20
+
+    /// Client side (slow or idle clients): the longest wait for a request's head, from the
+    /// connection's start or the request's first byte; the longest silence within a request's
+    /// body; the longest a kept-alive connection waits for its next request (nginx's 75 s).
+    public var requestHeadTimeout: Duration = .seconds(30)
+    public var requestBodyTimeout: Duration = .seconds(30)
+    public var keepAliveTimeout: Duration = .seconds(75)
+
+    /// Most client connections open at once; at the cap the gateway stops accepting (new clients
+    /// wait in the listen backlog) until one closes. Nil: no cap but the descriptor limit.
+    public var maximumConnections: Int?
 
     /// Upstream tries per client request, and the time after which no new try starts.
     public var maximumAttempts = 5

@@ -7,7 +7,7 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 
 /// Hummingbird's HTTP/1 child channel with the proxy's handler in front: each connection's
-/// pipeline is the HTTP/1 codec, then ``ProxyChannelHandler`` (which serves the proxied requests
+/// pipeline is ``ClientTimeouts`` (on the raw bytes), the HTTP/1 codec, then ``ProxyChannelHandler`` (which serves the proxied requests
 /// on SwiftNIO's own HTTP/1 types), then what Hummingbird's `HTTP1Channel` sets up for the rest
 /// (HTTPTypes conversion, connection state, its async channel and responder).
 struct GatewayHTTPChannel: ServerChildChannel, HTTPChannelHandler {
@@ -15,10 +15,13 @@ struct GatewayHTTPChannel: ServerChildChannel, HTTPChannelHandler {
 
     let responder: HTTPChannelHandler.Responder
     let proxyHandler: @Sendable () -> ProxyChannelHandler
+    let timeouts: @Sendable () -> ClientTimeouts
 
     /// The server of the gateway: Hummingbird's, with this child channel.
-    static func server(proxyHandler: @escaping @Sendable () -> ProxyChannelHandler) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in GatewayHTTPChannel(responder: responder, proxyHandler: proxyHandler) }
+    static func server(
+        proxyHandler: @escaping @Sendable () -> ProxyChannelHandler, timeouts: @escaping @Sendable () -> ClientTimeouts
+    ) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in GatewayHTTPChannel(responder: responder, proxyHandler: proxyHandler, timeouts: timeouts) }
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -35,12 +38,15 @@ struct GatewayHTTPChannel: ServerChildChannel, HTTPChannelHandler {
             limits.maxHeaderListSize = 80 * 1024
             limits.maxHeaderFieldCount = 1000
             let sync = channel.pipeline.syncOperations
+            let timeouts = timeouts()
+            try sync.addHandler(timeouts)
             let wire = HTTPWire()
             try sync.addHandler(wire)
             try sync.addHandler(HTTPResponseEncoder())
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
             let proxy = proxyHandler()
             proxy.wire = wire
+            proxy.timeouts = timeouts
             try sync.addHandler(proxy)
             try sync.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))

@@ -137,6 +137,9 @@ extension GatewayMetrics {
         static let keyState = Family(
             name: "gemini_gateway_key_state",
             help: "1 for the key's current state: usable, cooling (some models) or unusable (every model).")
+        static let clientConnectionsClosed = Family(
+            name: "gemini_gateway_client_connections_closed_total",
+            help: "Client connections the gateway closed for a timeout (reason: request_head_timeout, request_body_timeout, keep_alive_timeout).")
         static let keyCoolingUntil = Family(
             name: "gemini_gateway_key_cooling_until_seconds",
             help: "Unix time when the key's last cooldown in force ends; 0 when it is not cooling.")
@@ -147,6 +150,7 @@ extension GatewayMetrics {
         let keysByState: [KeysLabel: Prometheus.Gauge]
         let logQueueDepth: Prometheus.Gauge
         let logDroppedRows: Prometheus.Counter
+        let clientConnectionsClosed: [ClientTimeouts.Expiry: Prometheus.Counter]
 
         init(registry: PrometheusCollectorRegistry) {
             var keys: [KeysLabel: Prometheus.Gauge] = [:]
@@ -156,6 +160,12 @@ extension GatewayMetrics {
             keysByState = keys
             logQueueDepth = registry.makeGauge(descriptor: Family.logQueueDepth.descriptor)
             logDroppedRows = registry.makeCounter(descriptor: Family.logDroppedRows.descriptor)
+            var closed: [ClientTimeouts.Expiry: Prometheus.Counter] = [:]
+            for expiry in ClientTimeouts.Expiry.allCases {
+                closed[expiry] = registry.makeCounter(
+                    descriptor: Family.clientConnectionsClosed.descriptor, labels: [("reason", expiry.rawValue)])
+            }
+            clientConnectionsClosed = closed
         }
 
         func keys(_ state: KeysLabel) -> Prometheus.Gauge { keysByState[state]! }

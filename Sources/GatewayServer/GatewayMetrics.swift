@@ -93,6 +93,11 @@ public final class GatewayMetrics: Sendable {
         if isStream { inFlightStreams.increment() }
     }
 
+    /// A client connection was closed for a timeout.
+    func clientConnectionClosed(_ expiry: ClientTimeouts.Expiry) {
+        fixed.clientConnectionsClosed[expiry]?.increment()
+    }
+
     /// A request in flight turned out to be a stream, or not (OpenAI-compatible calls say so in
     /// their body).
     func streamChanged(isStream: Bool) {

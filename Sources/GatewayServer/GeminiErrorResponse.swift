@@ -87,6 +87,30 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
         GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")
     }
 
+    /// Upstreams answered the request with a 4xx page of their own, not Google's, and none took it.
+    static func refusedByRelay(status: Int) -> GeminiErrorResponse {
+        let googleStatus = switch status {
+        case 401: "UNAUTHENTICATED"
+        case 403: "PERMISSION_DENIED"
+        case 404: "NOT_FOUND"
+        default: "INVALID_ARGUMENT"
+        }
+        return GeminiErrorResponse(
+            .init(code: status), googleStatus,
+            "The upstream refused the request with HTTP \(status) and a page of its own, not Google's: the request may be malformed (its path, headers or size)."
+        )
+    }
+
+    /// The gateway is short of its own resources (descriptors, memory) or of room for another
+    /// request: nothing upstream is at fault, and the client may come back shortly.
+    static func gatewayBusy(retryAfter seconds: Int) -> GeminiErrorResponse {
+        var headers = HTTPFields()
+        headers[.retryAfter] = String(seconds)
+        return GeminiErrorResponse(
+            .serviceUnavailable, "UNAVAILABLE", "The gateway is overloaded. Retry in \(seconds)s.", headers: headers
+        )
+    }
+
     static func resourceKeyUnavailable(_ name: String) -> GeminiErrorResponse {
         GeminiErrorResponse(
             .conflict, "FAILED_PRECONDITION",
@@ -110,6 +134,11 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
 
     /// The client went away before its answer (499, nginx's code for it: only ever logged).
     static let clientGone = GeminiErrorResponse(.init(code: 499), "CANCELLED", "The client went away.")
+
+    /// A body that fell silent for longer than `--request-body-timeout`.
+    static func bodyStalled(after timeout: Duration) -> GeminiErrorResponse {
+        GeminiErrorResponse(.requestTimeout, "DEADLINE_EXCEEDED", "The request's body stalled: nothing of it arrived for \(timeout).")
+    }
 
     static let malformedBody = GeminiErrorResponse(.badRequest, "INVALID_ARGUMENT", "Malformed HTTP request body.")
 

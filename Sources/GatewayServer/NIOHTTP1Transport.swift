@@ -357,11 +357,9 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
     static func transportError(_ error: any Error) -> UpstreamTransportError {
         if let error = error as? UpstreamTransportError { return error }
         let text = String(describing: error)
+        // By the system error first: a shortage of the gateway's own (EMFILE...) is not the upstream's.
+        if let named = OutcomeClassifier.TransportFailure.named(by: error) { return UpstreamTransportError(failure: named, detail: text) }
         switch error {
-        case let error as IOError where error.errnoCode == ECONNREFUSED:
-            return UpstreamTransportError(failure: .connectionRefused, detail: text)
-        case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
-            return UpstreamTransportError(failure: .connectionReset, detail: text)
         case is ChannelError:
             if case .connectTimeout = error as? ChannelError { return UpstreamTransportError(failure: .timeout, detail: text) }
             return UpstreamTransportError(failure: .connectionReset, detail: text)

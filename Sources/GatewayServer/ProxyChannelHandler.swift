@@ -27,8 +27,9 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case idle
         /// A request for Hummingbird: its parts go on down the pipeline.
         case passing
-        /// A proxied request's body, read whole before it is answered.
-        case collecting(HTTPRequestHead, ByteBuffer?)
+        /// A proxied request's body, read whole before it is answered (once its head has
+        /// authenticated its client).
+        case collecting(HTTPRequestHead, ProxyHandler.Admission, ByteBuffer?)
         /// The rest of a request already answered or given up (too large, malformed, client gone).
         case discarding
     }
@@ -75,6 +76,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var executor: EventLoopTaskExecutor?
     /// Where answers go out, framed here (``HTTPWire``); set before the handler is added.
     var wire: HTTPWire?
+    /// The connection's client-side timeouts, told where the exchange is; set before the handler is added.
+    var timeouts: ClientTimeouts?
     /// The request being answered is a `HEAD`: its answer has a head only.
     private var answersHEAD = false
     /// How the body of the answer in progress is framed.
@@ -177,6 +180,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Hummingbird's responses pass through here on their way out.
         if case .end = unwrapOutboundIn(data), passedOn > 0 {
             passedOn -= 1
+            if passedOn == 0, !answering { timeouts?.answered() }
             if passedOn == 0, !waiting.isEmpty || closeAfterWaiting {
                 context.eventLoop.assumeIsolated().execute { self.takeWaiting() }
             }
@@ -200,13 +204,21 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The client went away in the middle of a proxied request's body: the request still gets its row.
     private func clientLeftDuringBody() {
-        guard case .collecting(let head, _) = reading else { return }
+        guard case .collecting(let head, _, _) = reading else { return }
         reading = .discarding
         _ = proxy.refuse(head, .clientGone, outcome: "cancelled")
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
+        case is ClientTimeouts.Expired:
+            // The connection closes (``ClientTimeouts`` closes it): a proxied request whose body
+            // stalled is answered first, and has its row.
+            if case .collecting(let head, _, _) = reading {
+                reading = .discarding
+                let error = GeminiErrorResponse.bodyStalled(after: proxy.configuration.requestBodyTimeout)
+                refuseAndClose(head, error, outcome: "client_error", reason: "REQUEST_BODY_TIMEOUT", context: context)
+            }
         case is ChannelShouldQuiesceEvent where isProxying:
             // A graceful shutdown: Hummingbird closes the connection when it has nothing in
             // progress, so a proxied request in progress holds it back until it is answered.
@@ -229,7 +241,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .collecting(let head, _) = reading {
+        if case .collecting(let head, _, _) = reading {
             if let parse = error as? HTTPParserError, parse != .invalidEOFState {
                 // A body that is not HTTP (a broken chunk, say): the client's error.
                 reading = .discarding
@@ -271,9 +283,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.idle, .head(let head)):
             start(head, context: context)
         case (.passing, _):
-            if case .end = part { reading = .idle }
+            if case .end = part {
+                reading = .idle
+                timeouts?.requestReceived()
+            }
             context.fireChannelRead(wrapInboundOut(part))
-        case (.collecting(let head, let collected), .body(var chunk)):
+        case (.collecting(let head, let admission, let collected), .body(var chunk)):
             reading = .idle  // the buffer is uniquely referenced while it grows
             let limit = proxy.configuration.maximumBodyBytes
             guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
@@ -283,14 +298,15 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
             if var body = collected {
                 body.writeBuffer(&chunk)
-                reading = .collecting(head, body)
+                reading = .collecting(head, admission, body)
             } else {
                 // Most bodies come in one piece: kept as read, no copy.
-                reading = .collecting(head, chunk)
+                reading = .collecting(head, admission, chunk)
             }
-        case (.collecting(let head, let body), .end):
+        case (.collecting(let head, let admission, let body), .end):
             reading = .idle
-            answer(ProxyRequest(head: head, body: body ?? ByteBuffer()), context: context)
+            timeouts?.requestReceived()
+            answer(ProxyRequest(head: head, admission: admission, body: body ?? ByteBuffer()), context: context)
         case (.discarding, .end):
             reading = .idle
         case (.discarding, _), (.idle, _), (.collecting, .head):
@@ -302,11 +318,26 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard Self.isProxied(head.uri) else {
             passedOn += 1
             reading = .passing
+            timeouts?.headReceived()
             context.fireChannelRead(wrapInboundOut(.head(head)))
             return
         }
         version = head.version
         answersHEAD = head.method == .HEAD
+        // The token is checked before any body byte is read: a stranger's body (up to the limit,
+        // 100 MiB) is never taken in, nor is it asked for (no `100 Continue`).
+        guard let admission = proxy.admit(head) else {
+            reading = .discarding
+            refuseAndClose(head, .unauthenticated, outcome: "unauthorized", context: context)
+            return
+        }
+        // What the gateway can judge malformed itself goes nowhere upstream (where a relay's own
+        // 4xx page would tell nobody whose fault it was).
+        if let refusal = RequestHeadCheck.refusal(for: head) {
+            reading = .discarding
+            refuseAndClose(head, refusal, outcome: "client_error", context: context)
+            return
+        }
         let limit = proxy.configuration.maximumBodyBytes
         if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
@@ -314,7 +345,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if !head.isKeepAlive { closeWhenAnswered = true }
-        reading = .collecting(head, nil)
+        reading = .collecting(head, admission, nil)
+        timeouts?.headReceived()
         // A client that asks waits for this before it sends its body (curl: a second). An
         // HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
         if head.version.minor >= 1, let expect = head.headers.first(name: "expect"), expect.lowercased() == "100-continue",
@@ -326,10 +358,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers a request whose body is not read on (too large: reading on would take the whole
-    /// oversized body off the client first; malformed), and closes the connection.
-    private func refuseAndClose(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, context: ChannelHandlerContext) {
-        let answer = proxy.refuse(head, error, outcome: outcome)
+    /// Answers a request whose body is not read on (no valid token, or too large: reading on
+    /// would take the whole body off the client first; malformed), and closes the connection.
+    private func refuseAndClose(
+        _ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil, context: ChannelHandlerContext
+    ) {
+        let answer = proxy.refuse(head, error, outcome: outcome, reason: reason)
         answering = true
         closeWhenAnswered = true
         if case .whole(let body) = answer.body {
@@ -388,6 +422,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         answering = false
+        if passedOn == 0 { timeouts?.answered() }
         takeWaiting()
     }
 
@@ -489,7 +524,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// proxied one with 400) or dropped, and the connection closes once nothing is being answered.
     private func finishBeforeBadBytes(_ context: ChannelHandlerContext) {
         switch reading {
-        case .collecting(let head, _):
+        case .collecting(let head, _, _):
             reading = .discarding
             refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
         case .passing:

@@ -5,9 +5,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// A proxied request as ``ProxyChannelHandler`` hands it over: its head and its whole body.
+/// A proxied request as ``ProxyChannelHandler`` hands it over: its head, who sent it (judged
+/// from the head, before the body was read) and its whole body.
 struct ProxyRequest: Sendable {
     var head: HTTPRequestHead
+    var admission: ProxyHandler.Admission
     var body: ByteBuffer
     var method: HTTPMethod { head.method }
     var headers: HTTPHeaders { head.headers }
@@ -45,6 +47,26 @@ struct ProxyHandler: Sendable {
 
     static let requestIDHeader = "x-gateway-request-id"
 
+    /// A client the head of its request authenticates: by its token, or (the chunks of a
+    /// resumable upload carry no token: Google's own upload URL is the credential) by a known
+    /// upload session, which stands for the client that started it.
+    struct Admission: Sendable {
+        var client: ClientIdentity
+        /// The upload session the request continues, bound to the key and upstream that began it.
+        var uploadPin: ResourcePin?
+    }
+
+    /// Who sent the request, from its head alone (so that no body is read for a stranger); nil
+    /// when nobody: the request is answered 401 before its body.
+    func admit(_ head: HTTPRequestHead) -> Admission? {
+        let target = ForwardedTarget(target: head.uri)
+        let token = ClientAuthenticator.token(headers: head.headers, keyParameter: target.keyParameter)
+        let pin = ProjectResource.uploadSession(path: target.path, query: target.query)
+            .flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        let client = token == nil ? pin.flatMap { authenticator.identity(clientID: $0.owner.clientID) } : authenticator.authenticate(token)
+        return client.map { Admission(client: $0, uploadPin: pin) }
+    }
+
     /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
     func handle(_ request: ProxyRequest) async -> ProxyAnswer {
         let (target, route, recorder) = begin(request.head)
@@ -55,9 +77,9 @@ struct ProxyHandler: Sendable {
 
     /// Answers a request the channel handler refused before its body was read in full (too
     /// large, or the client went away), with its row.
-    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String) -> ProxyAnswer {
+    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> ProxyAnswer {
         let (_, _, recorder) = begin(head)
-        var answer = fail(recorder, error, outcome: outcome)
+        var answer = fail(recorder, error, outcome: outcome, reason: reason)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
         return answer
     }
@@ -78,15 +100,9 @@ struct ProxyHandler: Sendable {
     // MARK: - The loop
 
     private func proxy(_ request: ProxyRequest, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> ProxyAnswer {
-        // 1. The client. The chunks of a resumable upload carry no token (Google's own upload
-        // URL is the credential): a known upload session stands for the client that started it.
-        let token = ClientAuthenticator.token(headers: request.headers, keyParameter: target.keyParameter)
-        var pin = ProjectResource.uploadSession(path: target.path, query: target.query)
-            .flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
-        let authenticated = token == nil ? pin.flatMap { authenticator.identity(clientID: $0.owner.clientID) } : authenticator.authenticate(token)
-        guard let client = authenticated else {
-            return fail(recorder, GeminiErrorResponse.unauthenticated, outcome: "unauthorized")
-        }
+        // 1. The client, authenticated from the head before its body was read (``admit(_:)``).
+        let client = request.admission.client
+        var pin = request.admission.uploadPin
         recorder.update {
             $0.clientId = client.id
             $0.clientName = client.name
@@ -120,6 +136,9 @@ struct ProxyHandler: Sendable {
         // 3-6. Pick, send, classify; relay or try again.
         var tried = Set<PairID>()
         var lastFailure: Failure?
+        // Pairs whose upstream answered with a 4xx page of its own: charged only if Google then
+        // answers this very request through another upstream (the relay refused what Google takes).
+        var refusedBy: [PairID] = []
         let (maximumAttempts, retryBudget) = limits.current
         let deadline = ContinuousClock.now + retryBudget
         for attempt in 1...max(1, maximumAttempts) {
@@ -163,7 +182,10 @@ struct ProxyHandler: Sendable {
                 method: request.method,
                 baseURL: upstream.baseURL,
                 target: target.forwarded,
-                headers: ForwardedHeaders.toUpstream(request.headers, credential: key.secret, bearer: route.isOpenAI),
+                headers: ForwardedHeaders.toUpstream(
+                    request.headers, credential: key.secret, bearer: route.isOpenAI,
+                    keepClientAddress: configuration.forwardClientAddress
+                ),
                 body: body
             )
 
@@ -176,6 +198,7 @@ struct ProxyHandler: Sendable {
                     return cancelled(recorder, attempt: attemptRow, started: attemptStarted)
                 }
                 lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
+                if lastFailure?.isLocal == true { break }  // another try would meet the same shortage
                 continue
             }
             attemptRow.status = response.status
@@ -200,9 +223,13 @@ struct ProxyHandler: Sendable {
                     }
                 } catch {
                     lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
+                    if lastFailure?.isLocal == true { break }  // another try would meet the same shortage
                     continue
                 }
                 pool.record(.success, pair: pair, model: model)
+                for refused in refusedBy {
+                    pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
+                }
                 attemptRow.verdict = Verdict.success.label
                 attemptRow.latencyMs = milliseconds(since: attemptStarted)
                 let row = attemptRow
@@ -228,13 +255,18 @@ struct ProxyHandler: Sendable {
                 errorBody = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
             } catch {
                 lastFailure = transportFailed(error, pair: pair, model: model, attempt: attemptRow, started: attemptStarted, recorder: recorder)
+                if lastFailure?.isLocal == true { break }  // another try would meet the same shortage
                 continue
             }
             let outcome = OutcomeClassifier.analyze(
                 status: response.status, body: errorBody.getBytes(at: errorBody.readerIndex, length: errorBody.readableBytes) ?? []
             )
             let verdict = outcome.verdict
-            pool.record(verdict, pair: pair, model: model)
+            if case .relayRefusal = verdict {
+                refusedBy.append(pair)
+            } else {
+                pool.record(verdict, pair: pair, model: model)
+            }
             attemptRow.verdict = verdict.label
             attemptRow.reason = verdict.reason
             attemptRow.googleStatus = outcome.googleStatus
@@ -485,6 +517,12 @@ struct ProxyHandler: Sendable {
     private enum Failure {
         case answer(status: Int, headers: HTTPHeaders, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
         case transport(UpstreamTransportError)
+
+        /// The gateway's own shortage (descriptors, memory), not an upstream's failure.
+        var isLocal: Bool {
+            if case .transport(let error) = self { return error.failure == .localResources }
+            return false
+        }
     }
 
     /// Answers with the last failure: a Google answer is passed through as it came; a relay's
@@ -501,6 +539,9 @@ struct ProxyHandler: Sendable {
                 return fail(recorder, .keysRefused(reason), outcome: "key_error", reason: reason)
             case .upstreamBlocked(let reason):
                 return fail(recorder, .upstreamsFailed("Google refused every upstream tried (\(reason))"), outcome: "upstream_error", reason: reason)
+            case .relayRefusal(let reason):
+                // Nothing shows the upstreams at fault: the request is taken to be the client's.
+                return fail(recorder, .refusedByRelay(status: status), outcome: "client_error", reason: reason)
             default:
                 break
             }
@@ -522,6 +563,8 @@ struct ProxyHandler: Sendable {
                 head: Self.head(status: status, headers: ForwardedHeaders.toClient(headers)),
                 body: .whole(body)
             )
+        case .transport(let error) where error.failure == .localResources:
+            return fail(recorder, .gatewayBusy(retryAfter: 1), outcome: "no_capacity", reason: error.failure.rawValue)
         case .transport(let error):
             return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: "upstream_error")
         }

@@ -96,6 +96,11 @@ struct HangupReloader: Service {
             ("upstream-transport", a.transport.rawValue, b.transport.rawValue),
             ("upstream-ca-file", a.upstreamCAFile ?? "", b.upstreamCAFile ?? ""),
             ("log-retention-days", "\(a.logRetentionDays)", "\(b.logRetentionDays)"),
+            ("request-head-timeout", "\(a.requestHeadTimeout)", "\(b.requestHeadTimeout)"),
+            ("request-body-timeout", "\(a.requestBodyTimeout)", "\(b.requestBodyTimeout)"),
+            ("keep-alive-timeout", "\(a.keepAliveTimeout)", "\(b.keepAliveTimeout)"),
+            ("max-connections", a.maximumConnections.map(String.init) ?? "", b.maximumConnections.map(String.init) ?? ""),
+            ("forward-client-address", "\(a.forwardClientAddress)", "\(b.forwardClientAddress)"),
         ]
         return pairs.filter { $0.1 != $0.2 }.map(\.0)
     }

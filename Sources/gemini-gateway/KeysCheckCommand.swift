@@ -265,7 +265,8 @@ struct KeyCheckRow: Encodable {
         case .keyDead(let reason): (.dead, reason)
         case .keyUnusable(let reason): (.unusable, reason)
         case .clientError(let reason) where probe.status == 400 || probe.status == 403: (.unusable, reason)
-        case .clientError(let reason), .upstreamBlocked(let reason), .transient(let reason), .upstreamFailure(let reason):
+        case .clientError(let reason), .upstreamBlocked(let reason), .transient(let reason), .upstreamFailure(let reason),
+             .relayRefusal(let reason), .localFailure(let reason):
             (.unknown, reason)
         case .cancelled: (.unknown, probe.verdict.reason)
         }
@@ -373,7 +374,11 @@ struct KeyProber: Sendable {
             for _ in 0..<verdictless { launch() }
             while let (index, outcome) = await group.next() {
                 outcomes[index] = outcome
-                if case .upstreamFailure = outcome.verdict { failed += 1 } else { answered += 1 }
+                // A relay's own 4xx page to a well-formed probe is the relay's failure too.
+                switch outcome.verdict {
+                case .upstreamFailure, .relayRefusal: failed += 1
+                default: answered += 1
+                }
                 if answered == 0 && failed >= verdictless {
                     group.cancelAll()
                     return .unreachable(outcome)

@@ -57,6 +57,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: ArgumentHelp("Add per-key gauges (by key fingerprint) to /metrics [GEMINI_GATEWAY_METRICS_PER_KEY=1]."))
     var metricsPerKey: Bool = env("GEMINI_GATEWAY_METRICS_PER_KEY").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
 
+    @Flag(help: ArgumentHelp(
+        "Send the client's address headers (X-Forwarded-*, X-Real-IP, Forwarded, Via, CF-Connecting-IP, True-Client-IP) upstream; dropped by default [GEMINI_GATEWAY_FORWARD_CLIENT_ADDRESS=1]."
+    ))
+    var forwardClientAddress: Bool = env("GEMINI_GATEWAY_FORWARD_CLIENT_ADDRESS").map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+
     @Option(
         name: .customLong("public-url"),
         help: ArgumentHelp(
@@ -75,6 +80,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Largest request body in bytes; larger is answered 413 [GEMINI_GATEWAY_MAX_BODY_BYTES].", valueName: "bytes"))
     var maxBodyBytes: Int = envNumber("GEMINI_GATEWAY_MAX_BODY_BYTES") ?? GatewayConfiguration().maximumBodyBytes
 
+    @Option(help: ArgumentHelp(
+        "Most client connections open at once; at the cap new ones wait in the listen backlog until one closes (default: no cap but the descriptor limit) [GEMINI_GATEWAY_MAX_CONNECTIONS].",
+        valueName: "n"
+    ))
+    var maxConnections: Int?
+
     @Option(help: ArgumentHelp("Upstream tries per request [GEMINI_GATEWAY_MAX_ATTEMPTS].", valueName: "n"))
     var maxAttempts: Int = envNumber("GEMINI_GATEWAY_MAX_ATTEMPTS") ?? GatewayConfiguration().maximumAttempts
 
@@ -89,6 +100,24 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Longest silence within an upstream body, in seconds [GEMINI_GATEWAY_READ_TIMEOUT].", valueName: "seconds"))
     var readTimeout: Double = envNumber("GEMINI_GATEWAY_READ_TIMEOUT") ?? 300
+
+    @Option(help: ArgumentHelp(
+        "Seconds a client has to send a request's head, from the connection's start or the request's first byte; then the connection closes [GEMINI_GATEWAY_REQUEST_HEAD_TIMEOUT].",
+        valueName: "seconds"
+    ))
+    var requestHeadTimeout: Double = envNumber("GEMINI_GATEWAY_REQUEST_HEAD_TIMEOUT") ?? 30
+
+    @Option(help: ArgumentHelp(
+        "Longest silence within a request's body, in seconds; the request is answered 408 and the connection closes [GEMINI_GATEWAY_REQUEST_BODY_TIMEOUT].",
+        valueName: "seconds"
+    ))
+    var requestBodyTimeout: Double = envNumber("GEMINI_GATEWAY_REQUEST_BODY_TIMEOUT") ?? 30
+
+    @Option(help: ArgumentHelp(
+        "Seconds an idle keep-alive client connection waits for its next request before it is closed [GEMINI_GATEWAY_KEEP_ALIVE_TIMEOUT].",
+        valueName: "seconds"
+    ))
+    var keepAliveTimeout: Double = envNumber("GEMINI_GATEWAY_KEEP_ALIVE_TIMEOUT") ?? 75
 
     @Option(help: ArgumentHelp("Seconds between checks for changes made by the CLI [GEMINI_GATEWAY_RELOAD_INTERVAL].", valueName: "seconds"))
     var reloadInterval: Double = envNumber("GEMINI_GATEWAY_RELOAD_INTERVAL") ?? 1
@@ -129,13 +158,19 @@ struct ServeCommand: AsyncParsableCommand {
         keys = keys ?? env("GEMINI_GATEWAY_KEYS_FILE")
         upstreams = upstreams ?? env("GEMINI_GATEWAY_UPSTREAMS_FILE")
         upstreamCAFile = upstreamCAFile ?? env("GEMINI_GATEWAY_UPSTREAM_CA_FILE")
+        if maxConnections == nil, let text = env("GEMINI_GATEWAY_MAX_CONNECTIONS") {
+            guard let value = Int(text) else { throw ValidationError("GEMINI_GATEWAY_MAX_CONNECTIONS='\(text)' is not a whole number") }
+            maxConnections = value
+        }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts),
                              ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays)] {
             if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }
             _ = value
         }
         for name in ["GEMINI_GATEWAY_RETRY_BUDGET", "GEMINI_GATEWAY_CONNECT_TIMEOUT", "GEMINI_GATEWAY_HEAD_TIMEOUT",
-                     "GEMINI_GATEWAY_READ_TIMEOUT", "GEMINI_GATEWAY_RELOAD_INTERVAL", "GEMINI_GATEWAY_SHUTDOWN_GRACE"] {
+                     "GEMINI_GATEWAY_READ_TIMEOUT", "GEMINI_GATEWAY_RELOAD_INTERVAL", "GEMINI_GATEWAY_SHUTDOWN_GRACE",
+                     "GEMINI_GATEWAY_REQUEST_HEAD_TIMEOUT", "GEMINI_GATEWAY_REQUEST_BODY_TIMEOUT", "GEMINI_GATEWAY_KEEP_ALIVE_TIMEOUT"] {
             if let text = env(name), Double(text) == nil { throw ValidationError("\(name)='\(text)' is not a number") }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
@@ -143,7 +178,9 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...20).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1 to 20") }
         guard (0...36_500).contains(logRetentionDays) else { throw ValidationError("--log-retention-days must be 0 (keep all) to 36500") }
         for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
-                              ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace)] {
+                              ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace),
+                              ("--request-head-timeout", requestHeadTimeout), ("--request-body-timeout", requestBodyTimeout),
+                              ("--keep-alive-timeout", keepAliveTimeout)] {
             guard value > 0, value.isFinite else { throw ValidationError("\(name) must be a positive number of seconds") }
         }
         guard GatewayConfiguration.Transport(rawValue: upstreamTransport) != nil else {
@@ -172,6 +209,7 @@ struct ServeCommand: AsyncParsableCommand {
         LogLevelSwitch.level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in SwitchableLogHandler(label: label) }
         let logger = Logger(label: "gemini-gateway")
+        raiseDescriptorLimit(logger: logger)
         try await reportingErrors {
             let store = try database.open()
             try importFiles(into: store)
@@ -205,6 +243,8 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.adminToken = adminToken
         configuration.metricsPublic = metricsPublic
         configuration.metricsPerKey = metricsPerKey
+        configuration.forwardClientAddress = forwardClientAddress
+        configuration.maximumConnections = maxConnections
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.maximumAttempts = maxAttempts
         configuration.retryBudget = .seconds(retryBudget)
@@ -212,12 +252,30 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.responseHeadTimeout = .seconds(headTimeout)
         configuration.readIdleTimeout = .seconds(readTimeout)
         configuration.reloadInterval = .seconds(reloadInterval)
+        configuration.requestHeadTimeout = .seconds(requestHeadTimeout)
+        configuration.requestBodyTimeout = .seconds(requestBodyTimeout)
+        configuration.keepAliveTimeout = .seconds(keepAliveTimeout)
         configuration.shutdownGracePeriod = .seconds(shutdownGrace)
         configuration.policy.invalidKeyGrace = invalidKeyRecheck > 0 ? invalidKeyRecheck : nil
         configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
         configuration.upstreamCAFile = upstreamCAFile
         configuration.logRetentionDays = logRetentionDays
         return configuration
+    }
+
+    /// Every connection, client or upstream, holds a descriptor: the soft limit goes up to the
+    /// hard one, and both are logged (an operator at the limit sees what it was).
+    private func raiseDescriptorLimit(logger: Logger) {
+        guard let limit = DescriptorLimit.raise() else {
+            logger.warning("could not read the limit on open files (RLIMIT_NOFILE)")
+            return
+        }
+        let metadata: Logger.Metadata = ["soft_before": "\(limit.before)", "soft": "\(limit.now)", "hard": "\(limit.hard)"]
+        if limit.now < limit.hard {
+            logger.warning("open-file limit: the soft limit could not be raised to the hard one", metadata: metadata)
+        } else {
+            logger.info("open-file limit", metadata: metadata)
+        }
     }
 
     /// `serve --keys --upstreams`: the old proxy's way of starting.

@@ -86,18 +86,32 @@ struct OutcomeClassifierTests {
 
     @Test(arguments: [
         (502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"),
-        (404, "<!DOCTYPE html><html><body>Not Found</body></html>"),
-        (404, "404 page not found"),
         (500, ""),
         (503, "upstream connect error or disconnect/reset before headers"),
         (429, "<html>Too Many Requests</html>"),
-        (400, #"{"error":{"message":"bad request","type":"invalid_request_error"}}"#),
-        (401, #"{"detail":"Unauthorized"}"#),
-        (403, "Forbidden"),
+        (408, "<html>Request Timeout</html>"),
     ])
     func nonEnvelopesBlameTheUpstream(status: Int, body: String) {
         #expect(OutcomeClassifier.classify(status: status, body: Array(body.utf8))
             == .upstreamFailure(reason: "NOT_GOOGLE_ENVELOPE"))
+    }
+
+    /// A relay's (or a front end's) own 4xx page may be about the request as well as the relay:
+    /// it charges nothing by itself (the proxy looks for evidence on another upstream).
+    @Test(arguments: [
+        (404, "<!DOCTYPE html><html><body>Not Found</body></html>"),
+        (404, "404 page not found"),
+        (400, "<html><body>400 Bad Request</body></html>"),
+        (414, "<html>414 Request-URI Too Large</html>"),
+        (431, ""),
+        (400, #"{"error":{"message":"bad request","type":"invalid_request_error"}}"#),
+        (401, #"{"detail":"Unauthorized"}"#),
+        (403, "Forbidden"),
+    ])
+    func nonGoogle4xxIsAnUnprovenRefusal(status: Int, body: String) {
+        let verdict = OutcomeClassifier.classify(status: status, body: Array(body.utf8))
+        #expect(verdict == .relayRefusal(reason: "NOT_GOOGLE_4XX"))
+        #expect(verdict.shouldRetry)
     }
 
     @Test func unexpectedStatusWithAnEnvelope() {
@@ -106,11 +120,19 @@ struct OutcomeClassifierTests {
         #expect(OutcomeClassifier.classify(status: 100, body: body) == .upstreamFailure(reason: "UNEXPECTED_STATUS"))
     }
 
-    @Test(arguments: OutcomeClassifier.TransportFailure.allCases)
+    @Test(arguments: OutcomeClassifier.TransportFailure.allCases.filter { $0 != .localResources })
     func transportFailuresBlameTheUpstream(failure: OutcomeClassifier.TransportFailure) {
         let verdict = OutcomeClassifier.classify(transport: failure)
         #expect(verdict == .upstreamFailure(reason: failure.rawValue))
         #expect(verdict.shouldRetry)
+    }
+
+    /// The gateway's own shortage (descriptors, memory) blames nobody and is not retried.
+    @Test func aLocalShortageBlamesNobody() {
+        let verdict = OutcomeClassifier.classify(transport: .localResources)
+        #expect(verdict == .localFailure(reason: "LOCAL_RESOURCES"))
+        #expect(!verdict.shouldRetry)
+        #expect(verdict.label == "local_failure")
     }
 
     // MARK: 429 variants

@@ -306,6 +306,42 @@ import TestSupport
         }
     }
 
+    /// What the gateway can judge itself is refused before anything goes upstream (a relay would
+    /// answer it with a page of its own, and the gateway could not tell whose fault that was).
+    @Test func aControlCharacterInTheTargetOrOversizedHeadersAreRefusedBeforeGoingUpstream() async throws {
+        try await withGateway(keys: [a], fakes: 2) { gateway, fakes in
+            let path = "/v1beta/models/gemini-2.5-flash:generateContent"
+            let refused: [(target: String, headers: [(String, String)], status: Int)] = [
+                (path + "%0d%0aX-Injected:%20yes", [], 400),
+                (path + "?alt=sse%0A", [], 400),
+                (path + "%00", [], 400),
+                (path + "?next=%0D", [], 400),
+                (path, [("X-Big", String(repeating: "a", count: 9000))], 431),
+                (path, (0..<5).map { ("X-Part-\($0)", String(repeating: "b", count: 4000)) }, 431),
+                (path + "?q=" + String(repeating: "c", count: 9000), [], 414),
+            ]
+            for (target, headers, status) in refused {
+                let extra = headers.map { "\($0.0): \($0.1)\r\n" }.joined()
+                let answer = try await withRawConnection(port: gateway.port) { connection in
+                    // No body: the gateway answers from the head, and nothing is left unread.
+                    connection.send("POST \(target) HTTP/1.1\r\nHost: x\r\nx-goog-api-key: \(gateway.token)\r\n\(extra)Content-Length: 0\r\n\r\n")
+                    return try connection.readAnswer()
+                }
+                #expect(answer.status == status, "\(target.prefix(80)): \(answer)")
+                #expect(answer.bodyText.contains(#""status":"INVALID_ARGUMENT""#), "\(answer)")
+            }
+            #expect(fakes.allSatisfy { $0.received().isEmpty })
+            let rows = try await gateway.requestRows(count: refused.count)
+            #expect(rows.map { $0["outcome"] as String } == Array(repeating: "client_error", count: refused.count))
+            #expect(rows.map { $0["status"] as Int } == refused.map(\.status))
+            let snapshot = gateway.gateway.pool.snapshot()
+            #expect(snapshot.healthyUpstreams == 2 && snapshot.coolingKeys == 0, "\(snapshot)")
+            // Within the limits, and characters that are not CR, LF or NUL, all go through.
+            let fine = gateway.request(path + "?x=%09%20%0b", headers: [("X-Big", String(repeating: "a", count: 7000))])
+            #expect(try await gateway.send(fine).status == 200)
+        }
+    }
+
     @Test func invalidJSONIsPassedThroughForTheUpstreamToJudge() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let body = #"{"contents": [ this is not json "#

@@ -28,6 +28,47 @@ import Testing
         }
     }
 
+    /// The token is judged from the head: a stranger's body is neither read nor asked for. Each
+    /// head below announces far more than it sends (50 MB; a chunked body over the limit), so
+    /// an answer at all shows that the gateway did not wait for the body.
+    @Test func aRequestWithoutAValidTokenIsRefusedFromItsHeadBeforeItsBody() async throws {
+        try await withGateway(keys: [a], configure: { $0.maximumBodyBytes = 1 << 20 }) { gateway, fakes in
+            let start = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
+            let heads = [
+                start + "Content-Length: 50000000\r\n\r\n",
+                // A wrong token asking to be told to go on: it is not (no `100 Continue` first).
+                start + "x-goog-api-key: gw-wrong-token\r\nContent-Length: 50000000\r\nExpect: 100-continue\r\n\r\n",
+                // Chunked, the first chunk sent: 401, not the 413 its length would get later.
+                start + "Transfer-Encoding: chunked\r\n\r\n1000\r\n" + String(repeating: "a", count: 4096) + "\r\n",
+            ]
+            for head in heads {
+                let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                    connection.send(head)
+                    let answer = try connection.readAnswer()
+                    return (answer, try connection.readToClose())
+                }
+                #expect(answer.status == 401, "\(answer)")
+                #expect(answer.header("connection")?.lowercased() == "close", "\(answer)")
+                let error = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])["error"] as? [String: Any]
+                #expect(error?["status"] as? String == "UNAUTHENTICATED")
+                #expect(rest.isEmpty, "nothing after the 401: \(String(decoding: rest, as: UTF8.self))")
+            }
+            #expect(fakes[0].received().isEmpty)
+            // Each refused request has its row, as any refused request does.
+            let rows = try await gateway.requestRows(count: heads.count)
+            #expect(rows.map { $0["outcome"] as String } == Array(repeating: "unauthorized", count: heads.count))
+            #expect(rows.allSatisfy { $0["status"] as Int == 401 })
+            // An authenticated body is still held to the limit: one byte over it is refused (and
+            // nothing is sent after that byte, which the gateway would leave unread).
+            let over = try await withRawConnection(port: gateway.port) { connection in
+                connection.send(start + "x-goog-api-key: \(gateway.token)\r\nTransfer-Encoding: chunked\r\n\r\n")
+                connection.send("100001\r\n" + String(repeating: "b", count: (1 << 20) + 1))
+                return try connection.readAnswer()
+            }
+            #expect(over.status == 413, "\(over)")
+        }
+    }
+
     @Test func theTokenIsAcceptedInEachPlaceAndNeverForwarded() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let token = gateway.token
@@ -85,6 +126,20 @@ import Testing
             #expect(received.header("user-agent") == "tests/1.0")
             #expect(received.headerValues("x-goog-api-key") == [a])
             #expect(received.bodyText == #"{"contents":[{"parts":[{"text":"hi"}]}]}"#)
+        }
+    }
+
+    /// Google learns nothing of the clients' addresses unless the operator says so.
+    @Test(arguments: [false, true])
+    func theClientsAddressHeadersReachTheUpstreamOnlyWhenKept(keep: Bool) async throws {
+        try await withGateway(keys: [a], configure: { $0.forwardClientAddress = keep }) { gateway, fakes in
+            let names = ["X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP", "Forwarded", "Via", "CF-Connecting-IP", "True-Client-IP"]
+            let request = gateway.request("/v1beta/models/gemini-2.5-flash:generateContent", headers: names.map { ($0, "203.0.113.7") })
+            #expect(try await gateway.send(request).status == 200)
+            let received = try #require(fakes[0].received().first)
+            for name in names {
+                #expect(received.hasHeader(name.lowercased()) == keep, "\(name)")
+            }
         }
     }
 

@@ -217,6 +217,8 @@ import TestSupport
         }
     }
 
+    /// A 502 page is the relay's failure at once; a 404 page once another upstream answers the
+    /// same request (the first of the six requests that tries it is retried on the other).
     @Test("a relay's HTML error page cools that upstream", arguments: [404, 502])
     func relayHTMLError(status: Int) async throws {
         try await withGateway(keys: [a, b], fakes: 2, configure: { configuration in
@@ -240,6 +242,27 @@ import TestSupport
                 #expect(status == 200)
                 return fakes[0].received().count > 1
             }
+        }
+    }
+
+    /// A relay's own 4xx page, with nothing to show the relay at fault (every upstream answers
+    /// the same), is taken to be about the request: the client gets the 4xx, nothing is charged.
+    @Test func aRelays4xxPageChargesNoUpstreamWithoutEvidence() async throws {
+        try await withGateway(keys: [a, b], fakes: 2) { gateway, fakes in
+            for fake in fakes {
+                fake.setRules([.init(reply: .status(414, body: "<html>414 Request-URI Too Large</html>", contentType: "text/html"))])
+            }
+            let answer = try await gateway.generate()
+            #expect(answer.status == 414, "\(answer.text)")
+            let error = try #require(try answer.json()["error"] as? [String: Any])
+            #expect(error["status"] as? String == "INVALID_ARGUMENT")
+            #expect(fakes.allSatisfy { !$0.received().isEmpty }, "tried on each upstream")
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows[0]["outcome"] as String? == "client_error")
+            let attempts = try gateway.attemptRows(requestID: rows[0]["request_id"])
+            #expect(!attempts.isEmpty && attempts.allSatisfy { $0["verdict"] as String == "relay_refusal" })
+            let pool = gateway.gateway.pool.snapshot()
+            #expect(pool.healthyUpstreams == 2 && pool.coolingKeys == 0, "\(pool)")
         }
     }
 

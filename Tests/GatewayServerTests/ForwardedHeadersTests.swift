@@ -35,4 +35,18 @@ import Testing
         // The OpenAI-compatible endpoints take the key as a bearer token.
         #expect(pairs(ForwardedHeaders.toUpstream(client, credential: "AIzaKEY", bearer: true)).last == "Authorization: Bearer AIzaKEY")
     }
+
+    @Test func theClientsAddressGoesUpstreamOnlyWhenTheOperatorKeepsIt() {
+        let address = [
+            ("X-Forwarded-For", "203.0.113.7"), ("x-forwarded-proto", "https"), ("X-FORWARDED-HOST", "gw.example"),
+            ("X-Real-IP", "203.0.113.7"), ("Forwarded", "for=203.0.113.7"), ("Via", "1.1 lb"),
+            ("CF-Connecting-IP", "203.0.113.7"), ("True-Client-IP", "203.0.113.7"),
+        ]
+        let client = HTTPHeaders([("Content-Type", "application/json")] + address + [("X-Forwarded", "not an address header")])
+        #expect(pairs(ForwardedHeaders.toUpstream(client, credential: "AIzaKEY", bearer: false)) == [
+            "Content-Type: application/json", "X-Forwarded: not an address header", "x-goog-api-key: AIzaKEY",
+        ])
+        #expect(pairs(ForwardedHeaders.toUpstream(client, credential: "AIzaKEY", bearer: false, keepClientAddress: true)) ==
+            ["Content-Type: application/json"] + address.map { "\($0.0): \($0.1)" } + ["X-Forwarded: not an address header", "x-goog-api-key: AIzaKEY"])
+    }
 }

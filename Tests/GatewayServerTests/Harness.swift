@@ -30,11 +30,13 @@ final class GatewayHarness: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     /// Keys named by the test (a project label after a space), upstream base URLs, and tweaks to
-    /// the configuration. `directory` reuses an earlier harness's database (a restart).
+    /// the configuration. `directory` reuses an earlier harness's database (a restart);
+    /// `transport` replaces the one the configuration names.
     static func start(
         keys: [String],
         upstreams: [String],
         directory: String? = nil,
+        transport: (any UpstreamTransport & Service)? = nil,
         configure: @Sendable (inout GatewayConfiguration) -> Void = { _ in }
     ) async throws -> GatewayHarness {
         let directory = directory ?? (NSTemporaryDirectory() + "gateway-server-" + UUID().uuidString)
@@ -64,7 +66,7 @@ final class GatewayHarness: Sendable {
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(label: "gateway-test")
-        let gateway = try await Gateway(configuration: configuration, database: database, logger: logger)
+        let gateway = try await Gateway(configuration: configuration, database: database, transport: transport, logger: logger)
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let app = gateway.application(configuration: configuration, logger: logger) { channel in
             portContinuation.yield(channel.localAddress?.port ?? 0)
@@ -252,6 +254,7 @@ func withGateway(
     extraUpstreams: [String] = [],
     settings: FakeGemini.Settings = .init(),
     timeout: Double = 180,
+    transport: (any UpstreamTransport & Service)? = nil,
     configure: @escaping @Sendable (inout GatewayConfiguration) -> Void = { _ in },
     _ body: @escaping @Sendable (GatewayHarness, [FakeGemini]) async throws -> Void
 ) async throws {
@@ -260,7 +263,7 @@ func withGateway(
     for _ in 0..<count { fakes.append(try await FakeGemini.start(settings: settings, sharingResourcesWith: fakes.first)) }
     let all = fakes
     let harness = try await GatewayHarness.start(
-        keys: keys, upstreams: all.map(\.baseURL) + extraUpstreams, configure: configure
+        keys: keys, upstreams: all.map(\.baseURL) + extraUpstreams, transport: transport, configure: configure
     )
     do {
         try await withTimeout(timeout) { try await body(harness, all) }
