@@ -7,7 +7,7 @@ import TestSupport
 /// Starts a fake, runs `body` against it (bounded by a timeout) and always stops the fake.
 func withFake(
     settings: FakeGemini.Settings = .init(),
-    timeout: Double = 20,
+    timeout: Double = 120,
     _ body: @escaping @Sendable (FakeGemini) async throws -> Void
 ) async throws {
     let fake = try await withTimeout(timeout) { try await FakeGemini.start(settings: settings) }

@@ -37,11 +37,20 @@ enum CLI {
         try ChildProcess(executable.path, arguments, directory: directory, environment: Self.environment(environment))
     }
 
-    /// Runs a command to its end (blocking the thread) and returns its status and output.
-    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws -> CLIResult {
-        let child = try start(arguments, in: directory, environment: environment)
-        let status = child.waitUntilExit()
-        return CLIResult(status: status, stdout: child.stdout, stderr: child.stderr)
+    /// Runs a command to its end and returns its status and output. The wait is on a thread of
+    /// its own, never on one of the test process's few cooperative threads: tests run in
+    /// parallel, and the gateways and fakes of the other tests need those threads (two on a
+    /// 2-core machine) to answer at all.
+    static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> CLIResult {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result {
+                    let child = try start(arguments, in: directory, environment: environment)
+                    let status = child.waitUntilExit()
+                    return CLIResult(status: status, stdout: child.stdout, stderr: child.stderr)
+                })
+            }
+        }
     }
 }
 
@@ -66,8 +75,8 @@ final class Workspace: Sendable {
         return file
     }
 
-    func run(_ arguments: String..., environment: [String: String] = [:]) throws -> CLIResult {
-        try CLI.run(arguments, in: path, environment: environment)
+    func run(_ arguments: String..., environment: [String: String] = [:]) async throws -> CLIResult {
+        try await CLI.run(arguments, in: path, environment: environment)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

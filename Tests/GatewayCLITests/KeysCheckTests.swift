@@ -32,11 +32,11 @@ import Testing
         ])
         _ = ws.write("api_keys.txt", keys.enumerated().map { $0.offset == 4 ? "\($0.element) proj-b" : $0.element }.joined(separator: "\n"))
         _ = ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
-        #expect(try await ws.runOff("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
-        #expect(try await ws.runOff("keys", "delete", "0001", "--reason", "API_KEY_INVALID").status == 0)
-        #expect(try await ws.runOff("keys", "delete", "0002", "--reason", "API_KEY_INVALID").status == 0)
-        #expect(try await ws.runOff("keys", "disable", "0003").status == 0)
-        #expect(try await ws.runOff("keys", "delete", "0006", "--reason", "API_KEY_INVALID").status == 0)
+        #expect(try await ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
+        #expect(try await ws.run("keys", "delete", "0001", "--reason", "API_KEY_INVALID").status == 0)
+        #expect(try await ws.run("keys", "delete", "0002", "--reason", "API_KEY_INVALID").status == 0)
+        #expect(try await ws.run("keys", "disable", "0003").status == 0)
+        #expect(try await ws.run("keys", "delete", "0006", "--reason", "API_KEY_INVALID").status == 0)
         let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
         let until = Date().addingTimeInterval(3600)
         try await queue.write { db in
@@ -61,7 +61,7 @@ import Testing
     }
 
     func listing(_ ws: Workspace) async throws -> [String: [String: Any]] {
-        let list = try await ws.runOff("keys", "list", "--json")
+        let list = try await ws.run("keys", "list", "--json")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
         return Dictionary(uniqueKeysWithValues: rows.map { ($0["tail"] as! String, $0) })
     }
@@ -78,10 +78,10 @@ import Testing
         let ws = Workspace()
         let fake = try await setUp(ws)
         defer { Task { await fake.stop() } }
-        let before = try await ws.runOff("keys", "list", "--json")
+        let before = try await ws.run("keys", "list", "--json")
         let marker = try await AppDatabase.open(path: ws.path + "/gateway.db").poolMarker()
 
-        let json = try await ws.runOff("keys", "check", "--json")
+        let json = try await ws.run("keys", "check", "--json")
         #expect(json.status == 0, "\(json.all)")
         let (report, rows) = try checked(json)
         #expect(report["upstream"] as? String == fake.baseURL, "the first enabled upstream")
@@ -116,7 +116,7 @@ import Testing
         }
 
         // The table says the same, with the state before and the reason.
-        let table = try await ws.runOff("keys", "check")
+        let table = try await ws.run("keys", "check")
         #expect(table.status == 0)
         let lines = table.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first?.contains("FINGERPRINT") == true && lines.first?.contains("BEFORE") == true)
@@ -127,14 +127,14 @@ import Testing
         #expect(table.stdout.contains("--restore brings back 3 keys"))
 
         // Named keys (any state), and --all.
-        let named = try checked(try await ws.runOff("keys", "check", "0007", "0002", "--json")).byTail
+        let named = try checked(try await ws.run("keys", "check", "0007", "0002", "--json")).byTail
         #expect(Set(named.keys) == ["0002", "0007"])
         #expect(named["0007"]?["result"] as? String == "alive")
-        let all = try await ws.runOff("keys", "check", "--all", "--concurrency", "2", "--json")
+        let all = try await ws.run("keys", "check", "--all", "--concurrency", "2", "--json")
         #expect(try checked(all).byTail.count == 7)
 
         // Nothing changed in the database.
-        let after = try await ws.runOff("keys", "list", "--json")
+        let after = try await ws.run("keys", "list", "--json")
         #expect(after.stdout == before.stdout)
         #expect(try await AppDatabase.open(path: ws.path + "/gateway.db").poolMarker() == marker)
         expectNoSecret(json, table, all, before, after)
@@ -148,7 +148,7 @@ import Testing
         defer { Task { await fake.stop() } }
         let marker = try await AppDatabase.open(path: ws.path + "/gateway.db").poolMarker()
 
-        let result = try await ws.runOff("keys", "check", "--restore", "--json")
+        let result = try await ws.run("keys", "check", "--restore", "--json")
         #expect(result.status == 0, "\(result.all)")
         let rows = try checked(result).byTail
         #expect(rows["0001"]?["action"] as? String == "restored")
@@ -174,7 +174,7 @@ import Testing
         #expect(try await AppDatabase.open(path: ws.path + "/gateway.db").poolMarker() != marker)
 
         // The table says what was done.
-        let again = try await ws.runOff("keys", "check", "--restore")
+        let again = try await ws.run("keys", "check", "--restore")
         #expect(again.status == 0, "\(again.all)")
         #expect(again.stdout.contains("DONE"))
         #expect(again.stdout.contains("restored 0 keys"))
@@ -187,10 +187,10 @@ import Testing
         let ws = Workspace()
         let fake = try await setUp(ws)
         defer { Task { await fake.stop() } }
-        let before = try await ws.runOff("keys", "list", "--json")
+        let before = try await ws.run("keys", "list", "--json")
         let port = try freePort()
 
-        let refused = try await ws.runOff("keys", "check", "--restore", "--upstream", "http://127.0.0.1:\(port)")
+        let refused = try await ws.run("keys", "check", "--restore", "--upstream", "http://127.0.0.1:\(port)")
         #expect(refused.status == 69)
         #expect(refused.stdout.isEmpty)
         #expect(refused.stderr.hasPrefix("error: no answer from upstream http://127.0.0.1:\(port) (CONNECTION_REFUSED"))
@@ -198,12 +198,12 @@ import Testing
 
         // A relay that answers every call with its own HTML page is no better.
         fake.setRules([.init(reply: .status(502, body: "<html>bad gateway</html>", contentType: "text/html"))])
-        let relay = try await ws.runOff("keys", "check", "--restore", "--json")
+        let relay = try await ws.run("keys", "check", "--restore", "--json")
         #expect(relay.status == 69)
         #expect(relay.stderr.contains("NOT_GOOGLE_ENVELOPE"))
         #expect(relay.stderr.contains("HTTP 502"))
 
-        #expect(try await ws.runOff("keys", "list", "--json").stdout == before.stdout)
+        #expect(try await ws.run("keys", "list", "--json").stdout == before.stdout)
         expectNoSecret(refused, relay)
     }
 
@@ -219,7 +219,7 @@ import Testing
         try await queue.write { db in
             try db.execute(sql: "UPDATE keys SET secret = secret || char(13, 10) || 'X-Injected: 1' WHERE tail = '0001'")
         }
-        let result = try await ws.runOff("keys", "check", "--json")
+        let result = try await ws.run("keys", "check", "--json")
         #expect(result.status == 0, "\(result.all)")
         #expect(result.stderr.contains("warning: key \(Secret.fingerprint(keys[0])): its stored secret is not a valid key"))
         let (_, byTail) = try checked(result)
@@ -227,43 +227,32 @@ import Testing
         #expect(Set(byTail.keys) == ["0002", "0003", "0004", "0005", "0006"])
         #expect(!fake.received().contains { $0.headers.contains { $0.name.lowercased() == "x-injected" } })
         // Only that key asked for: nothing left to check, and it says so.
-        let alone = try await ws.runOff("keys", "check", "0001")
+        let alone = try await ws.run("keys", "check", "0001")
         #expect(alone.status == 0)
         #expect(alone.stdout.contains("no key left to check (see the warnings above)"), "\(alone.all)")
     }
 
-    @Test func badInputIsAUsageError() throws {
+    @Test func badInputIsAUsageError() async throws {
         let ws = Workspace()
         _ = ws.write("api_keys.txt", keys[0])
-        #expect(try ws.run("import", "--keys", "api_keys.txt").status == 0)
+        #expect(try await ws.run("import", "--keys", "api_keys.txt").status == 0)
         for arguments in [
             ["--nonsense"], ["--concurrency", "0"], ["--timeout", "0"], ["--upstream", "ftp://relay.example"],
             ["--all", "0001"], ["--upstream-ca-file", "missing.pem"],
         ] {
-            let result = try CLI.run(["keys", "check"] + arguments, in: ws.path)
+            let result = try await CLI.run(["keys", "check"] + arguments, in: ws.path)
             #expect(result.status == 64, "\(arguments): \(result.all)")
         }
-        let unknown = try ws.run("keys", "check", "ffff")
+        let unknown = try await ws.run("keys", "check", "ffff")
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no key matches"))
         // Nothing to check is not an error.
-        let none = try ws.run("keys", "check")
+        let none = try await ws.run("keys", "check")
         #expect(none.status == 0)
         #expect(none.stdout.contains("no deleted, disabled or cooling keys"))
-        let noneJSON = try ws.run("keys", "check", "--json")
+        let noneJSON = try await ws.run("keys", "check", "--json")
         #expect(noneJSON.status == 0)
         #expect((try JSONSerialization.jsonObject(with: Data(noneJSON.stdout.utf8)) as? [String: Any])?["keys"] as? [Any] != nil)
     }
 }
 
-extension Workspace {
-    /// `run`, on a thread of its own: it blocks until the process exits, and the process waits
-    /// for the fake upstream, which needs the test process's cooperative threads to answer.
-    func runOff(_ arguments: String..., environment: [String: String] = [:]) async throws -> CLIResult {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { [path] in
-                continuation.resume(with: Result { try CLI.run(arguments, in: path, environment: environment) })
-            }
-        }
-    }
-}

@@ -71,16 +71,16 @@ import Testing
         }
     }
 
-    @Test func aBrokenSettingsFileStopsTheStartWithItsLine() throws {
+    @Test func aBrokenSettingsFileStopsTheStartWithItsLine() async throws {
         let ws = Workspace()
         ws.write("gateway.env", "GEMINI_GATEWAY_PORT=8001\nGEMINI_GATEWAY_PROT=8002\n")
-        let typo = try ws.run("serve", "--config", "gateway.env")
+        let typo = try await ws.run("serve", "--config", "gateway.env")
         #expect(typo.status == 65)
         #expect(typo.stderr.contains("gateway.env") && typo.stderr.contains("line 2: unknown setting GEMINI_GATEWAY_PROT"), "\(typo.stderr)")
-        let missing = try ws.run("serve", "--config=nowhere.env")
+        let missing = try await ws.run("serve", "--config=nowhere.env")
         #expect(missing.status == 66)
         ws.write("bad-port.env", "GEMINI_GATEWAY_PORT=eighty\n")
-        let badValue = try ws.run("serve", "--config", "bad-port.env")
+        let badValue = try await ws.run("serve", "--config", "bad-port.env")
         #expect(badValue.status == 64)
         #expect(badValue.stderr.contains("GEMINI_GATEWAY_PORT"))
     }
@@ -104,11 +104,11 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    @Test func theExampleSettingsFileIsReadAsItIs() throws {
+    @Test func theExampleSettingsFileIsReadAsItIs() async throws {
         let ws = Workspace()
         let example = Self.root.appendingPathComponent("etc/gemini-gateway.env").path
         // --help after --config: the file is read (a problem in it would exit 65) and nothing starts.
-        let result = try ws.run("serve", "--config", example, "--help")
+        let result = try await ws.run("serve", "--config", example, "--help")
         #expect(result.status == 0, "\(result.all)")
         #expect(result.stdout.contains("--config"))
     }
@@ -117,7 +117,7 @@ import Testing
 
     /// `systemd-analyze verify` on the unit, its binary pointed at the one just built.
     @Test(.enabled(if: systemdAnalyze != nil, "systemd-analyze is not installed"))
-    func theSystemdUnitVerifies() throws {
+    func theSystemdUnitVerifies() async throws {
         let ws = Workspace()
         let unit = try String(contentsOf: Self.root.appendingPathComponent("etc/systemd/gemini-gateway.service"), encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/local/bin/gemini-gateway serve --config /etc/gemini-gateway/gemini-gateway.env"))
@@ -127,7 +127,7 @@ import Testing
         }
         let path = ws.write("gemini-gateway.service", unit.replacingOccurrences(of: "/usr/local/bin/gemini-gateway", with: CLI.executable.path))
         let verify = try ChildProcess(try #require(Self.systemdAnalyze), ["verify", path], environment: ProcessInfo.processInfo.environment)
-        let status = verify.waitUntilExit()
+        let status = await verify.waitForExit(timeout: patience)
         let text = verify.stdout + verify.stderr
         #expect(status == 0, "\(text)")
         #expect(!text.contains("gemini-gateway.service:"), "warnings about the unit: \(text)")

@@ -21,13 +21,13 @@ import Testing
         ])
         ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1])\n")
         ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
-        #expect(try ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
-        func token(_ name: String) throws -> String {
-            let result = try ws.run("clients", "add", name, "--json")
+        #expect(try await ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
+        func token(_ name: String) async throws -> String {
+            let result = try await ws.run("clients", "add", name, "--json")
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
             return try #require(object?["token"] as? String)
         }
-        let alice = try token("alice"), bob = try token("bob")
+        let alice = try await token("alice"), bob = try await token("bob")
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)", "--log-retention-days", "30"], in: ws.path)
         defer { serve.kill() }
@@ -66,10 +66,10 @@ import Testing
     /// A report in every format, as rows of column -> text (numbers normalized: `5.0` is `5`),
     /// checked to agree cell by cell: CSV and the table against JSON, whose types decide how a
     /// cell compares (a tail `0001` stays text).
-    static func run(_ ws: Workspace, _ arguments: [String]) throws -> [[String: String]] {
-        let json = try CLI.run(["report"] + arguments + ["--format", "json"], in: ws.path)
-        let csv = try CLI.run(["report"] + arguments + ["--format", "csv"], in: ws.path)
-        let table = try CLI.run(["report"] + arguments, in: ws.path)
+    static func run(_ ws: Workspace, _ arguments: [String]) async throws -> [[String: String]] {
+        let json = try await CLI.run(["report"] + arguments + ["--format", "json"], in: ws.path)
+        let csv = try await CLI.run(["report"] + arguments + ["--format", "csv"], in: ws.path)
+        let table = try await CLI.run(["report"] + arguments, in: ws.path)
         for result in [json, csv, table] {
             #expect(result.status == 0, "\(arguments): \(result.stderr)")
             #expect(result.stderr.isEmpty, "\(arguments): \(result.stderr)")
@@ -161,7 +161,7 @@ import Testing
         }
 
         // Per client per day (the default range: the last 7 days).
-        let clients = try Self.run(ws, ["clients"])
+        let clients = try await Self.run(ws, ["clients"])
         try #require(clients.count == 2)
         let today = String(try raw("SELECT MIN(started_at) FROM requests").prefix(10))
         let alice = clients[0], bob = clients[1]
@@ -192,24 +192,24 @@ import Testing
         #expect(alice["request_bytes"] == "200", "5 bodies of 40 bytes")
 
         // --totals over a range given as dates, --client, --model.
-        let totals = try Self.run(ws, ["clients", "--totals", "--since", today, "--until", today])
+        let totals = try await Self.run(ws, ["clients", "--totals", "--since", today, "--until", today])
         #expect(totals.map { $0["client"] } == ["alice", "bob"])
         #expect(totals[0].filter { $0.key != "day" } == aliceWants.filter { $0.key != "day" })
-        let onlyBob = try Self.run(ws, ["clients", "--client", "bob", "--since", "1h"])
+        let onlyBob = try await Self.run(ws, ["clients", "--client", "bob", "--since", "1h"])
         #expect(onlyBob == [bobWants])
 
         // Per model.
-        let models = try Self.run(ws, ["models", "--totals"])
+        let models = try await Self.run(ws, ["models", "--totals"])
         #expect(models.map { $0["model"] } == ["gemini-2.5-flash", "gemini-2.5-pro"])
         #expect(models[0]["requests"] == "6" && models[0]["successful"] == "5" && models[0]["client_errors"] == "1")
         #expect(models[0]["upstream_attempts"] == "6" && models[0]["streamed"] == "1")
         #expect(models[0]["prompt_tokens"] == "44" && models[0]["candidates_tokens"] == "42" && models[0]["total_tokens"] == "106")
         #expect(models[1]["requests"] == "1" && models[1]["upstream_attempts"] == "2" && models[1]["total_tokens"] == "23")
-        let proForAlice = try Self.run(ws, ["models", "--client", "alice", "--model", "gemini-2.5-pro"])
+        let proForAlice = try await Self.run(ws, ["models", "--client", "alice", "--model", "gemini-2.5-pro"])
         #expect(proForAlice.count == 1 && proForAlice[0]["day"] == today && proForAlice[0]["requests"] == "1")
 
         // Per key: the busiest first; together the 7 requests and 8 tries.
-        let keys = try Self.run(ws, ["keys"])
+        let keys = try await Self.run(ws, ["keys"])
         try #require(keys.count == 2)
         func sum(_ rows: [[String: String]], _ column: String) -> Int { rows.compactMap { Int($0[column] ?? "") }.reduce(0, +) }
         #expect(sum(keys, "requests") == 7 && sum(keys, "errors") == 1 && sum(keys, "attempts") == 8)
@@ -224,7 +224,7 @@ import Testing
         }
 
         // Per upstream.
-        let upstreams = try Self.run(ws, ["upstreams", "--since", "24h"])
+        let upstreams = try await Self.run(ws, ["upstreams", "--since", "24h"])
         try #require(upstreams.count == 1)
         let upstream = upstreams[0]
         #expect(upstream["requests"] == "7" && upstream["successful"] == "6" && upstream["errors"] == "1")
@@ -235,17 +235,17 @@ import Testing
         #expect(upstream["p50_latency_ms_approx"] != "" && upstream["p95_latency_ms_approx"] != "")
 
         // Health now: the throttled key cools for gemini-2.5-pro; the rest is usable.
-        let health = try Self.run(ws, ["health"])
+        let health = try await Self.run(ws, ["health"])
         #expect(health.map { $0["kind"] } == ["upstream", "key", "key"])
         #expect(health.map { $0["condition"] } == ["usable", "cooling", "usable"])
         #expect(health[1]["why"]?.hasPrefix("gemini-2.5-pro until ") == true)
         #expect(health[1]["why"]?.hasSuffix("(RATE_LIMIT_PER_MINUTE)") == true)
-        #expect(try Self.run(ws, ["health", "--problems"]) == [health[1]])
+        #expect(try await Self.run(ws, ["health", "--problems"]) == [health[1]])
     }
 
     // MARK: - Argument errors and empty databases
 
-    @Test func badArgumentsAreUsageErrors() throws {
+    @Test func badArgumentsAreUsageErrors() async throws {
         let ws = Workspace()
         let cases: [([String], String)] = [
             (["report", "clients", "--since", "3x"], "--since '3x' is neither a date"),
@@ -260,29 +260,29 @@ import Testing
             (["serve", "--log-retention-days", "-1"], "--log-retention-days"),
         ]
         for (arguments, message) in cases {
-            let result = try CLI.run(arguments, in: ws.path)
+            let result = try await CLI.run(arguments, in: ws.path)
             #expect(result.status == 64, "\(arguments)")
             #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
         }
-        let fromEnv = try ws.run("serve", environment: ["GEMINI_GATEWAY_LOG_RETENTION_DAYS": "forever"])
+        let fromEnv = try await ws.run("serve", environment: ["GEMINI_GATEWAY_LOG_RETENTION_DAYS": "forever"])
         #expect(fromEnv.status == 64)
         #expect(fromEnv.stderr.contains("GEMINI_GATEWAY_LOG_RETENTION_DAYS"))
         #expect(!FileManager.default.fileExists(atPath: ws.path + "/gateway.db"), "nothing ran")
     }
 
-    @Test func anEmptyDatabaseReportsNothingCleanly() throws {
+    @Test func anEmptyDatabaseReportsNothingCleanly() async throws {
         let ws = Workspace()
-        let missing = try ws.run("report", "clients", "--db", "nope.db")
+        let missing = try await ws.run("report", "clients", "--db", "nope.db")
         #expect(missing.status == 1)
         #expect(missing.stderr == "error: no database at 'nope.db' (give --db PATH or set GEMINI_GATEWAY_DB)\n")
         #expect(!FileManager.default.fileExists(atPath: ws.path + "/nope.db"))
-        #expect(try ws.run("status").status == 0)
-        let table = try ws.run("report", "clients")
+        #expect(try await ws.run("status").status == 0)
+        let table = try await ws.run("report", "clients")
         #expect(table.status == 0)
         #expect(table.stdout.hasSuffix("no requests in this range\n"))
-        #expect(try ws.run("report", "keys", "--format", "json").stdout == "[]\n")
-        #expect(try ws.run("report", "upstreams", "--format", "csv").stdout.hasPrefix("upstream_id,base_url,state,requests"))
-        #expect(try ws.run("report", "health", "--json").stdout == "[]\n")
-        #expect(try ws.run("report", "health").stdout == "no keys or upstreams\n")
+        #expect(try await ws.run("report", "keys", "--format", "json").stdout == "[]\n")
+        #expect(try await ws.run("report", "upstreams", "--format", "csv").stdout.hasPrefix("upstream_id,base_url,state,requests"))
+        #expect(try await ws.run("report", "health", "--json").stdout == "[]\n")
+        #expect(try await ws.run("report", "health").stdout == "no keys or upstreams\n")
     }
 }

@@ -66,7 +66,7 @@ import Testing
 
     @Test func withNoUpstreamGoogleIsTheUpstreamAndATokenIsNotMadeTwice() async throws {
         let ws = Workspace()
-        #expect(try ws.run("clients", "add", "ops").status == 0)
+        #expect(try await ws.run("clients", "add", "ops").status == 0)
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
         defer { serve.kill() }
@@ -74,24 +74,24 @@ import Testing
         serve.terminate()
         #expect(await serve.waitForExit(timeout: 120) == 0)
         #expect(!serve.stdout.contains("gw-"), "a client token exists, so none is made")
-        let upstreams = try ws.run("upstreams", "list", "--json")
+        let upstreams = try await ws.run("upstreams", "list", "--json")
         #expect(upstreams.stdout.contains("https://generativelanguage.googleapis.com"))
     }
 
-    @Test func badSettingsAreUsageErrors() throws {
+    @Test func badSettingsAreUsageErrors() async throws {
         let ws = Workspace()
-        #expect(try ws.run("serve", "--port", "70000").status == 64)
-        #expect(try ws.run("serve", "--max-attempts", "0").status == 64)
-        #expect(try ws.run("serve", "--log-level", "loud").status == 64)
+        #expect(try await ws.run("serve", "--port", "70000").status == 64)
+        #expect(try await ws.run("serve", "--max-attempts", "0").status == 64)
+        #expect(try await ws.run("serve", "--log-level", "loud").status == 64)
         for url in ["gemini.example.com", "https://", "https://gw.example.com/\r\nX-Injected: 1", "https://gw.example.com/a b"] {
-            let refused = try ws.run("serve", "--public-url", url)
+            let refused = try await ws.run("serve", "--public-url", url)
             #expect(refused.status == 64, "\(url)")
             #expect(refused.stderr.contains("--public-url must be"), "\(url)")
         }
-        let fromEnv = try ws.run("serve", environment: ["GEMINI_GATEWAY_PORT": "eighty"])
+        let fromEnv = try await ws.run("serve", environment: ["GEMINI_GATEWAY_PORT": "eighty"])
         #expect(fromEnv.status == 64)
         #expect(fromEnv.stderr.contains("GEMINI_GATEWAY_PORT"))
-        let missing = try ws.run("serve", "--keys", "nope.txt")
+        let missing = try await ws.run("serve", "--keys", "nope.txt")
         #expect(missing.status == 66)
     }
 }

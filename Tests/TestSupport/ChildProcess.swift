@@ -95,6 +95,9 @@ public final class ChildProcess: Sendable {
     public var exitStatus: Int32? { reap(blocking: false) }
 
     /// Waits, blocking the thread, until the child exits and its output is read; its status.
+    /// Not from async code: a blocked cooperative thread is one of the two (on 2 cores) that
+    /// every test's servers need; use ``waitForExit(timeout:)`` there.
+    @available(*, noasync, message: "blocks a cooperative thread; use waitForExit(timeout:)")
     @discardableResult
     public func waitUntilExit() -> Int32 {
         let status = reap(blocking: true) ?? -1

@@ -1,7 +1,7 @@
 // Deadlines for tests: a test that hangs fails with a message instead of stalling the suite.
 
 /// Runs `operation`, failing with `TimedOut` if it takes longer than `seconds`.
-public func withTimeout<T: Sendable>(_ seconds: Double = 30, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+public func withTimeout<T: Sendable>(_ seconds: Double = 120, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await operation() }
         group.addTask {
