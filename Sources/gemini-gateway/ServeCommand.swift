@@ -173,7 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in SwitchableLogHandler(label: label) }
         let logger = Logger(label: "gemini-gateway")
         try await reportingErrors {
-            let store = try database.open()
+            let store = try database.openOrCreate()
             try importFiles(into: store)
             try ensureUpstream(in: store, logger: logger)
             try ensureToken(in: store)

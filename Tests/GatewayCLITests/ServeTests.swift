@@ -66,6 +66,7 @@ import Testing
 
     @Test func withNoUpstreamGoogleIsTheUpstreamAndATokenIsNotMadeTwice() async throws {
         let ws = Workspace()
+        ws.createDatabase()
         #expect(try ws.run("clients", "add", "ops").status == 0)
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
