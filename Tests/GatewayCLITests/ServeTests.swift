@@ -79,6 +79,54 @@ import Testing
         #expect(upstreams.stdout.contains("https://generativelanguage.googleapis.com"))
     }
 
+    /// No secret at any log level: at trace, the settings printed at start, the service group's
+    /// lines at start and at shutdown, a reload and the requests show the proxy key, the admin
+    /// token and the keys only as fingerprints.
+    @Test func traceLogsShowNoSecret() async throws {
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1]) proj\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        let proxyKey = "gw-proxy-key-of-the-trace-test-0123456789"
+        let adminToken = "admin-token-of-the-trace-test-0123456789"
+        let port = try freePort()
+        let serve = try ServeProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt",
+             "--log-level", "trace", "--proxy-key", proxyKey],
+            in: ws.path, environment: ["GEMINI_GATEWAY_ADMIN_TOKEN": adminToken]
+        )
+        defer { serve.kill() }
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+
+        let client = HTTPClient.shared
+        func get(_ path: String, _ headers: [(String, String)]) async throws -> Int {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            let response = try await client.execute(request, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        }
+        #expect(try await get("/v1beta/models?key=\(proxyKey)", []) == 200)
+        #expect(try await get("/v1beta/models", [("x-goog-api-key", proxyKey)]) == 200)
+        #expect(try await get("/metrics", [("authorization", "Bearer \(adminToken)")]) == 200)
+        #expect(try await get("/readyz?key=\(adminToken)", []) == 200)
+        serve.hangUp()
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("reloaded settings") } != nil)
+        serve.terminate()
+        #expect(await serve.waitForExit(timeout: patience) == 0)
+
+        let output = serve.stdout + serve.stderr
+        for secret in secrets + [proxyKey, adminToken] {
+            #expect(!output.contains(secret), "a secret in the log at trace")
+        }
+        // The settings were printed, the tokens as fingerprints; the service group named its services.
+        let settings = try #require(serve.stderr.split(separator: "\n").first { $0.contains(" settings ") || $0.hasSuffix(" settings") || $0.contains("settings=") })
+        #expect(settings.contains("proxyKey=fingerprint:\(Secret.fingerprint(proxyKey))"), "\(settings)")
+        #expect(settings.contains("adminToken=fingerprint:\(Secret.fingerprint(adminToken))"), "\(settings)")
+        #expect(serve.stderr.contains("HangupReloader"))
+    }
+
     @Test func badSettingsAreUsageErrors() throws {
         let ws = Workspace()
         #expect(try ws.run("serve", "--port", "70000").status == 64)
