@@ -10,6 +10,9 @@ public struct AppDatabase: Sendable {
     public let writer: any DatabaseWriter
     /// The file, or nil for an in-memory database.
     public let path: String?
+    /// The file at `path` when it was opened: another one there later (or none) means the
+    /// database was deleted or replaced while open (``fileState()``).
+    let openedFile: FileIdentity?
     let busyTimeout: TimeInterval
 
     /// How long a writer waits for another process's write transaction before giving up.
@@ -18,6 +21,7 @@ public struct AppDatabase: Sendable {
     init(writer: any DatabaseWriter, path: String? = nil, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         self.writer = writer
         self.path = path
+        self.openedFile = path.flatMap(FileIdentity.of)
         self.busyTimeout = busyTimeout
         try Self.migrate(writer)
     }
