@@ -244,8 +244,8 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// What a log line or an error shows of the parsed command (ArgumentParser's default would dump
-/// every property, the tokens included): the settings, secrets as fingerprints.
+/// What a log line or an error shows of the parsed command (Swift's default description of a
+/// struct would dump every property, the tokens included): the settings, secrets as fingerprints.
 extension ServeCommand: CustomStringConvertible {
     var description: String { "serve db=\(database.db) \(gatewayConfiguration())" }
 }
