@@ -26,10 +26,10 @@ import Testing
         defer { serve.kill() }
 
         // The import summary, then the one-time token (no token was configured).
-        let token = try #require(await serve.waitForStdout(timeout: 30) { $0.hasPrefix("gw-") })
+        let token = try #require(await serve.waitForStdout(timeout: patience) { $0.hasPrefix("gw-") })
         #expect(serve.stdout.contains("keys from api_keys.txt: 2 added"))
         #expect(serve.stdout.contains("upstreams from proxy_urls.txt: 1 added"))
-        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil)
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
 
         let client = HTTPClient.shared
         func generate(_ model: String) async throws -> Int {
@@ -50,7 +50,7 @@ import Testing
         serve.terminate()
         let slowStatus = try await slow.value
         #expect(slowStatus == 200)
-        let status = try #require(await serve.waitForExit(timeout: 30))
+        let status = try #require(await serve.waitForExit(timeout: patience))
         #expect(status == 0)
 
         // Both requests are in the log, and no secret reached the output.
@@ -71,9 +71,9 @@ import Testing
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
         defer { serve.kill() }
-        #expect(await serve.waitForStderr(timeout: 30) { $0.contains("Server started") } != nil)
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
         serve.terminate()
-        #expect(await serve.waitForExit(timeout: 30) == 0)
+        #expect(await serve.waitForExit(timeout: patience) == 0)
         #expect(!serve.stdout.contains("gw-"), "a client token exists, so none is made")
         let upstreams = try ws.run("upstreams", "list", "--json")
         #expect(upstreams.stdout.contains("https://generativelanguage.googleapis.com"))
