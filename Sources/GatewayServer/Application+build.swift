@@ -22,6 +22,8 @@ public struct Gateway: Sendable {
     let owners: ResourceOwners
     /// Prunes raw log rows older than `configuration.logRetentionDays`.
     public let retention: RetentionService
+    /// Notices the database file deleted or replaced while serving, and saves what it holds.
+    public let databaseWatcher: DatabaseWatcher
     /// `/status` (reads the database beside the writer).
     let statusPage: StatusPage
     /// Guards `/metrics` and `/status`.
@@ -48,10 +50,13 @@ public struct Gateway: Sendable {
             database: database, capacity: configuration.logBufferCapacity,
             stragglers: { await tasks.idle(within: stragglerWait) }, logger: logger
         )
+        let databaseWatcher = DatabaseWatcher(database: database, logger: logger)
+        self.databaseWatcher = databaseWatcher
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
             // Disabled and deleted keys are not in the pool: index counts in SQLite, per scrape.
-            storedKeyCounts: { try await database.keyCounts() }
+            storedKeyCounts: { try await database.keyCounts() },
+            databaseHealthy: { databaseWatcher.isHealthy }
         )
         sync = PoolSync(
             database: database, pool: pool, authenticator: authenticator,
@@ -114,7 +119,7 @@ public struct Gateway: Sendable {
             ])
         }
         return Application(
-            responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage),
+            responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher),
             // The proxied requests are served below Hummingbird's request types, by a handler of
             // each connection's pipeline; the rest goes on to the responder.
             server: GatewayHTTPChannel.server(
@@ -129,8 +134,9 @@ public struct Gateway: Sendable {
             ),
             // Started in this order, stopped in reverse: the proxied requests still running after
             // the server closed its connections end before the request log's last flush; the
-            // transport stops last.
-            services: [transport, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger)],
+            // transport stops last. The database's watcher stops after the log writer and the
+            // pool's sync: a database deleted while serving is saved with their last writes.
+            services: [transport, databaseWatcher, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger)],
             onServerRunning: onServerRunning,
             logger: logger
         )

@@ -33,6 +33,7 @@ extension GatewayMetrics {
         let keys = perKey ? pool.keyStates(now: now) : []
         let queueDepth = logWriter.queueDepth
         let droppedRows = logWriter.droppedRows
+        let databaseHealthy = databaseHealthy?()
         scrape.withLock { state in
             fixed.keys(.usable).set(Double(snapshot.activeKeys - snapshot.coolingKeys))
             fixed.keys(.cooling).set(Double(snapshot.coolingKeys))
@@ -41,6 +42,7 @@ extension GatewayMetrics {
                 fixed.keys(.deleted).set(Double(stored.deleted))
             }
             fixed.logQueueDepth.set(Double(queueDepth))
+            if let databaseHealthy { fixed.databaseOK.set(databaseHealthy ? 1.0 : 0.0) }
             if droppedRows > state.droppedRows {
                 fixed.logDroppedRows.increment(by: Int64(droppedRows - state.droppedRows))
                 state.droppedRows = droppedRows
@@ -134,6 +136,9 @@ extension GatewayMetrics {
         static let logDroppedRows = Family(
             name: "gemini_gateway_log_dropped_rows_total",
             help: "Request rows dropped because the log writer's buffer was full.")
+        static let databaseOK = Family(
+            name: "gemini_gateway_database_ok",
+            help: "1 while the database file is at its path; 0 once it was deleted or replaced while serving (see /readyz).")
         static let keyState = Family(
             name: "gemini_gateway_key_state",
             help: "1 for the key's current state: usable, cooling (some models) or unusable (every model).")
@@ -151,6 +156,7 @@ extension GatewayMetrics {
         let logQueueDepth: Prometheus.Gauge
         let logDroppedRows: Prometheus.Counter
         let clientConnectionsClosed: [ClientTimeouts.Expiry: Prometheus.Counter]
+        let databaseOK: Prometheus.Gauge
 
         init(registry: PrometheusCollectorRegistry) {
             var keys: [KeysLabel: Prometheus.Gauge] = [:]
@@ -166,6 +172,7 @@ extension GatewayMetrics {
                     descriptor: Family.clientConnectionsClosed.descriptor, labels: [("reason", expiry.rawValue)])
             }
             clientConnectionsClosed = closed
+            databaseOK = registry.makeGauge(descriptor: Family.databaseOK.descriptor)
         }
 
         func keys(_ state: KeysLabel) -> Prometheus.Gauge { keysByState[state]! }

@@ -35,6 +35,8 @@ public final class GatewayMetrics: Sendable {
     let pool: KeyPool
     let logWriter: RequestLogWriter
     let storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)?
+    /// Whether the database file is still at its path (``DatabaseWatcher``); nil: not watched.
+    let databaseHealthy: (@Sendable () -> Bool)?
     let perKey: Bool
     let fixed: FixedSeries
     let scrape = Mutex(ScrapeState())
@@ -45,7 +47,8 @@ public final class GatewayMetrics: Sendable {
         configuration: GatewayConfiguration,
         pool: KeyPool,
         logWriter: RequestLogWriter,
-        storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)? = nil
+        storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)? = nil,
+        databaseHealthy: (@Sendable () -> Bool)? = nil
     ) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -61,6 +64,7 @@ public final class GatewayMetrics: Sendable {
         self.pool = pool
         self.logWriter = logWriter
         self.storedKeyCounts = storedKeyCounts
+        self.databaseHealthy = databaseHealthy
         self.perKey = configuration.metricsPerKey
         self.fixed = FixedSeries(registry: registry)
     }

@@ -16,6 +16,8 @@ struct GatewayResponder: HTTPResponder {
     let admin: AdminAuthenticator
     /// `/status`, the operator's HTML page.
     let status: StatusPage
+    /// Whether the database file is still there (`/readyz`).
+    let database: DatabaseWatcher
 
     /// A `HEAD` gets the head its `GET` would get: SwiftNIO's encoder in this pipeline frames a
     /// response by its status and headers only (``GatewayHTTPChannel``), so the body is left out here.
@@ -31,8 +33,12 @@ struct GatewayResponder: HTTPResponder {
             return Self.json(.ok, #"{"status":"ok"}"#)
         case "/readyz":
             let snapshot = pool.snapshot()
-            let body = #"{"ready":\#(snapshot.hasUsablePair),"active_keys":\#(snapshot.activeKeys),"cooling_keys":\#(snapshot.coolingKeys),"upstreams":\#(snapshot.upstreams),"healthy_upstreams":\#(snapshot.healthyUpstreams)}"#
-            return Self.json(snapshot.hasUsablePair ? .ok : .serviceUnavailable, body)
+            // Not ready without its database file either: the rows it writes would be lost.
+            let problem = database.problem
+            let ready = snapshot.hasUsablePair && problem == nil
+            let databaseField = problem.map { #","database_problem":"# + Self.jsonString($0) } ?? ""
+            let body = #"{"ready":\#(ready),"active_keys":\#(snapshot.activeKeys),"cooling_keys":\#(snapshot.coolingKeys),"upstreams":\#(snapshot.upstreams),"healthy_upstreams":\#(snapshot.healthyUpstreams),"database_ok":\#(problem == nil)\#(databaseField)}"#
+            return Self.json(ready ? .ok : .serviceUnavailable, body)
         case "/status":
             let decision = admin.check(request.headers)
             guard decision == .allowed else { return AdminAuthenticator.refusal(decision) }
@@ -42,6 +48,12 @@ struct GatewayResponder: HTTPResponder {
         default:
             return GeminiErrorResponse.notFound.response()
         }
+    }
+
+    /// `text` as a JSON string literal (a path may hold quotes or backslashes).
+    static func jsonString(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: text, options: [.fragmentsAllowed, .withoutEscapingSlashes])) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {

@@ -10,6 +10,9 @@ public struct AppDatabase: Sendable {
     public let writer: any DatabaseWriter
     /// The file, or nil for an in-memory database.
     public let path: String?
+    /// The file at `path` when it was opened: another one there later (or none) means the
+    /// database was deleted or replaced while open (``fileState()``).
+    let openedFile: FileIdentity?
     let busyTimeout: TimeInterval
 
     /// How long a writer waits for another process's write transaction before giving up.
@@ -18,6 +21,7 @@ public struct AppDatabase: Sendable {
     init(writer: any DatabaseWriter, path: String? = nil, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         self.writer = writer
         self.path = path
+        self.openedFile = path.flatMap(FileIdentity.of)
         self.busyTimeout = busyTimeout
         try Self.migrate(writer)
     }
@@ -44,10 +48,14 @@ public struct AppDatabase: Sendable {
         }
     }
 
-    /// Opens (creating it with mode 0600 if needed) the database at `path` and brings its schema
-    /// up to date. Errors are `StoreError`s whose description is one line an operator can act on.
-    public static func open(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws -> AppDatabase {
-        try prepareFile(at: path)
+    /// Opens the database at `path` and brings its schema up to date. A missing file is created
+    /// with mode 0600 when `creating`; otherwise it is `StoreError.missing` and nothing is made
+    /// (an admin command pointed at a misspelt path must not leave an empty database behind).
+    /// Errors are `StoreError`s whose description is one line an operator can act on.
+    public static func open(
+        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, creating: Bool = true
+    ) throws -> AppDatabase {
+        try prepareFile(at: path, creating: creating)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = checksForeignKeys
         configuration.busyMode = .timeout(busyTimeout)
@@ -133,14 +141,15 @@ public struct AppDatabase: Sendable {
 
     // MARK: - The file
 
-    /// Refuses a directory, and creates a missing file with mode 0600 so that the database (and the
-    /// -wal/-shm files SQLite derives from it) are readable by their owner only.
-    private static func prepareFile(at path: String) throws {
+    /// Refuses a directory, and creates a missing file (if `creating`) with mode 0600 so that the
+    /// database (and the -wal/-shm files SQLite derives from it) are readable by their owner only.
+    private static func prepareFile(at path: String, creating: Bool) throws {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
             if isDirectory.boolValue { throw StoreError.isDirectory(path: path) }
             return
         }
+        guard creating else { throw StoreError.missing(path: path) }
         let fd = Foundation.open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         if fd < 0 {
             let code = errno

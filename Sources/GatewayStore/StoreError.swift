@@ -4,6 +4,8 @@ import GRDB
 /// Why the database could not be used, in words an operator can act on (one line each).
 public enum StoreError: Error, Equatable, CustomStringConvertible {
     case isDirectory(path: String)
+    /// No file at the path, and the caller would not create one.
+    case missing(path: String)
     case cannotCreate(path: String, reason: String)
     case cannotOpen(path: String, reason: String)
     case notADatabase(path: String)
@@ -19,6 +21,8 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .isDirectory(let path):
             "database path '\(path)' is a directory; give a file path such as '\(path)/gateway.db'"
+        case .missing(let path):
+            "no database at '\(path)' (give --db PATH or set GEMINI_GATEWAY_DB; 'import' or 'serve' creates one)"
         case .cannotCreate(let path, let reason):
             "cannot create database '\(path)': \(reason)"
         case .cannotOpen(let path, let reason):

@@ -105,3 +105,9 @@ struct HangupReloader: Service {
         return pairs.filter { $0.1 != $0.2 }.map(\.0)
     }
 }
+
+/// The service group names its services in its debug lines: by name, not by a dump of the
+/// properties (the parsed command, with the tokens, among them).
+extension HangupReloader: CustomStringConvertible {
+    var description: String { "HangupReloader" }
+}

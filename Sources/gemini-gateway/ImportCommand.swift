@@ -38,7 +38,7 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let result = try Self.importFiles(keys: keys, upstreams: upstreams, into: database.open, printing: !output.json)
+            let result = try Self.importFiles(keys: keys, upstreams: upstreams, into: database.openOrCreate, printing: !output.json)
             if output.json {
                 try Output.json(Report(keys: result.keys, upstreams: result.upstreams))
             }

@@ -26,8 +26,16 @@ struct DatabaseOptions: ParsableArguments {
         guard !db.isEmpty else { throw ValidationError("--db must name a file") }
     }
 
+    /// Opens the database at --db, which must exist: a misspelt path is an error (exit 66),
+    /// never a new empty database that the command then reads or changes instead of the real one.
     func open() throws -> AppDatabase {
-        try AppDatabase.open(path: db, busyTimeout: busyTimeout)
+        try AppDatabase.open(path: db, busyTimeout: busyTimeout, creating: false)
+    }
+
+    /// Opens the database at --db, creating it if missing: only for `import` and `serve`, the
+    /// commands that set a gateway up.
+    func openOrCreate() throws -> AppDatabase {
+        try AppDatabase.open(path: db, busyTimeout: busyTimeout, creating: true)
     }
 }
 

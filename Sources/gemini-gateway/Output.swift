@@ -21,8 +21,11 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
     } catch let error as CLIError {
         fail(error.description, code: error.exitCode)
     } catch let error as StoreError {
-        if case .busy = error { fail(error.description, code: 75) }
-        fail(error.description, code: 1)
+        switch error {
+        case .busy: fail(error.description, code: 75)
+        case .missing: fail(error.description, code: 66)
+        default: fail(error.description, code: 1)
+        }
     } catch let error as ExitCode {
         throw error
     } catch {

@@ -57,7 +57,7 @@ struct ReportCommand: AsyncParsableCommand {
     ) async throws {
         try await reportingErrors {
             let range = try range.parsed()
-            let report = try database.openExisting().usageReport(by: dimension, range: range, filter: filter.filter, perDay: !totals)
+            let report = try database.open().usageReport(by: dimension, range: range, filter: filter.filter, perDay: !totals)
             let caption = range.caption("requests per \(noun)\(totals ? "" : " per day")")
             ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
         }
@@ -77,7 +77,7 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let range = try range.parsed()
-                let report = try database.openExisting().keyReport(range: range)
+                let report = try database.open().keyReport(range: range)
                 ReportOutput.print(report, format: format.effective, caption: range.caption("keys"), empty: "no key was used in this range")
             }
         }
@@ -95,7 +95,7 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let range = try range.parsed()
-                let report = try database.openExisting().upstreamReport(range: range, model: model)
+                let report = try database.open().upstreamReport(range: range, model: model)
                 ReportOutput.print(report, format: format.effective, caption: range.caption("upstreams"), empty: "no upstream was used in this range")
             }
         }
@@ -113,7 +113,7 @@ struct ReportCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let report = try database.openExisting().healthReport(problemsOnly: problems)
+                let report = try database.open().healthReport(problemsOnly: problems)
                 ReportOutput.print(report, format: format.effective, empty: problems ? "everything is usable" : "no keys or upstreams")
             }
         }
@@ -152,17 +152,6 @@ struct ReportFilterOptions: ParsableArguments {
     var model: String?
 
     var filter: ReportFilter { ReportFilter(client: client, model: model) }
-}
-
-extension DatabaseOptions {
-    /// Reports read an existing database: a mistyped --db is an error, not an empty report (and
-    /// no stray empty database is left behind).
-    func openExisting() throws -> AppDatabase {
-        guard FileManager.default.fileExists(atPath: db) else {
-            throw CLIError(description: "no database at '\(db)' (give --db PATH or set GEMINI_GATEWAY_DB)", exitCode: 1)
-        }
-        return try open()
-    }
 }
 
 extension ReportRange {

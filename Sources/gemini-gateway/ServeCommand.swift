@@ -211,7 +211,7 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "gemini-gateway")
         raiseDescriptorLimit(logger: logger)
         try await reportingErrors {
-            let store = try database.open()
+            let store = try database.openOrCreate()
             try importFiles(into: store)
             try ensureUpstream(in: store, logger: logger)
             try ensureToken(in: store)
@@ -219,6 +219,7 @@ struct ServeCommand: AsyncParsableCommand {
             fflush(nil)
 
             let configuration = gatewayConfiguration()
+            logger.debug("settings", metadata: ["db": "\(database.db)", "settings": "\(configuration)"])
             let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
             let app = gateway.application(configuration: configuration, logger: logger)
             let reloader = HangupReloader(gateway: gateway, store: store, started: self, logger: logger)
@@ -299,6 +300,12 @@ struct ServeCommand: AsyncParsableCommand {
         print(token)
         print("Clients send it as x-goog-api-key, ?key= or Authorization: Bearer. More: gemini-gateway clients add NAME")
     }
+}
+
+/// What a log line or an error shows of the parsed command (Swift's default description of a
+/// struct would dump every property, the tokens included): the settings, secrets as fingerprints.
+extension ServeCommand: CustomStringConvertible {
+    var description: String { "serve db=\(database.db) \(gatewayConfiguration())" }
 }
 
 /// A setting from the settings file (`--config`) or the environment; see `Settings`.

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Testing
 
 /// Runs the built `gemini-gateway` binary as an operator's shell would.
 struct CLIResult {
@@ -72,6 +73,15 @@ final class Workspace: Sendable {
     func write(_ name: String, _ data: Data) -> String {
         let file = path + "/" + name
         try! data.write(to: URL(fileURLWithPath: file))
+        return file
+    }
+
+    /// An empty database file, as `import` or `serve` would leave it before their first write:
+    /// the other commands refuse a --db that does not exist, and migrate an empty file.
+    @discardableResult
+    func createDatabase(_ name: String = "gateway.db") -> String {
+        let file = path + "/" + name
+        #expect(FileManager.default.createFile(atPath: file, contents: nil, attributes: [.posixPermissions: 0o600]))
         return file
     }
 

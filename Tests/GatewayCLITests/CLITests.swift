@@ -178,13 +178,15 @@ let secrets = [
 
     @Test func aReadOnlyPlaceIsRefused() async throws {
         let ws = Workspace()
-        let result = try await ws.run("status", "--db", "/proc/gateway.db")
+        ws.write("proxy_urls.txt", "https://relay.example.com\n")
+        let result = try await ws.run("import", "--upstreams", "proxy_urls.txt", "--db", "/proc/gateway.db")
         #expect(result.status == 1)
         #expect(result.stderr.hasPrefix("error: cannot create database '/proc/gateway.db':"))
     }
 
     @Test func aNewerSchemaIsRefused() async throws {
         let ws = Workspace()
+        ws.createDatabase()
         #expect(try await ws.run("status").status == 0)
         let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
         try await queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('9000_future')") }
@@ -200,6 +202,7 @@ let secrets = [
     @Test func aLockedDatabaseWaitsThenFailsWith75() async throws {
         let ws = Workspace()
         ws.write("api_keys.txt", secrets[0])
+        ws.createDatabase()
         #expect(try await ws.run("status").status == 0)
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
@@ -239,9 +242,39 @@ let secrets = [
 
     @Test func unknownKeyIsAnError() async throws {
         let ws = Workspace()
+        ws.createDatabase()
         let result = try await ws.run("keys", "disable", "ffff")
         #expect(result.status == 1)
         #expect(result.stderr.hasPrefix("error: no key matches 'ffff'"))
+    }
+
+    /// A misspelt --db is an error an operator sees, not a new empty database that the command
+    /// reads or changes instead of the real one: only `import` and `serve` create the file.
+    @Test func onlyImportAndServeCreateADatabase() async throws {
+        let ws = Workspace()
+        let commands: [[String]] = [
+            ["status"], ["keys", "list"], ["keys", "disable", "0001"], ["keys", "restore", "0001"], ["keys", "delete", "0001"],
+            ["keys", "check", "--all"], ["upstreams", "list"], ["upstreams", "add", "https://relay.example.com"],
+            ["upstreams", "disable", "1"], ["upstreams", "restore", "1"], ["clients", "list"], ["clients", "add", "alice"],
+            ["clients", "revoke", "alice"], ["report", "clients"], ["report", "models"], ["report", "keys"],
+            ["report", "upstreams"], ["report", "health"],
+        ]
+        for command in commands {
+            let result = try await CLI.run(command + ["--db", "misspelt.db"], in: ws.path)
+            #expect(result.status == 66, "\(command): \(result.all)")
+            #expect(result.stderr == "error: no database at 'misspelt.db' (give --db PATH or set GEMINI_GATEWAY_DB; 'import' or 'serve' creates one)\n", "\(command)")
+            #expect(result.stdout.isEmpty, "\(command)")
+        }
+        // The environment's path is refused the same way.
+        let fromEnvironment = try await ws.run("keys", "list", environment: ["GEMINI_GATEWAY_DB": "other.db"])
+        #expect(fromEnvironment.status == 66)
+        #expect(fromEnvironment.stderr.contains("'other.db'"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: ws.path).isEmpty, "nothing was created")
+
+        // `import` creates it; then the others open it.
+        ws.write("proxy_urls.txt", "https://relay.example.com\n")
+        #expect(try await ws.run("import", "--upstreams", "proxy_urls.txt", "--db", "new.db").status == 0)
+        #expect(try await ws.run("upstreams", "list", "--db", "new.db").stdout.contains("https://relay.example.com"))
     }
 }
 

@@ -273,9 +273,10 @@ import Testing
     @Test func anEmptyDatabaseReportsNothingCleanly() async throws {
         let ws = Workspace()
         let missing = try await ws.run("report", "clients", "--db", "nope.db")
-        #expect(missing.status == 1)
-        #expect(missing.stderr == "error: no database at 'nope.db' (give --db PATH or set GEMINI_GATEWAY_DB)\n")
+        #expect(missing.status == 66)
+        #expect(missing.stderr == "error: no database at 'nope.db' (give --db PATH or set GEMINI_GATEWAY_DB; 'import' or 'serve' creates one)\n")
         #expect(!FileManager.default.fileExists(atPath: ws.path + "/nope.db"))
+        ws.createDatabase()
         #expect(try await ws.run("status").status == 0)
         let table = try await ws.run("report", "clients")
         #expect(table.status == 0)

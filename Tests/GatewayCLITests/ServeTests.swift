@@ -26,10 +26,10 @@ import Testing
         defer { serve.kill() }
 
         // The import summary, then the one-time token (no token was configured).
-        let token = try #require(await serve.waitForStdout(timeout: 120) { $0.hasPrefix("gw-") })
+        let token = try #require(await serve.waitForStdout(timeout: patience) { $0.hasPrefix("gw-") })
         #expect(serve.stdout.contains("keys from api_keys.txt: 2 added"))
         #expect(serve.stdout.contains("upstreams from proxy_urls.txt: 1 added"))
-        #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil)
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
 
         let client = HTTPClient.shared
         func generate(_ model: String) async throws -> Int {
@@ -50,7 +50,7 @@ import Testing
         serve.terminate()
         let slowStatus = try await slow.value
         #expect(slowStatus == 200)
-        let status = try #require(await serve.waitForExit(timeout: 120))
+        let status = try #require(await serve.waitForExit(timeout: patience))
         #expect(status == 0)
 
         // Both requests are in the log, and no secret reached the output.
@@ -66,16 +66,65 @@ import Testing
 
     @Test func withNoUpstreamGoogleIsTheUpstreamAndATokenIsNotMadeTwice() async throws {
         let ws = Workspace()
+        ws.createDatabase()
         #expect(try await ws.run("clients", "add", "ops").status == 0)
         let port = try freePort()
         let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
         defer { serve.kill() }
-        #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil)
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
         serve.terminate()
-        #expect(await serve.waitForExit(timeout: 120) == 0)
+        #expect(await serve.waitForExit(timeout: patience) == 0)
         #expect(!serve.stdout.contains("gw-"), "a client token exists, so none is made")
         let upstreams = try await ws.run("upstreams", "list", "--json")
         #expect(upstreams.stdout.contains("https://generativelanguage.googleapis.com"))
+    }
+
+    /// No secret at any log level: at trace, the settings printed at start, the service group's
+    /// lines at start and at shutdown, a reload and the requests show the proxy key, the admin
+    /// token and the keys only as fingerprints.
+    @Test func traceLogsShowNoSecret() async throws {
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1]) proj\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        let proxyKey = "gw-proxy-key-of-the-trace-test-0123456789"
+        let adminToken = "admin-token-of-the-trace-test-0123456789"
+        let port = try freePort()
+        let serve = try ServeProcess(
+            ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt",
+             "--log-level", "trace", "--proxy-key", proxyKey],
+            in: ws.path, environment: ["GEMINI_GATEWAY_ADMIN_TOKEN": adminToken]
+        )
+        defer { serve.kill() }
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+
+        let client = HTTPClient.shared
+        func get(_ path: String, _ headers: [(String, String)]) async throws -> Int {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            for (name, value) in headers { request.headers.add(name: name, value: value) }
+            let response = try await client.execute(request, timeout: .seconds(60))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        }
+        #expect(try await get("/v1beta/models?key=\(proxyKey)", []) == 200)
+        #expect(try await get("/v1beta/models", [("x-goog-api-key", proxyKey)]) == 200)
+        #expect(try await get("/metrics", [("authorization", "Bearer \(adminToken)")]) == 200)
+        #expect(try await get("/readyz?key=\(adminToken)", []) == 200)
+        serve.hangUp()
+        #expect(await serve.waitForStderr(timeout: patience) { $0.contains("reloaded settings") } != nil)
+        serve.terminate()
+        #expect(await serve.waitForExit(timeout: patience) == 0)
+
+        let output = serve.stdout + serve.stderr
+        for secret in secrets + [proxyKey, adminToken] {
+            #expect(!output.contains(secret), "a secret in the log at trace")
+        }
+        // The settings were printed, the tokens as fingerprints; the service group named its services.
+        let settings = try #require(serve.stderr.split(separator: "\n").first { $0.contains(" settings ") || $0.hasSuffix(" settings") || $0.contains("settings=") })
+        #expect(settings.contains("proxyKey=fingerprint:\(Secret.fingerprint(proxyKey))"), "\(settings)")
+        #expect(settings.contains("adminToken=fingerprint:\(Secret.fingerprint(adminToken))"), "\(settings)")
+        #expect(serve.stderr.contains("HangupReloader"))
     }
 
     @Test func badSettingsAreUsageErrors() async throws {
