@@ -276,7 +276,7 @@ import TestSupport
             #expect(fakes[0].received().count == 2)
             let rows = try await gateway.requestRows(count: 1)
             let attempts = try gateway.attemptRows(requestID: rows[0]["request_id"])
-            #expect(attempts.map { $0["verdict"] as String } == ["transient", "success"])
+            #expect(attempts.map { $0["verdict"] as String } == ["transient", "success"], "\(attempts.map { "\($0["verdict"] as String? ?? "-") \($0["status"] as Int? ?? 0) \($0["reason"] as String? ?? "-")" })")
             let pool = gateway.gateway.pool.snapshot()
             #expect(pool.activeKeys == 2 && pool.coolingKeys == 0, "\(pool)")
         }

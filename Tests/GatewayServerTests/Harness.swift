@@ -57,7 +57,9 @@ final class GatewayHarness: Sendable {
         configuration.port = 0
         configuration.proxyKey = "gw-static-token-for-restarts"
         configuration.reloadInterval = .milliseconds(200)
-        configuration.connectTimeout = .seconds(2)
+        // Loopback connects are immediate, but a loop busy with the whole suite may see the
+        // completion seconds late: a short timeout here turned a busy machine into 502s.
+        configuration.connectTimeout = .seconds(30)
         // GATEWAY_TEST_TRANSPORT=async-http-client runs the suite over the other transport.
         if let name = ProcessInfo.processInfo.environment["GATEWAY_TEST_TRANSPORT"],
            let transport = GatewayConfiguration.Transport(rawValue: name) {

@@ -110,7 +110,10 @@ import TestSupport
     @Test func aClientHangingUpCancelsTheUpstreamAndBlamesNoKey() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let total = 100
-            fakes[0].setRules([.init(reply: .sse(events: Self.events(total), interval: .milliseconds(50)))])
+            // The first event goes at once, the rest only once the client has hung up (a busy
+            // machine could otherwise deliver the whole stream before the client reads event 0).
+            let gate = FakeGemini.StreamGate(permits: 1)
+            fakes[0].setRules([.init(reply: .sse(events: Self.events(total), interval: .milliseconds(100), gate: gate))])
             let request = gateway.request(ssePath)
             let reader = Task {
                 let response = try await testClient.execute(request, timeout: .seconds(120))
@@ -119,8 +122,9 @@ import TestSupport
                 // Hang up: stop reading and drop the response.
             }
             _ = try await reader.value
-            // The gateway closes the upstream connection: the fake's stream ends there, before
-            // its last event (it would take 5 s to send them all).
+            gate.open()
+            // The gateway closes the upstream connection once it finds the client gone: the
+            // fake's stream ends there, before its last event (10 s of them after the hang-up).
             let end = try await waitFor("the upstream stream to end") { fakes[0].streamEnds()[0] }
             #expect(end == .clientGone, "the upstream kept sending after the client left")
             #expect(fakes[0].eventLog().count < total)
