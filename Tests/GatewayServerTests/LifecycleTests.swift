@@ -63,7 +63,7 @@ import TestSupport
         let started = ContinuousClock.now
         try await gateway.stop()
         // The grace, then what is left is cancelled: not the minute the answers would take.
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(45), "the grace, then a cancel: not the minute the answers would take")
         for task in plain { _ = try? await task.value }
         _ = try? await stream.value
 
