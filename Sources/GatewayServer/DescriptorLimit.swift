@@ -31,6 +31,27 @@ public enum DescriptorLimit {
         return Raised(before: before, now: UInt64(limit.rlim_cur), hard: UInt64(limit.rlim_max))
     }
 
+    /// The soft limit now; nil when it cannot be read.
+    public static func current() -> UInt64? {
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0 else { return nil }
+        return UInt64(limit.rlim_cur)
+    }
+
+    /// Descriptors kept for everything but client connections: SQLite and its WAL, the
+    /// listener, logs, the event loops' own, and `/proc` files that the Swift runtime's thread
+    /// pool reads (libdispatch stops the process when it cannot open one: a gateway at its
+    /// descriptor limit crashed with SIGILL).
+    public static let reserved: UInt64 = 256
+
+    /// The default cap on client connections for a soft limit: every connection may hold a
+    /// second descriptor upstream while it is answered, and the reserve stays free, so the
+    /// process never reaches its limit through its clients.
+    public static func connectionCap(softLimit: UInt64) -> Int {
+        let usable = softLimit > reserved ? softLimit - reserved : 0
+        return Int(min(max(usable / 2, 16), UInt64(Int32.max)))
+    }
+
     #if canImport(Glibc)
     private static let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
     #else

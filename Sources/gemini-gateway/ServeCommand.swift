@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodyBytes: Int = envNumber("GEMINI_GATEWAY_MAX_BODY_BYTES") ?? GatewayConfiguration().maximumBodyBytes
 
     @Option(help: ArgumentHelp(
-        "Most client connections open at once; at the cap new ones wait in the listen backlog until one closes (default: no cap but the descriptor limit) [GEMINI_GATEWAY_MAX_CONNECTIONS].",
+        "Most client connections open at once; at the cap new ones wait in the listen backlog until one closes (default: (open-file limit - 256) / 2) [GEMINI_GATEWAY_MAX_CONNECTIONS].",
         valueName: "n"
     ))
     var maxConnections: Int?
@@ -245,7 +245,9 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.metricsPublic = metricsPublic
         configuration.metricsPerKey = metricsPerKey
         configuration.forwardClientAddress = forwardClientAddress
-        configuration.maximumConnections = maxConnections
+        // Without a cap the clients could take every descriptor, and the process cannot live
+        // at its limit: the default keeps a reserve (DescriptorLimit.connectionCap).
+        configuration.maximumConnections = maxConnections ?? DescriptorLimit.current().map(DescriptorLimit.connectionCap)
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.maximumAttempts = maxAttempts
         configuration.retryBudget = .seconds(retryBudget)
@@ -271,7 +273,13 @@ struct ServeCommand: AsyncParsableCommand {
             logger.warning("could not read the limit on open files (RLIMIT_NOFILE)")
             return
         }
-        let metadata: Logger.Metadata = ["soft_before": "\(limit.before)", "soft": "\(limit.now)", "hard": "\(limit.hard)"]
+        let cap = maxConnections ?? DescriptorLimit.connectionCap(softLimit: limit.now)
+        let metadata: Logger.Metadata = [
+            "soft_before": "\(limit.before)", "soft": "\(limit.now)", "hard": "\(limit.hard)", "max_connections": "\(cap)",
+        ]
+        if let maxConnections, UInt64(maxConnections) > limit.now / 2 {
+            logger.warning("--max-connections is over half the open-file limit: at the limit the process may fail", metadata: metadata)
+        }
         if limit.now < limit.hard {
             logger.warning("open-file limit: the soft limit could not be raised to the hard one", metadata: metadata)
         } else {

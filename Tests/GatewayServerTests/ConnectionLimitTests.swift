@@ -20,6 +20,19 @@ import Glibc
         if limit.hard != UInt64.max { #expect(limit.now == limit.hard) }
     }
 
+    /// The default cap leaves a reserve and a second descriptor per connection: the clients
+    /// alone never bring the process to its limit (where libdispatch stops it).
+    @Test(arguments: [UInt64(1_024), 20_000, 1_048_576, 300, 100, 0])
+    func theDefaultCapKeepsDescriptorsInReserve(softLimit: UInt64) {
+        let cap = DescriptorLimit.connectionCap(softLimit: softLimit)
+        #expect(cap >= 16)
+        if softLimit >= DescriptorLimit.reserved + 32 {
+            #expect(UInt64(cap) * 2 + DescriptorLimit.reserved <= softLimit)
+            #expect(UInt64(cap) * 2 + DescriptorLimit.reserved + 2 > softLimit, "no more is held back than that")
+        }
+        #expect(DescriptorLimit.connectionCap(softLimit: 1_024) == 384)
+    }
+
     /// At the cap the gateway stops accepting: a new client waits (in the listen backlog) and
     /// is served once a connection closes.
     @Test func overTheCapANewClientWaitsUntilAConnectionCloses() async throws {
