@@ -98,6 +98,7 @@ struct ProxyHandler: Sendable {
             $0.requestBytes = bytes
         }
         finishRow(recorder, Self.overload, outcome: "no_capacity", reason: Self.overloadReason)
+        metrics.requestOverloaded()
         // The envelope made once: under overload this is the answer the gateway gives most.
         var (head, body) = Self.overloadAnswer
         head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)

@@ -65,6 +65,9 @@ import TestSupport
                 #expect(row["upstream_id"] as Int64? == nil)
                 #expect(row["request_bytes"] as Int? == Self.body.utf8.count)
             }
+            // Counted apart from the other 503s of no_capacity (no key, no upstream).
+            let metrics = String(decoding: await gateway.gateway.metrics.exposition(), as: UTF8.self)
+            #expect(try Exposition(metrics).value("gemini_gateway_overloaded_requests_total", [:]) == 2)
             let pool = gateway.gateway.pool.snapshot()
             #expect(pool.healthyUpstreams == 1 && pool.coolingKeys == 0 && pool.activeKeys == 1, "\(pool)")
 
