@@ -44,6 +44,12 @@ public struct GatewayConfiguration: Sendable {
     /// wait in the listen backlog) until one closes. Nil: no cap but the descriptor limit.
     public var maximumConnections: Int?
 
+    /// Most proxied requests answered at once (0: no limit). A request that arrives (its body
+    /// read) while that many are in flight is answered at once with 503 and `Retry-After: 1`,
+    /// nothing sent upstream and no key charged, instead of joining a queue with no bound.
+    /// Each request in flight holds a client connection and an upstream one.
+    public var maximumInFlight = 4096
+
     /// Upstream tries per client request, and the time after which no new try starts.
     public var maximumAttempts = 5
     public var retryBudget: Duration = .seconds(60)

@@ -145,6 +145,9 @@ extension GatewayMetrics {
         static let clientConnectionsClosed = Family(
             name: "gemini_gateway_client_connections_closed_total",
             help: "Client connections the gateway closed for a timeout (reason: request_head_timeout, request_body_timeout, keep_alive_timeout).")
+        static let overloadedRequests = Family(
+            name: "gemini_gateway_overloaded_requests_total",
+            help: "Proxied requests answered 503 at once because --max-in-flight requests were in flight.")
         static let keyCoolingUntil = Family(
             name: "gemini_gateway_key_cooling_until_seconds",
             help: "Unix time when the key's last cooldown in force ends; 0 when it is not cooling.")
@@ -156,6 +159,7 @@ extension GatewayMetrics {
         let logQueueDepth: Prometheus.Gauge
         let logDroppedRows: Prometheus.Counter
         let clientConnectionsClosed: [ClientTimeouts.Expiry: Prometheus.Counter]
+        let overloadedRequests: Prometheus.Counter
         let databaseOK: Prometheus.Gauge
 
         init(registry: PrometheusCollectorRegistry) {
@@ -172,6 +176,7 @@ extension GatewayMetrics {
                     descriptor: Family.clientConnectionsClosed.descriptor, labels: [("reason", expiry.rawValue)])
             }
             clientConnectionsClosed = closed
+            overloadedRequests = registry.makeCounter(descriptor: Family.overloadedRequests.descriptor)
             databaseOK = registry.makeGauge(descriptor: Family.databaseOK.descriptor)
         }
 

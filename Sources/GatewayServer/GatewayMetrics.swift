@@ -102,6 +102,11 @@ public final class GatewayMetrics: Sendable {
         fixed.clientConnectionsClosed[expiry]?.increment()
     }
 
+    /// A proxied request was refused: `--max-in-flight` requests were in flight.
+    func requestOverloaded() {
+        fixed.overloadedRequests.increment()
+    }
+
     /// A request in flight turned out to be a stream, or not (OpenAI-compatible calls say so in
     /// their body).
     func streamChanged(isStream: Bool) {

@@ -39,10 +39,13 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private final class Shared: Sendable {
         let proxy: ProxyHandler
         let tasks: ProxyTasks
+        /// `--max-in-flight` (0: no limit).
+        let maximumInFlight: Int
 
         init(proxy: ProxyHandler, tasks: ProxyTasks) {
             self.proxy = proxy
             self.tasks = tasks
+            maximumInFlight = proxy.configuration.maximumInFlight
         }
     }
 
@@ -375,10 +378,14 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers a proxied request in its own task on this loop. The task starts at once, on this
     /// thread (the request goes upstream in this very read), and goes on here after each wait.
     private func answer(_ request: ProxyRequest, context: ChannelHandlerContext) {
+        // Room for one more, or the answer is 503 now: a request over the limit is never queued.
+        guard tasks.start(within: shared.maximumInFlight) else {
+            refuseOverloaded(request, context: context)
+            return
+        }
         answering = true
         answers += 1
         let number = answers
-        tasks.started()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let shared = self.shared
         let started = Task.immediate(executorPreference: executor) {
@@ -389,6 +396,20 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Unless it is already answered (an answer that needed no wait), and maybe the next one
         // begun: the handle is for cancelling this one.
         if answering, answers == number { task = started }
+    }
+
+    /// Answers a request the gateway has no room for (``ProxyHandler/overloaded(_:)``) here and
+    /// now, without a task; the connection stays open (the body has been read) and the requests
+    /// waiting behind it go on.
+    private func refuseOverloaded(_ request: ProxyRequest, context: ChannelHandlerContext) {
+        let answer = proxy.overloaded(request)
+        answering = true
+        if case .whole(let body) = answer.body {
+            writeWhole(answer.head, body, context: context)
+        }
+        answering = false
+        if passedOn == 0 { timeouts?.answered() }
+        takeWaiting()
     }
 
     /// Writes the answer; a relayed body chunk by chunk, as it arrives.

@@ -84,6 +84,32 @@ struct ProxyHandler: Sendable {
         return answer
     }
 
+    /// Answers a request the gateway has no room for (``GatewayConfiguration/maximumInFlight``
+    /// proxied requests are being answered): 503 `UNAVAILABLE` with `Retry-After: 1` at once,
+    /// nothing sent upstream, no key or upstream charged. Its row (`no_capacity`, reason
+    /// `MAX_IN_FLIGHT`) names the client and the body's size, like the rows of served requests.
+    func overloaded(_ request: ProxyRequest) -> ProxyAnswer {
+        let (_, _, recorder) = begin(request.head)
+        let client = request.admission.client
+        let bytes = request.body.readableBytes
+        recorder.update {
+            $0.clientId = client.id
+            $0.clientName = client.name
+            $0.requestBytes = bytes
+        }
+        finishRow(recorder, Self.overload, outcome: "no_capacity", reason: Self.overloadReason)
+        metrics.requestOverloaded()
+        // The envelope made once: under overload this is the answer the gateway gives most.
+        var (head, body) = Self.overloadAnswer
+        head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
+        return ProxyAnswer(head: head, body: .whole(body))
+    }
+
+    /// The error of ``overloaded(_:)``, and its head and body.
+    static let overload = GeminiErrorResponse.gatewayBusy(retryAfter: 1)
+    private static let overloadAnswer = overload.answer()
+    static let overloadReason = "MAX_IN_FLIGHT"
+
     private func begin(_ head: HTTPRequestHead) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
         let target = ForwardedTarget(target: head.uri)
         let route = GeminiRoute(path: target.path, query: target.query)
@@ -572,6 +598,13 @@ struct ProxyHandler: Sendable {
 
     /// Answers with one of the gateway's own errors and logs the request.
     private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> ProxyAnswer {
+        finishRow(recorder, error, outcome: outcome, reason: reason)
+        let (head, body) = error.answer()
+        return ProxyAnswer(head: head, body: .whole(body))
+    }
+
+    /// Completes the row of a request answered with one of the gateway's own errors.
+    private func finishRow(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String?) {
         recorder.finish { entry in
             entry.status = Int(error.status.code)
             entry.outcome = outcome
@@ -579,8 +612,6 @@ struct ProxyHandler: Sendable {
             entry.errorReason = reason ?? entry.errorReason
             entry.ttfbMs = recorder.elapsedMilliseconds()
         }
-        let (head, body) = error.answer()
-        return ProxyAnswer(head: head, body: .whole(body))
     }
 
     private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> ProxyAnswer {

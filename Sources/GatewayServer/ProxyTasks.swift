@@ -34,6 +34,29 @@ final class ProxyTasks: Service, Sendable {
         total.add(1, ordering: .relaxed)
     }
 
+    /// Counts a request in, unless `limit` requests are running already (`limit` 0: no limit);
+    /// false when it is not counted (the caller answers it as overloaded). One compare-and-swap
+    /// as a rule: the count never goes over the limit, not even for a moment, so a request is
+    /// never refused for room that another refused request only seemed to take.
+    func start(within limit: Int) -> Bool {
+        guard limit > 0 else {
+            started()
+            return true
+        }
+        var running = count.load(ordering: .relaxed)
+        while running < limit {
+            let (exchanged, now) = count.weakCompareExchange(
+                expected: running, desired: running + 1, successOrdering: .relaxed, failureOrdering: .relaxed
+            )
+            if exchanged {
+                total.add(1, ordering: .relaxed)
+                return true
+            }
+            running = now
+        }
+        return false
+    }
+
     func finished() {
         // Sequentially consistent with `idle()`'s store and load: one of the two sees the other.
         if count.subtract(1, ordering: .sequentiallyConsistent).newValue == 0, draining.load(ordering: .sequentiallyConsistent) {

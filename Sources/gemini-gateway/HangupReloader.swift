@@ -100,6 +100,7 @@ struct HangupReloader: Service {
             ("request-body-timeout", "\(a.requestBodyTimeout)", "\(b.requestBodyTimeout)"),
             ("keep-alive-timeout", "\(a.keepAliveTimeout)", "\(b.keepAliveTimeout)"),
             ("max-connections", a.maximumConnections.map(String.init) ?? "", b.maximumConnections.map(String.init) ?? ""),
+            ("max-in-flight", "\(a.maximumInFlight)", "\(b.maximumInFlight)"),
             ("forward-client-address", "\(a.forwardClientAddress)", "\(b.forwardClientAddress)"),
         ]
         return pairs.filter { $0.1 != $0.2 }.map(\.0)

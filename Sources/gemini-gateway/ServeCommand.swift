@@ -86,6 +86,12 @@ struct ServeCommand: AsyncParsableCommand {
     ))
     var maxConnections: Int?
 
+    @Option(help: ArgumentHelp(
+        "Most proxied requests answered at once; one more is answered 503 with Retry-After: 1 at once, nothing sent upstream; 0: no limit [GEMINI_GATEWAY_MAX_IN_FLIGHT].",
+        valueName: "n"
+    ))
+    var maxInFlight: Int = envNumber("GEMINI_GATEWAY_MAX_IN_FLIGHT") ?? GatewayConfiguration().maximumInFlight
+
     @Option(help: ArgumentHelp("Upstream tries per request [GEMINI_GATEWAY_MAX_ATTEMPTS].", valueName: "n"))
     var maxAttempts: Int = envNumber("GEMINI_GATEWAY_MAX_ATTEMPTS") ?? GatewayConfiguration().maximumAttempts
 
@@ -164,7 +170,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts),
-                             ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays)] {
+                             ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays), ("GEMINI_GATEWAY_MAX_IN_FLIGHT", maxInFlight)] {
             if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }
             _ = value
         }
@@ -176,6 +182,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard (1...20).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1 to 20") }
+        guard maxInFlight >= 0 else { throw ValidationError("--max-in-flight must be 0 (no limit) or more") }
         guard (0...36_500).contains(logRetentionDays) else { throw ValidationError("--log-retention-days must be 0 (keep all) to 36500") }
         for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
                               ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace),
@@ -248,6 +255,7 @@ struct ServeCommand: AsyncParsableCommand {
         // Without a cap the clients could take every descriptor, and the process cannot live
         // at its limit: the default keeps a reserve (DescriptorLimit.connectionCap).
         configuration.maximumConnections = maxConnections ?? DescriptorLimit.current().map(DescriptorLimit.connectionCap)
+        configuration.maximumInFlight = maxInFlight
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.maximumAttempts = maxAttempts
         configuration.retryBudget = .seconds(retryBudget)

@@ -132,6 +132,12 @@ import Testing
         #expect(try await ws.run("serve", "--port", "70000").status == 64)
         #expect(try await ws.run("serve", "--max-attempts", "0").status == 64)
         #expect(try await ws.run("serve", "--log-level", "loud").status == 64)
+        let negative = try await ws.run("serve", "--max-in-flight=-1")
+        #expect(negative.status == 64)
+        #expect(negative.stderr.contains("--max-in-flight must be 0 (no limit) or more"), "\(negative.stderr)")
+        let notANumber = try await ws.run("serve", environment: ["GEMINI_GATEWAY_MAX_IN_FLIGHT": "lots"])
+        #expect(notANumber.status == 64)
+        #expect(notANumber.stderr.contains("GEMINI_GATEWAY_MAX_IN_FLIGHT"))
         for url in ["gemini.example.com", "https://", "https://gw.example.com/\r\nX-Injected: 1", "https://gw.example.com/a b"] {
             let refused = try await ws.run("serve", "--public-url", url)
             #expect(refused.status == 64, "\(url)")
