@@ -81,7 +81,7 @@ import TestSupport
 
     @Test("many concurrent exchanges all complete", arguments: GatewayConfiguration.Transport.allCases)
     func concurrentExchanges(kind: GatewayConfiguration.Transport) async throws {
-        // All of them complete, however long 500 exchanges take on a busy machine: AsyncHTTPClient
+        // All of them complete, however long 200 exchanges take on a busy machine: AsyncHTTPClient
         // counts its head deadline from when a request is queued for a connection (20 s was
         // not enough in a full run).
         try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .seconds(300) }) { transport, fake in
