@@ -434,6 +434,9 @@ struct ProxyHandler: Sendable {
         let length: Int?
         let recorder: RequestRecorder
         let expectsUsage: Bool
+        /// A stream's row is in `streams_in_flight` from its first byte to its end, refreshed
+        /// this often while bytes flow (``RequestRecorder/snapshotStream(_:)``).
+        static let snapshotInterval: Duration = .seconds(2)
 
         /// Passes the body to `write` chunk by chunk and completes the row. A failure of the
         /// upstream after the first byte is thrown, for the caller to abort the client's
@@ -445,6 +448,8 @@ struct ProxyHandler: Sendable {
             var ttfb: Double?
             var next = first
             first = nil
+            let isStream = recorder.isStream
+            var nextSnapshot = ContinuousClock.now
             while let chunk = next {
                 scanner.feed(chunk.readableBytesView)
                 bytes += chunk.readableBytes
@@ -455,6 +460,10 @@ struct ProxyHandler: Sendable {
                     throw error
                 }
                 if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
+                if isStream, ContinuousClock.now >= nextSnapshot {
+                    snapshot(bytes: bytes, ttfb: ttfb, scanner: scanner)
+                    nextSnapshot = .now + Self.snapshotInterval
+                }
                 do {
                     next = try await upstream.next()
                 } catch {
@@ -483,6 +492,16 @@ struct ProxyHandler: Sendable {
         /// The client went away before the answer could be sent.
         func abandon() {
             finish(outcome: "cancelled", status: 499, bytes: 0, ttfb: nil, scanner: UsageScanner(), truncated: true)
+        }
+
+        /// The stream's row so far, for `streams_in_flight`: as a truncated one would be.
+        private func snapshot(bytes: Int, ttfb: Double?, scanner: UsageScanner) {
+            let expectsUsage = self.expectsUsage
+            recorder.snapshotStream { entry in
+                entry.responseBytes = bytes
+                entry.ttfbMs = ttfb
+                ProxyHandler.applyUsage(scanner, expectsUsage: expectsUsage, truncated: true, to: &entry)
+            }
         }
 
         private func finish(

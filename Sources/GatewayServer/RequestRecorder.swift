@@ -45,6 +45,23 @@ final class RequestRecorder: Sendable {
         }
     }
 
+    /// Whether the row is a stream's (so far).
+    var isStream: Bool { state.withLock { $0.entry.isStream } }
+
+    /// Hands the log writer the row of a stream still running as it stands, with `change`
+    /// applied to a copy (its bytes and tokens so far), for `streams_in_flight`: after a crash
+    /// the next start makes it an `interrupted` row. Does nothing once the row is finished, or
+    /// for a request that is not a stream. Enqueued under the lock: never after the finished row.
+    func snapshotStream(_ change: (inout RequestLogEntry) -> Void) {
+        state.withLock { state in
+            guard !state.done, state.entry.isStream else { return }
+            var snapshot = state.entry
+            change(&snapshot)
+            snapshot.latencyMs = elapsedMilliseconds()
+            writer.enqueueStreamSnapshot(snapshot)
+        }
+    }
+
     /// Milliseconds since the request arrived.
     func elapsedMilliseconds() -> Double {
         let elapsed = ContinuousClock.now - started

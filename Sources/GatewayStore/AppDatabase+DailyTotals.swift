@@ -404,7 +404,8 @@ struct DailyTotals {
                 self = .noCapacity
             } else if text.equals("cancelled") {
                 self = .cancelled
-            } else if text.equals("truncated") {
+            } else if text.equals("truncated") || text.equals("interrupted") {
+                // An interrupted stream broke off after its first byte too (migration 0005).
                 self = .truncated
             } else {
                 self = .other

@@ -43,6 +43,12 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         return accepted
     }
 
+    /// Wakes the consumer as an element would, without one: it calls its body even with nothing
+    /// buffered (``consume(coalescing:_:)``), for work kept beside this queue.
+    public func wake() {
+        wakeUp.yield()
+    }
+
     /// Puts a batch that could not be written back at the front, as far as capacity allows.
     public func requeue(_ batch: [Element]) {
         guard !batch.isEmpty else { return }
@@ -91,19 +97,18 @@ public final class BatchQueue<Element: Sendable>: Sendable {
         buffer.withLock { $0.closed = true }
     }
 
-    /// Calls `body` with each non-empty batch as elements arrive, until ``endConsuming()`` (or
-    /// the task's cancellation); the last call gets whatever was still buffered then. After a
-    /// wake-up it waits `coalescing` before taking the batch, so that under load one write
-    /// carries many elements (one SQLite transaction per batch is what costs, not the rows in it).
+    /// Calls `body` with each batch as elements arrive, until ``endConsuming()`` (or the task's
+    /// cancellation); the last call gets whatever was still buffered then. After a wake-up it
+    /// waits `coalescing` before taking the batch, so that under load one write carries many
+    /// elements (one SQLite transaction per batch is what costs, not the rows in it). The batch
+    /// is empty only after a ``wake()`` with nothing buffered, and at the end.
     public func consume(coalescing: Duration = .zero, _ body: ([Element]) async -> Void) async {
         for await _ in wakeUps {
             if coalescing > .zero, !buffer.withLock({ $0.ending }) {
                 try? await Task.sleep(for: coalescing)
             }
-            let batch = drain()
-            if !batch.isEmpty { await body(batch) }
+            await body(drain())
         }
-        let rest = drain()
-        if !rest.isEmpty { await body(rest) }
+        await body(drain())
     }
 }

@@ -4,7 +4,7 @@ import GRDB
 // MARK: - What is written per request
 
 /// One upstream try of a request: a row of `attempts`.
-public struct AttemptRow: Sendable, Equatable {
+public struct AttemptRow: Sendable, Equatable, Codable {
     public var attempt: Int
     public var startedAt: Date
     public var keyId: Int64?
@@ -34,7 +34,7 @@ public struct AttemptRow: Sendable, Equatable {
 }
 
 /// One client request with its attempts: a row of `requests` and its rows of `attempts`.
-public struct RequestLogEntry: Sendable, Equatable {
+public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var requestId: String
     public var startedAt: Date
     public var clientId: Int64?

@@ -13,6 +13,9 @@ import Synchronization
 public final class RequestLogWriter: Service, Sendable {
     private let database: AppDatabase
     private let queue: BatchQueue<RequestLogEntry>
+    /// The rows of streams still running, as they stand (``enqueueStreamSnapshot(_:)``): written
+    /// with the next batch of finished rows, into `streams_in_flight`.
+    private let streams: BatchQueue<RequestLogEntry>
     private let logger: Logger
     /// The most rows written in one transaction.
     private let maximumBatch: Int
@@ -37,6 +40,7 @@ public final class RequestLogWriter: Service, Sendable {
         self.drops = Mutex([DropReport(), DropReport(interval: .zero)])  // by DropReason
         self.database = database
         self.queue = BatchQueue(capacity: capacity)
+        self.streams = BatchQueue(capacity: capacity)
         self.maximumBatch = maximumBatch
         self.coalescing = coalescing
         self.stragglers = stragglers
@@ -55,6 +59,15 @@ public final class RequestLogWriter: Service, Sendable {
             }
         }
         return accepted
+    }
+
+    /// Hands the writer the row of a stream still running, as it stands now (its bytes and tokens
+    /// so far), without waiting: it is written to `streams_in_flight` with the next batch, where
+    /// the next start finds it if this gateway never finishes the stream (migration 0005). The
+    /// stream's finished row, enqueued after this, deletes it. A snapshot that does not fit is
+    /// dropped: the stream then has no such row until its next snapshot.
+    public func enqueueStreamSnapshot(_ entry: consuming RequestLogEntry) {
+        if streams.enqueue(entry) { queue.wake() }
     }
 
     private enum DropReason: Int, CaseIterable {
@@ -102,10 +115,15 @@ public final class RequestLogWriter: Service, Sendable {
         // with it are still handing over their rows).
         await withGracefulShutdownHandler {
             await queue.consume(coalescing: coalescing) { batch in
+                // The snapshots are taken after the rows: a stream's snapshot is enqueued before
+                // its finished row, so a row taken here has its snapshots in this batch or an
+                // earlier one, and no snapshot is written after the row that ends its stream.
+                let snapshots = self.streams.drain()
+                guard !batch.isEmpty || !snapshots.isEmpty else { return }
                 // Drops not said yet are said once due, around each batch's write (the rows that
                 // come after a burst); whatever is left when the writer stops, then.
                 self.logPendingDrops(all: false)
-                await self.write(batch)
+                await self.write(batch, streams: snapshots)
                 self.logPendingDrops(all: false)
             }
         } onGracefulShutdown: {
@@ -119,8 +137,10 @@ public final class RequestLogWriter: Service, Sendable {
             missing = await Task { await stragglers() }.value
         }
         queue.close()
+        streams.close()
         let rest = queue.drain()
-        if !rest.isEmpty { await write(rest) }
+        let snapshots = streams.drain()
+        if !rest.isEmpty || !snapshots.isEmpty { await write(rest, streams: snapshots) }
         if missing > 0 {
             logger.critical("requests still running at exit: their rows are missing", metadata: ["requests": "\(missing)"])
         }
@@ -129,9 +149,12 @@ public final class RequestLogWriter: Service, Sendable {
         logger.debug("request log writer stopped", metadata: ["dropped": "\(queue.dropped)"])
     }
 
-    private func write(_ batch: [RequestLogEntry]) async {
+    /// Writes `batch` (finished rows) and `streams` (snapshots of streams still running), in
+    /// transactions of at most ``maximumBatch`` rows; the snapshots go with the first.
+    private func write(_ batch: [RequestLogEntry], streams: [RequestLogEntry]) async {
         var start = 0
-        while start < batch.count {
+        var streams = streams
+        while start < batch.count || !streams.isEmpty {
             let slice = batch.count <= maximumBatch ? batch : Array(batch[start..<min(start + maximumBatch, batch.count)])
             var delay: Duration = .milliseconds(100)
             while true {
@@ -140,11 +163,13 @@ public final class RequestLogWriter: Service, Sendable {
                     // writer's task is cancelled when a shutdown outlasts its grace, with rows
                     // still held. A write that fails then is not tried again (below).
                     let database = self.database
-                    try await Task { try await database.insert(slice) }.value
+                    let snapshots = streams
+                    try await Task { try await database.insert(slice, streams: snapshots) }.value
+                    streams = []
                     break
                 } catch {
                     if Task.isCancelled {
-                        logger.critical("request log writer cancelled with rows unwritten", metadata: ["rows_lost": "\(batch.count - start)", "error": "\(error)"])
+                        logger.critical("request log writer cancelled with rows unwritten", metadata: ["rows_lost": "\(max(0, batch.count - start))", "error": "\(error)"])
                         return
                     }
                     // The database may be locked for longer than the busy timeout (a long CLI

@@ -64,6 +64,69 @@ import Testing
         #expect(serve.stdout.components(separatedBy: token).count == 2, "the token is printed exactly once")
     }
 
+    /// A stream cut by `kill -9` still has its row: from its first byte it is in
+    /// `streams_in_flight`, and the next start logs it as `interrupted` with what was known.
+    @Test func aStreamCutByKillIsLoggedInterruptedAtTheNextStart() async throws {
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        // Two events go at once, the rest never: the stream is running when the process dies.
+        let gate = FakeGemini.StreamGate(permits: 2)
+        let events = (0..<4).map { index in
+            #"{"candidates":[{"content":{"parts":[{"text":"part \#(index)"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":\#(index + 1),"totalTokenCount":\#(11 + index)}}"#
+        }
+        fake.setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, interval: .zero, gate: gate))])
+        ws.write("api_keys.txt", "\(secrets[0])\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        let proxyKey = "gw-proxy-key-of-the-crash-test-0123456789"
+        let port = try freePort()
+        let arguments = [
+            "serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt",
+            "--proxy-key", proxyKey,
+        ]
+        let first = try ServeProcess(arguments, in: ws.path)
+        defer { first.kill() }
+        #expect(await first.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+
+        let reader = Task {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+            request.method = .POST
+            request.headers.add(name: "x-goog-api-key", value: proxyKey)
+            request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(300))
+            var body = response.body.makeAsyncIterator()
+            while try await body.next() != nil {}
+        }
+        defer { reader.cancel() }
+        let database = try DatabaseQueue(path: ws.path + "/gateway.db")
+        try await waitUntil("the running stream's row in streams_in_flight") {
+            try await database.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM streams_in_flight WHERE response_bytes > 0 AND total_tokens > 0")
+            } == 1
+        }
+        first.kill()
+        #expect(await first.waitForExit(timeout: patience) != nil)
+        #expect(try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") } == 0)
+
+        let second = try ServeProcess(arguments, in: ws.path)
+        defer { second.kill() }
+        #expect(await second.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+        #expect(second.stderr.contains("streams interrupted when the gateway last stopped"))
+        let row = try #require(try database.read { db in try Row.fetchOne(db, sql: "SELECT * FROM requests") })
+        #expect(row["outcome"] as String == "interrupted")
+        #expect(row["is_stream"] as Bool == true)
+        #expect(row["model"] as String? == "gemini-2.5-flash")
+        #expect(row["key_fingerprint"] as String? == Secret.fingerprint(secrets[0]))
+        #expect((row["upstream_url"] as String?)?.hasPrefix("http://127.0.0.1:") == true)
+        #expect((row["response_bytes"] as Int) > 0)
+        #expect((row["total_tokens"] as Int) >= 11, "the running total Google had sent")
+        #expect(try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM streams_in_flight") } == 0)
+        #expect(try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM attempts") } == 1)
+        second.terminate()
+        #expect(await second.waitForExit(timeout: patience) == 0)
+        #expect(!second.stderr.contains(secrets[0]) && !second.stderr.contains(proxyKey))
+    }
+
     @Test func withNoUpstreamGoogleIsTheUpstreamAndATokenIsNotMadeTwice() async throws {
         let ws = Workspace()
         ws.createDatabase()

@@ -107,6 +107,43 @@ import TestSupport
         }
     }
 
+    @Test func aRunningStreamIsInTheAccountsFromItsFirstByteUntilItsRowIsWritten() async throws {
+        try await withGateway(keys: [a]) { gateway, fakes in
+            // Two events go at once; the rest wait for the gate: the stream is running.
+            let gate = FakeGemini.StreamGate(permits: 2)
+            let events = Self.events(4)
+            fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, interval: .zero, framing: .crlf, gate: gate))])
+            let response = try await testClient.execute(gateway.request(ssePath), timeout: .seconds(120))
+            #expect(response.status.code == 200)
+            var iterator = response.body.makeAsyncIterator()
+            _ = try await iterator.next()
+
+            // While it runs: a row in streams_in_flight with what is known, and none in requests.
+            let running = try await waitFor("the stream's row in streams_in_flight") {
+                try gateway.database.read { db in
+                    try Row.fetchOne(db, sql: "SELECT * FROM streams_in_flight WHERE response_bytes > 0")
+                }
+            }
+            #expect(running["model"] as String? == "gemini-2.5-flash")
+            #expect(running["key_fingerprint"] as String? == Secret.fingerprint(a))
+            #expect(running["client_name"] as String? == "tests")
+            #expect((running["total_tokens"] as Int? ?? 0) >= 13, "the running total of the events sent so far")
+            let entryJSON: String = try #require(running["entry"])
+            #expect(!entryJSON.contains(a), "no key in the snapshot")
+            #expect(try gateway.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") } == 0)
+
+            // It ends: its row is written and its snapshot is gone, in the same transaction.
+            gate.open()
+            var rest = 0
+            while let chunk = try await iterator.next() { rest += chunk.readableBytes }
+            #expect(rest > 0)
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.first?["outcome"] as String? == "success")
+            #expect(rows.first?["total_tokens"] as Int? == 16)
+            #expect(try gateway.database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM streams_in_flight") } == 0)
+        }
+    }
+
     @Test func aClientHangingUpCancelsTheUpstreamAndBlamesNoKey() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
             let total = 100
