@@ -39,6 +39,14 @@ public struct Gateway: Sendable {
         transport: (any UpstreamTransport & Service)? = nil,
         logger: Logger
     ) async throws {
+        // Streams a gateway left running when it last stopped (a crash, kill -9) get their rows.
+        let interrupted = try await database.recoverInterruptedStreams()
+        if !interrupted.isEmpty {
+            logger.warning("streams interrupted when the gateway last stopped: logged with outcome interrupted", metadata: [
+                "streams": "\(interrupted.count)",
+                "request_ids": "\(interrupted.prefix(10).map(\.requestId).joined(separator: ","))\(interrupted.count > 10 ? ",…" : "")",
+            ])
+        }
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
         // A shutdown that outlasts its grace cancels the requests still running (the server
@@ -112,6 +120,7 @@ public struct Gateway: Sendable {
             idle: TimeAmount(configuration.keepAliveTimeout)
         )
         let metrics = self.metrics
+        let connections = configuration.maximumConnections.map { _ in IdleConnections() }
         let expired: @Sendable (ClientTimeouts.Expiry, SocketAddress?) -> Void = { expiry, address in
             metrics.clientConnectionClosed(expiry)
             logger.debug("client connection closed", metadata: [
@@ -124,13 +133,16 @@ public struct Gateway: Sendable {
             // each connection's pipeline; the rest goes on to the responder.
             server: GatewayHTTPChannel.server(
                 proxyHandler: { ProxyChannelHandler(proxy: proxy, tasks: tasks) },
-                timeouts: { ClientTimeouts(limits: limits, expired: expired) }
+                timeouts: { ClientTimeouts(limits: limits, connections: connections, expired: expired) }
             ),
             // A deep accept queue: a burst of thousands of new connections must not overflow it.
-            // At --max-connections Hummingbird stops accepting until a connection closes.
+            // At --max-connections the connection idle the longest makes room for a new one; with
+            // none idle, accepting stops until one is (ConnectionCap).
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096,
-                availableConnectionsDelegate: configuration.maximumConnections.map { MaximumAvailableConnections($0, logger: logger) }
+                availableConnectionsDelegate: configuration.maximumConnections.flatMap { maximum in
+                    connections.map { ConnectionCap(maximum, connections: $0) }
+                }
             ),
             // Started in this order, stopped in reverse: the proxied requests still running after
             // the server closed its connections end before the request log's last flush; the

@@ -34,6 +34,8 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         case head = "request_head_timeout"
         case body = "request_body_timeout"
         case idle = "keep_alive_timeout"
+        /// Idle at `--max-connections`, closed to let a new client in (``ConnectionCap``).
+        case capacity = "idle_at_connection_cap"
     }
 
     /// Sent down the pipeline just before the connection closes, so that a request whose body
@@ -58,10 +60,17 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     private var timerFiresAt = NIODeadline.distantFuture
     private var context: ChannelHandlerContext?
+    /// With `--max-connections`: the open connections, and this one's standing among them.
+    private let connections: IdleConnections?
+    private var slot: IdleConnections.Slot?
+    /// What `slot` says: idle (between requests, or open with no request yet) or busy.
+    private var isIdle = false
 
-    /// `expired` is told of every connection closed for a timeout (to count and log it).
-    init(limits: Limits, expired: @escaping @Sendable (Expiry, SocketAddress?) -> Void) {
+    /// `expired` is told of every connection closed for a timeout or for the cap (to count and
+    /// log it); `connections` is given with a connection cap.
+    init(limits: Limits, connections: IdleConnections? = nil, expired: @escaping @Sendable (Expiry, SocketAddress?) -> Void) {
         self.limits = limits
+        self.connections = connections
         self.expired = expired
     }
 
@@ -69,12 +78,14 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
 
     /// A request's head has arrived: its body (if any) comes next.
     func headReceived() {
+        markBusy()
         phase = .readingBody
         setDeadline(.now() + limits.body)
     }
 
     /// A request has arrived whole: it is being answered.
     func requestReceived() {
+        markBusy()
         phase = .answering
         deadline = nil
     }
@@ -82,27 +93,76 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
     /// The requests so far are answered and the connection stays open for the next.
     func answered() {
         phase = .awaitingHead(started: false)
-        setDeadline(.now() + limits.idle)
+        let now = NIODeadline.now()
+        setDeadline(now + limits.idle)
+        markIdle(at: now)
+        // At the cap with clients waiting to be accepted: this one makes room.
+        if let connections, let slot, connections.isFull { reclaim(ifIdleSince: slot.idleSince.load(ordering: .relaxed)) }
+    }
+
+    // MARK: At the connection cap
+
+    private func markIdle(at now: NIODeadline) {
+        guard let slot else { return }
+        isIdle = true
+        slot.idleSince.store(max(1, now.uptimeNanoseconds), ordering: .relaxed)
+    }
+
+    private func markBusy() {
+        guard isIdle, let slot else { return }
+        isIdle = false
+        slot.idleSince.store(0, ordering: .relaxed)
+    }
+
+    /// Closes the connection for a new client if it is still idle as it was at `since`, once
+    /// what was written to it has gone out (a close would drop writes still queued).
+    private func reclaim(ifIdleSince since: UInt64) {
+        guard let context, let slot, since != 0, slot.idleSince.load(ordering: .relaxed) == since else { return }
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { [self] _ in
+            guard let context = self.context, slot.idleSince.load(ordering: .relaxed) == since else { return }
+            stop()
+            expired(.capacity, context.channel.remoteAddress)
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Pipeline events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        setDeadline(.now() + limits.head)
+        let now = NIODeadline.now()
+        setDeadline(now + limits.head)
+        if let connections {
+            let loop = context.eventLoop
+            let handler = NIOLoopBound(self, eventLoop: loop)
+            let slot = IdleConnections.Slot { since in loop.execute { handler.value.reclaim(ifIdleSince: since) } }
+            self.slot = slot
+            connections.add(slot)
+            markIdle(at: now + IdleConnections.silentGrace)  // open with no request yet
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stop()
+        leave()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         stop()
+        leave()
         context.fireChannelInactive()
     }
 
+    /// No longer among the open connections.
+    private func leave() {
+        guard let slot else { return }
+        self.slot = nil
+        connections?.remove(slot)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        markBusy()
         switch phase {
         case .awaitingHead(started: false):
             phase = .awaitingHead(started: true)

@@ -1,3 +1,4 @@
+import FakeGemini
 import Foundation
 import GatewayServer
 import Testing
@@ -33,25 +34,74 @@ import Glibc
         #expect(DescriptorLimit.connectionCap(softLimit: 1_024) == 384)
     }
 
-    /// At the cap the gateway stops accepting: a new client waits (in the listen backlog) and
-    /// is served once a connection closes.
-    @Test func overTheCapANewClientWaitsUntilAConnectionCloses() async throws {
-        try await withGateway(keys: [a], configure: { $0.maximumConnections = 1 }) { gateway, _ in
+    /// At the cap a new client is not left waiting while a connection sits idle: the one idle
+    /// the longest is closed for it, and the others stay open.
+    @Test func atTheCapTheConnectionIdleTheLongestMakesRoom() async throws {
+        try await withGateway(keys: [a], configure: {
+            $0.maximumConnections = 2
+            $0.keepAliveTimeout = .seconds(600)  // no keep-alive timeout frees a place meanwhile
+        }) { gateway, _ in
             let port = gateway.port
-            let (firstStatus, heldBack, secondStatus) = try await withRawConnection(port: port) { first in
+            let (newStatus, closedAfter, secondAgain) = try await withRawConnection(port: port) { first in
                 first.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                let firstStatus = try first.readAnswer(to: "GET").status
+                _ = try first.readAnswer(to: "GET")
                 let second = try RawConnection(port: port)
+                defer { second.close() }
                 second.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                // Not served while the first is open. This waits for an answer that cannot come
-                // (not for something to happen), so a slow machine cannot make it pass or fail wrongly.
-                let heldBack = (try? second.readAnswer(to: "GET", timeout: 1)) == nil
-                first.close()
-                return (firstStatus, heldBack, try second.readAnswer(to: "GET").status)
+                _ = try second.readAnswer(to: "GET")
+                // Both idle now; the first longer. A third client is served at once...
+                let third = try RawConnection(port: port)
+                defer { third.close() }
+                third.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                let newStatus = try third.readAnswer(to: "GET").status
+                // ...because the first was closed for it, and the second kept.
+                let closedAfter = try first.readToClose()
+                second.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (newStatus, closedAfter, try second.readAnswer(to: "GET").status)
             }
-            #expect(firstStatus == 200)
-            #expect(heldBack, "the second client was served while the first was open")
-            #expect(secondStatus == 200)
+            #expect(newStatus == 200)
+            #expect(closedAfter.isEmpty, "the idle connection was closed without a word")
+            #expect(secondAgain == 200)
+            let metrics = String(decoding: await gateway.gateway.metrics.exposition(), as: UTF8.self)
+            #expect(metrics.contains(#"gemini_gateway_client_connections_closed_total{reason="idle_at_connection_cap"} 1"#))
+        }
+    }
+
+    /// At the cap with every connection busy, a new client waits (in the listen backlog) and the
+    /// request being answered is not cut for it; that connection is closed once answered, not
+    /// kept alive, and the waiting client is served.
+    @Test func atTheCapABusyConnectionIsAnsweredWholeThenMakesRoom() async throws {
+        try await withGateway(keys: [a], configure: {
+            $0.maximumConnections = 1
+            $0.keepAliveTimeout = .seconds(600)
+        }) { gateway, fakes in
+            let gate = FakeGemini.StreamGate(permits: 1)
+            let events = (0..<3).map { #"{"candidates":[{"content":{"parts":[{"text":"part \#($0)"}]}}]}"# }
+            fakes[0].setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, interval: .zero, gate: gate))])
+            let port = gateway.port
+            let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
+            let (heldBack, streamed, waitingStatus) = try await withRawConnection(port: port) { busy in
+                busy.send(
+                    "POST /v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse HTTP/1.1\r\nHost: x\r\n"
+                        + "x-goog-api-key: \(gateway.token)\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                try waitUntilBlocking("the stream's first event upstream") { fakes[0].eventLog().count == 1 }
+                let waiting = try RawConnection(port: port)
+                defer { waiting.close() }
+                waiting.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                // Not served while the stream runs. This waits for an answer that cannot come
+                // (not for something to happen), so a slow machine cannot make it pass or fail wrongly.
+                let heldBack = (try? waiting.readAnswer(to: "GET", timeout: 1)) == nil
+                gate.open()
+                let streamed = String(decoding: try busy.readToClose(), as: UTF8.self)
+                return (heldBack, streamed, try waiting.readAnswer(to: "GET").status)
+            }
+            #expect(heldBack, "the waiting client was served while the only connection was busy")
+            #expect(streamed.hasPrefix("HTTP/1.1 200"))
+            #expect(streamed.contains("part 0") && streamed.contains("part 2"), "the answer is whole")
+            #expect(waitingStatus == 200)
+            let rows = try await gateway.requestRows(count: 1)
+            #expect(rows.first?["outcome"] as String? == "success")
         }
     }
 }

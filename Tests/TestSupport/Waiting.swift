@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // Waiting for a condition, never for a fixed time: the suite runs on busy 2-core machines where
 // anything may take many times longer than it does alone.
 
@@ -35,6 +39,23 @@ public func waitFor<T>(
         return found != nil
     }
     return found!
+}
+
+/// ``waitUntil(_:timeout:every:_:)`` for code on a thread of its own (a raw-socket exchange in
+/// ``withRawConnection(port:_:)``): blocks that thread, so never call it from async code.
+@available(*, noasync, message: "blocks the thread: use waitUntil")
+public func waitUntilBlocking(
+    _ what: @autoclosure () -> String,
+    timeout: Double = patience,
+    _ condition: () throws -> Bool
+) throws {
+    let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
+    while ContinuousClock.now < deadline {
+        if try condition() { return }
+        usleep(20_000)
+    }
+    if try condition() { return }
+    throw ConditionNotMet(what: what(), seconds: timeout)
 }
 
 /// A condition a test waited for that did not come.
