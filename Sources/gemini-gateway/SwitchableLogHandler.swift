@@ -17,13 +17,14 @@ enum LogLevelSwitch {
     }
 }
 
-/// Standard error output at the level of `LogLevelSwitch`, read on every log call.
+/// Standard error output at the level of `LogLevelSwitch`, read on every log call, in
+/// swift-log's `StreamLogHandler` format, through the buffered ``LogOutput``.
 struct SwitchableLogHandler: LogHandler {
-    private var base: StreamLogHandler
+    private let label: String
+    var metadata: Logger.Metadata = [:]
 
     init(label: String) {
-        base = StreamLogHandler.standardError(label: label)
-        base.logLevel = .trace
+        self.label = label
     }
 
     var logLevel: Logger.Level {
@@ -32,17 +33,25 @@ struct SwitchableLogHandler: LogHandler {
         set {}
     }
 
-    var metadata: Logger.Metadata {
-        get { base.metadata }
-        set { base.metadata = newValue }
-    }
-
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { base[metadataKey: key] }
-        set { base[metadataKey: key] = newValue }
+        get { metadata[key] }
+        set { metadata[key] = newValue }
     }
 
     func log(event: LogEvent) {
-        base.log(event: event)
+        var merged = metadata
+        if let explicit = event.metadata, !explicit.isEmpty {
+            if merged.isEmpty {
+                merged = explicit
+            } else {
+                merged.merge(explicit) { _, explicit in explicit }
+            }
+        }
+        if let error = event.error {
+            merged["error.message"] = "\(error)"
+            merged["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
+        let line = LogLine.make(level: event.level, label: label, metadata: merged, source: event.source, message: event.message)
+        LogOutput.standardError.write(line, urgent: event.level >= .warning)
     }
 }
