@@ -19,6 +19,9 @@ START, END = "<!-- generated:start -->", "<!-- generated:end -->"
 TARGETS = ("direct", "nginx", "gateway")
 # The plainest SwiftNIO proxy (bench/nio-proxy-floor): measured in the non-streaming loads only.
 FLOOR = "floor"
+# The gateway at --log-level warning (no per-request line): non-streaming loads only. "gateway"
+# is the gateway as it ships (default settings, log level info).
+QUIET = "gateway-warning"
 
 
 def load_json(path, default=None):
@@ -101,6 +104,7 @@ def build(run):
     phases = ["r%d" % r for r in rounds]
     quick = run.settings.get("quick") == "1"
     verdicts = []  # (target text, met?, detail)
+    issue21 = []  # the same, for issue 21's targets (default settings)
 
     add("Run `%s`%s: %d round(s), targets alternating (each round starts with another target; every "
         "test runs the targets back to back). Figures are medians over rounds; each ratio is the "
@@ -206,6 +210,56 @@ def build(run):
                 fmt(per_round_ratio(run.high, "rps", FLOOR), 2, "x"), run.high, fmt(per_round_ratio(run.high, "p99_us", FLOOR), 2, "x"),
                 " / ".join(fmt(ratio(f, n), 2, "x") for f, n in zip(series(FLOOR, run.high, "p99_us"), series("nginx", run.high, "p99_us"))),
                 fmt(per_round_ratio(run.high, "rps", "gateway", FLOOR), 2, "x"), fmt(per_round_ratio(run.high, "p99_us", "gateway", FLOOR), 2, "x")))
+
+    # ---- 1b. default settings against warning, and against the floor (issue 21)
+    has_quiet = any(run.wrk(p, QUIET, run.high) for p in phases)
+    if has_quiet:
+        add("### 1b. The gateway as it ships (default settings: log level info) and at warning, %d connections" % run.high)
+        add("")
+        add("`gateway` is `serve` with no option but the database, host and port: a log line per request (to a file, "
+            "as a service's standard error goes to the journal or a file); `gateway-warning` is a second gateway with "
+            "its own copy of the database, at `--log-level warning` (no per-request line; the request rows are written "
+            "as by the default). Both in every round, back to back with nginx and the floor.")
+        add("")
+        add("| round | nginx | floor | gateway (default) | gateway (warning) | default/nginx | default/floor | default/warning | "
+            "warning/nginx | p99 default / floor | p99 warning / floor |")
+        add("|---|---|---|---|---|---|---|---|---|---|---|")
+        for p in phases:
+            w = {t: run.wrk(p, t, run.high) or {} for t in ("nginx", FLOOR, "gateway", QUIET)}
+            rps = {t: w[t].get("rps") for t in w}
+            add("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                p, fmt(rps["nginx"], 0), fmt(rps[FLOOR], 0), fmt(rps["gateway"], 0), fmt(rps[QUIET], 0),
+                fmt(ratio(rps["gateway"], rps["nginx"]), 2, "x"), fmt(ratio(rps["gateway"], rps[FLOOR]), 2, "x"),
+                fmt(ratio(rps["gateway"], rps[QUIET]), 3, "x"), fmt(ratio(rps[QUIET], rps["nginx"]), 2, "x"),
+                fmt(ratio(w["gateway"].get("p99_us"), w[FLOOR].get("p99_us")), 2, "x"),
+                fmt(ratio(w[QUIET].get("p99_us"), w[FLOOR].get("p99_us")), 2, "x")))
+        medians = {
+            "default/nginx": per_round_ratio(run.high, "rps"),
+            "default/floor": per_round_ratio(run.high, "rps", "gateway", FLOOR) if has_floor else None,
+            "default/warning": per_round_ratio(run.high, "rps", "gateway", QUIET),
+            "warning/nginx": per_round_ratio(run.high, "rps", QUIET),
+            "p99 default/floor": per_round_ratio(run.high, "p99_us", "gateway", FLOOR) if has_floor else None,
+            "p99 warning/floor": per_round_ratio(run.high, "p99_us", QUIET, FLOOR) if has_floor else None,
+            "CPU/request default": median(series("gateway", run.high, "cpu_us_per_request")),
+            "CPU/request warning": median(series(QUIET, run.high, "cpu_us_per_request")),
+        }
+        add("| median | | | | | %s | %s | %s | %s | %s | %s |" % (
+            fmt(medians["default/nginx"], 2, "x"), fmt(medians["default/floor"], 2, "x"), fmt(medians["default/warning"], 3, "x"),
+            fmt(medians["warning/nginx"], 2, "x"), fmt(medians["p99 default/floor"], 2, "x"), fmt(medians["p99 warning/floor"], 2, "x")))
+        add("")
+        add("CPU per request: %s at the default, %s at warning." % (
+            fmt(medians["CPU/request default"], 1, " us"), fmt(medians["CPU/request warning"], 1, " us")))
+        add("")
+        d = medians["default/warning"]
+        issue21.append(("Default settings within 5%% of warning (throughput, %d connections)" % run.high,
+                        d is not None and d >= 0.95, fmt(d, 3, "x")))
+        n = medians["default/nginx"]
+        issue21.append(("Default settings: throughput >= 0.45x nginx", n is not None and n >= 0.45, fmt(n, 2, "x")))
+        if has_floor:
+            f = medians["default/floor"]
+            issue21.append(("Default settings: throughput >= 0.9x the floor's", f is not None and f >= 0.9, fmt(f, 2, "x")))
+            q = medians["p99 default/floor"]
+            issue21.append(("Default settings: p99 <= 1.5x the floor's", q is not None and q <= 1.5, fmt(q, 2, "x")))
 
     # ---- 2. 8 connections
     add("### 2. The same at %d connections: latency added over direct" % run.low)
@@ -472,6 +526,11 @@ def build(run):
     for name, met, detail in verdicts:
         head.append("| %s | %s | %s |" % (name, "**met**" if met else "**missed**", detail))
     head.append("")
+    if issue21:
+        head += ["### Targets (issue 21: the gateway as it ships)", "", "| target | met? | measured |", "|---|---|---|"]
+        for name, met, detail in issue21:
+            head.append("| %s | %s | %s |" % (name, "**met**" if met else "**missed**", detail))
+        head.append("")
     if floor_note:
         head += [floor_note, ""]
 
@@ -484,8 +543,9 @@ def build(run):
     tail += ["```", "",
              "TOKEN is the gateway token printed by `clients add`; the fake upstream and the reference are nginx with "
              "`bench/nginx/upstream.conf.in` and `bench/nginx/proxy.conf.in` (rendered with the ports above), the SSE "
-             "streams come from `bench/sse_upstream.py`. The gateway logs at level warning (so the per-request info log "
-             "line is off; one request row per request is still written to SQLite by the batched writer).", ""]
+             "streams come from `bench/sse_upstream.py`. The gateway runs as it ships (log level info: a line per request "
+             "to its log file, and one request row per request written to SQLite by the batched writer); "
+             "`gateway-warning` is the same binary at `--log-level warning`, in the non-streaming loads.", ""]
     return "\n".join(head + lines + tail)
 
 

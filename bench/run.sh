@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The gateway against its ceiling: gemini-gateway (release, everything on) vs nginx as a plain
+# The gateway against its ceiling: gemini-gateway (release, default settings) vs nginx as a plain
 # reverse proxy vs the fake upstream alone, on loopback, alternating targets for several rounds;
 # in the non-streaming loads also the plainest SwiftNIO proxy (bench/nio-proxy-floor), the floor
-# under anything built on SwiftNIO.
+# under anything built on SwiftNIO, and a second gateway at --log-level warning (no per-request
+# line), so that what the default's per-request log line costs is measured in the same run.
 # Issue 5; bench/RESULTS.md has what it measures, how to read it, and the last full run.
 #
 #   bench/run.sh                  full run (3 rounds, ~11 minutes after the build)
@@ -13,7 +14,7 @@
 # BENCH_WRK_THREADS (2), BENCH_KEYS (100), BENCH_PROFILE (1: perf record the gateway under load),
 # BENCH_PROFILE_SECONDS, BENCH_SINGLE_STREAM_REPEAT (10 one-stream runs per sample),
 # BENCH_SCHED_N (timed scheduler operations per scenario), BENCH_PORT_BASE (18400: ports
-# BASE+1..BASE+5 on 127.0.0.1), BENCH_FLOOR (1: measure the SwiftNIO floor too; 0: not),
+# BASE+1..BASE+6 on 127.0.0.1), BENCH_FLOOR (1: measure the SwiftNIO floor too; 0: not),
 # BENCH_MAX_SECONDS (hard time limit, 1200), BENCH_SKIP_BUILD=1,
 # BENCH_SETTLE (12: idle seconds before the memory sample after each round), BENCH_DRAIN (80 in
 # a full run, 0 in a quick one: idle seconds, from the round's end, before a second sample, once
@@ -61,6 +62,7 @@ SSE_PORT=$((PORT_BASE + 2))       # Python: the SSE streams behind it
 PROXY_PORT=$((PORT_BASE + 3))     # nginx: the reference reverse proxy
 GATEWAY_PORT=$((PORT_BASE + 4))   # gemini-gateway
 FLOOR_PORT=$((PORT_BASE + 5))     # nio-proxy-floor: the plainest SwiftNIO reverse proxy
+QUIET_PORT=$((PORT_BASE + 6))     # gemini-gateway at --log-level warning (non-streaming loads only)
 FLOOR=${BENCH_FLOOR:-1}
 MODEL=gemini-2.5-flash
 GENERATE_PATH="/v1beta/models/$MODEL:generateContent"
@@ -137,7 +139,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 limit=$(ulimit -n)
 [ "$limit" = unlimited ] || [ "$limit" -ge 4096 ] || die "open-file limit $limit is too low for 1,000 streams (ulimit -n)"
 
-"$PY" bench/tools.py ports "$UPSTREAM_PORT" "$SSE_PORT" "$PROXY_PORT" "$GATEWAY_PORT" $([ "$FLOOR" != 1 ] || echo "$FLOOR_PORT")
+"$PY" bench/tools.py ports "$UPSTREAM_PORT" "$SSE_PORT" "$PROXY_PORT" "$GATEWAY_PORT" "$QUIET_PORT" $([ "$FLOOR" != 1 ] || echo "$FLOOR_PORT")
 
 # ---------------------------------------------------------------------------------- machine
 {
@@ -230,15 +232,20 @@ printf 'http://127.0.0.1:%s\nhttp://localhost:%s\nhttp://127.0.0.1:%s/p3\n' \
 cat >> "$COMMANDS" <<EOF
 gemini-gateway import --db DB --keys api_keys.txt --upstreams proxy_urls.txt   # $KEYS keys; upstreams: http://127.0.0.1:$UPSTREAM_PORT, http://localhost:$UPSTREAM_PORT, http://127.0.0.1:$UPSTREAM_PORT/p3
 gemini-gateway clients add bench --json --db DB
-gemini-gateway serve --db DB --host 127.0.0.1 --port $GATEWAY_PORT --log-level warning
+cp DB DB-warning   # the second gateway's own copy
+gemini-gateway serve --db DB --host 127.0.0.1 --port $GATEWAY_PORT                                            # the gateway as it ships (log level info: a line per request, to a file)
+gemini-gateway serve --db DB-warning --host 127.0.0.1 --port $QUIET_PORT --log-level warning                  # gateway-warning
 EOF
 "$GATEWAY" import --db "$DB" --keys "$OUT/gateway/api_keys.txt" --upstreams "$OUT/gateway/proxy_urls.txt" > "$OUT/gateway/import.log" 2>&1 \
     || die "import failed: see $OUT/gateway/import.log"
 "$GATEWAY" clients add bench --json --db "$DB" > "$OUT/gateway/client.json" || die "clients add failed"
 TOKEN=$("$PY" bench/tools.py token "$OUT/gateway/client.json")
 export BENCH_TOKEN=$TOKEN
-start gateway "$GATEWAY" serve --db "$DB" --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level warning
+cp "$DB" "$DB-warning"
+start gateway "$GATEWAY" serve --db "$DB" --host 127.0.0.1 --port "$GATEWAY_PORT"
+start quiet "$GATEWAY" serve --db "$DB-warning" --host 127.0.0.1 --port "$QUIET_PORT" --log-level warning
 "$PY" bench/tools.py wait-port "$GATEWAY_PORT"
+"$PY" bench/tools.py wait-port "$QUIET_PORT"
 sleep 1
 "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-idle.json"
 # Which upstream transport this build uses (the seam may offer more than one).
@@ -256,8 +263,8 @@ fi
 UPSTREAM_WORKERS=$(children "$upstream_PID")
 PROXY_WORKERS=$(children "$proxy_PID")
 [ -n "$UPSTREAM_WORKERS" ] && [ -n "$PROXY_WORKERS" ] || die "no nginx worker processes found"
-target_port() { case $1 in direct) echo "$UPSTREAM_PORT";; nginx) echo "$PROXY_PORT";; gateway) echo "$GATEWAY_PORT";; floor) echo "$FLOOR_PORT";; esac; }
-target_pids() { case $1 in direct) echo "$UPSTREAM_WORKERS";; nginx) echo "$PROXY_WORKERS";; gateway) echo "$gateway_PID";; floor) echo "$floor_PID";; esac; }
+target_port() { case $1 in direct) echo "$UPSTREAM_PORT";; nginx) echo "$PROXY_PORT";; gateway) echo "$GATEWAY_PORT";; floor) echo "$FLOOR_PORT";; gateway-warning) echo "$QUIET_PORT";; esac; }
+target_pids() { case $1 in direct) echo "$UPSTREAM_WORKERS";; nginx) echo "$PROXY_WORKERS";; gateway) echo "$gateway_PID";; floor) echo "$floor_PID";; gateway-warning) echo "$quiet_PID";; esac; }
 
 # Every target must answer both kinds of request correctly before anything is measured.
 for target in direct nginx gateway; do
@@ -268,6 +275,8 @@ done
 if [ "$FLOOR" = 1 ]; then
     "$PY" bench/tools.py probe "$FLOOR_PORT" "$GENERATE_PATH" "$TOKEN" || die "floor: generateContent probe failed"
 fi
+"$PY" bench/tools.py probe "$QUIET_PORT" "$GENERATE_PATH" "$TOKEN" || die "gateway-warning: generateContent probe failed"
+
 echo '{"gateway_requests": 2}' > "$RAW/probes.json"
 
 # ---------------------------------------------------------------------------------- measuring
@@ -306,17 +315,20 @@ for target in "${TARGETS[@]}"; do
     stream_run warmup "$target" 50
 done
 [ "$FLOOR" != 1 ] || wrk_run warmup floor "$HIGH" "$WARMUP"
+wrk_run warmup gateway-warning "$HIGH" "$WARMUP"
 "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-warm.json"
 
 for round in $(seq "$ROUNDS"); do
     # Alternate: each round starts with another target, and every test runs all targets back to back.
     order=()
     for i in 0 1 2; do order+=("${TARGETS[$(( (i + round - 1) % 3 ))]}"); done
-    # The floor, in the non-streaming loads only, always after the three: the order of the
-    # targets the ratios compare stays what it was before it came (its streams would measure
-    # SwiftNIO against nginx, which section 1 already does).
+    # The floor and the gateway at warning, in the non-streaming loads only, after the three
+    # (alternating between themselves): the order of the targets the ratios compare stays what
+    # it was before they came (their streams would measure what section 1 already does).
     load_order=("${order[@]}")
-    [ "$FLOOR" != 1 ] || load_order+=(floor)
+    if [ "$FLOOR" = 1 ] && [ $((round % 2)) = 0 ]; then load_order+=(floor gateway-warning)
+    elif [ "$FLOOR" = 1 ]; then load_order+=(gateway-warning floor)
+    else load_order+=(gateway-warning); fi
     log "round $round/$ROUNDS (order: ${load_order[*]})"
     for target in "${load_order[@]}"; do wrk_run "r$round" "$target" "$HIGH" "$DURATION"; done
     for target in "${load_order[@]}"; do wrk_run "r$round" "$target" "$LOW" "$DURATION"; done
