@@ -15,7 +15,8 @@
 # time, so the log writer's batches are small and its per-batch work weighs more than under load.
 #
 # Settings: BENCH_PORT_BASE (18500: ports BASE+1 and BASE+4 on 127.0.0.1), BENCH_SKIP_BUILD=1,
-# BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600: hard time limit). Installs nginx, valgrind and gcc with apt-get when run as
+# BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600: hard time limit), BENCH_LOG_LEVEL
+# (info, the default users run: a line per request; warning leaves the line out). Installs nginx, valgrind and gcc with apt-get when run as
 # root. Output in bench/out/instructions-*/; one bench at a time (bench/out/run.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,7 +103,7 @@ count() {  # count N: the instructions of a gateway run that serves N requests
         || die "import failed: see $OUT/import-$n.log"
     "$GATEWAY" clients add bench --json --db "$db" > "$OUT/client-$n.json" || die "clients add failed"
     LD_PRELOAD=$OUT/sigsuspend.so valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$n.out" \
-        "$GATEWAY" serve --db "$db" --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level warning \
+        "$GATEWAY" serve --db "$db" --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level "${BENCH_LOG_LEVEL:-info}" \
         > "$OUT/gateway-$n.log" 2>&1 9>&- &
     local pid=$!
     PIDS+=($pid)

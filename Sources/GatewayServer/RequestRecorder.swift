@@ -83,17 +83,18 @@ final class RequestRecorder: Sendable {
         }
         guard let (entry, countedAsStream) = finished else { return }
         metrics.requestFinished(entry, countedAsStream: countedAsStream)
+        // The values as they are (no interpolation: a string each, per request, at the default level).
         logger.info("request", metadata: [
-            "request_id": "\(entry.requestId)",
-            "client": "\(entry.clientName ?? "-")",
-            "endpoint": "\(entry.endpoint)",
-            "model": "\(entry.model ?? "-")",
-            "status": "\(entry.status)",
-            "outcome": "\(entry.outcome)",
-            "attempts": "\(entry.attempts.count)",
-            "key": "\(entry.keyFingerprint ?? "-")",
-            "upstream": "\(entry.upstreamUrl ?? "-")",
-            "latency_ms": "\(Int((entry.latencyMs ?? 0).rounded()))",
+            "request_id": .string(entry.requestId),
+            "client": .string(entry.clientName ?? "-"),
+            "endpoint": .string(entry.endpoint),
+            "model": .string(entry.model ?? "-"),
+            "status": .stringConvertible(entry.status),
+            "outcome": .string(entry.outcome),
+            "attempts": .stringConvertible(entry.attempts.count),
+            "key": .string(entry.keyFingerprint ?? "-"),
+            "upstream": .string(entry.upstreamUrl ?? "-"),
+            "latency_ms": .stringConvertible(Int((entry.latencyMs ?? 0).rounded())),
         ])
         writer.enqueue(entry)
     }

@@ -30,14 +30,11 @@ final class LogOutput: Sendable {
     }
 
     /// Appends a line (with its newline); writes it at once when `urgent`.
-    func write(_ line: String, urgent: Bool) {
+    func write(_ line: [UInt8], urgent: Bool) {
         startIfNeeded()
-        var line = line
-        let full = line.withUTF8 { bytes in
-            pending.withLock { pending in
-                pending.append(contentsOf: bytes)
-                return pending.count >= Self.flushBytes
-            }
+        let full = pending.withLock { pending in
+            pending.append(contentsOf: line)
+            return pending.count >= Self.flushBytes
         }
         if urgent || full { flush() }
     }
@@ -87,46 +84,52 @@ final class LogOutput: Sendable {
 }
 
 /// Formats a log line as swift-log's `StreamLogHandler` does
-/// (`2026-12-07T00:35:56+0000 info gemini-gateway: a=1 b=2 [GatewayServer] message`), with the
-/// timestamp made once a second instead of once a line.
+/// (`2026-12-07T00:35:56+0000 info gemini-gateway: a=1 b=2 [GatewayServer] message`), into
+/// bytes, with the timestamp made once a second instead of once a line.
 enum LogLine {
-    private static let cachedSecond = Mutex<(second: Int, text: String)>((-1, ""))
+    private static let cachedSecond = Mutex<(second: Int, text: [UInt8])>((-1, []))
 
-    static func make(level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: Logger.Message) -> String {
-        var line = timestamp()
-        line += " "
-        line += level.rawValue
+    static func make(level: Logger.Level, label: String, metadata: Logger.Metadata, source: String, message: Logger.Message) -> [UInt8] {
+        var line = [UInt8]()
+        line.reserveCapacity(384)
+        line.append(contentsOf: timestamp())
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: level.rawValue.utf8)
         if !label.isEmpty {
-            line += " "
-            line += label
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: label.utf8)
         }
-        line += ":"
+        line.append(UInt8(ascii: ":"))
         if !metadata.isEmpty {
             for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
-                line += " "
-                line += key
-                line += "="
-                line += value.description
+                line.append(UInt8(ascii: " "))
+                line.append(contentsOf: key.utf8)
+                line.append(UInt8(ascii: "="))
+                switch value {
+                case .string(let text): line.append(contentsOf: text.utf8)
+                case .stringConvertible(let value): line.append(contentsOf: value.description.utf8)
+                default: line.append(contentsOf: value.description.utf8)
+                }
             }
         }
-        line += " ["
-        line += source
-        line += "] "
-        line += message.description
-        line += "\n"
+        line.append(contentsOf: " [".utf8)
+        line.append(contentsOf: source.utf8)
+        line.append(contentsOf: "] ".utf8)
+        line.append(contentsOf: message.description.utf8)
+        line.append(UInt8(ascii: "\n"))
         return line
     }
 
     /// The local time to the second, as `strftime("%Y-%m-%dT%H:%M:%S%z")`.
-    static func timestamp() -> String {
+    static func timestamp() -> [UInt8] {
         var now = time(nil)
         let second = Int(now)
         if let text = cachedSecond.withLock({ $0.second == second ? $0.text : nil }) { return text }
         var local = tm()
         localtime_r(&now, &local)
         var buffer = [CChar](repeating: 0, count: 64)
-        strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &local)
-        let text = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &local)
+        let text = buffer.prefix(count).map { UInt8(bitPattern: $0) }
         cachedSecond.withLock { $0 = (second, text) }
         return text
     }

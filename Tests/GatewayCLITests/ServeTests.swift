@@ -43,6 +43,10 @@ import Testing
         }
         #expect(try await generate("gemini-2.5-flash") == 200)
         #expect(fake.received().first?.header("x-goog-api-key") == secrets[0])
+        // At the default level, a line per request (buffered: it comes within a moment), in
+        // swift-log's format with the fields sorted, the key as its fingerprint.
+        let line = try #require(await serve.waitForStderr(timeout: patience) { $0.hasSuffix(" [GatewayServer] request") })
+        #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} info gemini-gateway: attempts=1 client=\S+ endpoint=generateContent key=\#(Secret.fingerprint(secrets[0])) latency_ms=\d+ model=gemini-2.5-flash outcome=success request_id=\S+ status=200 upstream=http://127.0.0.1:\d+ \[GatewayServer\] request$"#, options: .regularExpression) != nil, "\(line)")
 
         // SIGTERM while a request is in flight: it finishes, then the process exits 0.
         let slow = Task { try await generate("slow-model") }
