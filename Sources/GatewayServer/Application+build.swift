@@ -108,11 +108,12 @@ public struct Gateway: Sendable {
     public func application(
         configuration: GatewayConfiguration,
         logger: Logger,
-        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        requestLine: RequestLineWriter? = nil
     ) -> some ApplicationProtocol {
         let proxy = ProxyHandler(
             pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
-            configuration: configuration, limits: limits, logger: logger
+            configuration: configuration, limits: limits, logger: logger, requestLine: requestLine
         )
         let tasks = proxyTasks
         let limits = ClientTimeouts.Limits(

@@ -41,6 +41,8 @@ struct ProxyHandler: Sendable {
     /// their values at start).
     let limits: RetryLimits
     let logger: Logger
+    /// Writes the line of a finished request, when the caller has a cheaper way than `logger`.
+    var requestLine: RequestRecorder.RequestLine? = nil
 
     /// Largest error body read from an upstream to classify it.
     static let maximumErrorBody = 4 << 20
@@ -120,7 +122,7 @@ struct ProxyHandler: Sendable {
         entry.apiVersion = route.apiVersion
         entry.model = route.model
         entry.isStream = route.isStream
-        return (target, route, RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger))
+        return (target, route, RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger, requestLine: requestLine))
     }
 
     // MARK: - The loop

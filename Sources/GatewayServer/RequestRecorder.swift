@@ -4,12 +4,20 @@ import GatewayStore
 import Logging
 import Synchronization
 
+/// Writes the line of a finished request (``RequestRecorder``).
+public typealias RequestLineWriter = @Sendable (RequestLogEntry) -> Void
+
 /// Collects what happens to one client request and hands exactly one row to the log writer and
 /// the metrics: when the proxy finishes it, or, if the response is dropped before that (the
 /// client vanished before the body was written), when the recorder is released, as cancelled.
 /// From its making to that moment the request counts as in flight (and as a stream in flight
 /// while its row says it is one).
 final class RequestRecorder: Sendable {
+    /// Writes the line of a finished request instead of `logger.info("request", ...)`: the
+    /// executable formats it straight from the row into its log output (no metadata dictionary,
+    /// no sorting), the same line; it decides on the level itself.
+    typealias RequestLine = RequestLineWriter
+
     private struct State {
         var entry: RequestLogEntry
         var done = false
@@ -21,11 +29,13 @@ final class RequestRecorder: Sendable {
     private let writer: RequestLogWriter
     private let metrics: GatewayMetrics
     private let logger: Logger
+    private let requestLine: RequestLine?
     let started: ContinuousClock.Instant
     /// The row's request id (set once, when the request arrives).
     let requestID: String
 
-    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger) {
+    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger, requestLine: RequestLine? = nil) {
+        self.requestLine = requestLine
         self.requestID = entry.requestId
         self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
         self.writer = writer
@@ -83,6 +93,11 @@ final class RequestRecorder: Sendable {
         }
         guard let (entry, countedAsStream) = finished else { return }
         metrics.requestFinished(entry, countedAsStream: countedAsStream)
+        if let requestLine {
+            requestLine(entry)
+            writer.enqueue(entry)
+            return
+        }
         // The values as they are (no interpolation: a string each, per request, at the default level).
         logger.info("request", metadata: [
             "request_id": .string(entry.requestId),

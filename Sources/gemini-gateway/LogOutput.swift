@@ -1,4 +1,5 @@
 import Foundation
+import GatewayStore
 import Logging
 import Synchronization
 
@@ -118,6 +119,38 @@ enum LogLine {
         line.append(contentsOf: message.description.utf8)
         line.append(UInt8(ascii: "\n"))
         return line
+    }
+
+    /// The line of a finished request, at info: what `logger.info("request", metadata:)` of the
+    /// server's logger would write (fields sorted by name, as ``make(level:label:metadata:source:message:)``
+    /// sorts them), made straight from the row.
+    @Sendable static func writeRequest(_ entry: RequestLogEntry) {
+        guard LogLevelSwitch.level <= .info else { return }
+        var line = [UInt8]()
+        line.reserveCapacity(384)
+        line.append(contentsOf: timestamp())
+        line.append(contentsOf: " info gemini-gateway: attempts=".utf8)
+        line.append(contentsOf: String(entry.attempts.count).utf8)
+        line.append(contentsOf: " client=".utf8)
+        line.append(contentsOf: (entry.clientName ?? "-").utf8)
+        line.append(contentsOf: " endpoint=".utf8)
+        line.append(contentsOf: entry.endpoint.utf8)
+        line.append(contentsOf: " key=".utf8)
+        line.append(contentsOf: (entry.keyFingerprint ?? "-").utf8)
+        line.append(contentsOf: " latency_ms=".utf8)
+        line.append(contentsOf: String(Int((entry.latencyMs ?? 0).rounded())).utf8)
+        line.append(contentsOf: " model=".utf8)
+        line.append(contentsOf: (entry.model ?? "-").utf8)
+        line.append(contentsOf: " outcome=".utf8)
+        line.append(contentsOf: entry.outcome.utf8)
+        line.append(contentsOf: " request_id=".utf8)
+        line.append(contentsOf: entry.requestId.utf8)
+        line.append(contentsOf: " status=".utf8)
+        line.append(contentsOf: String(entry.status).utf8)
+        line.append(contentsOf: " upstream=".utf8)
+        line.append(contentsOf: (entry.upstreamUrl ?? "-").utf8)
+        line.append(contentsOf: " [GatewayServer] request\n".utf8)
+        LogOutput.standardError.write(line, urgent: false)
     }
 
     /// The local time to the second, as `strftime("%Y-%m-%dT%H:%M:%S%z")`.

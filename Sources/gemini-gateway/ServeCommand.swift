@@ -228,7 +228,7 @@ struct ServeCommand: AsyncParsableCommand {
             let configuration = gatewayConfiguration()
             logger.debug("settings", metadata: ["db": "\(database.db)", "settings": "\(configuration)"])
             let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
-            let app = gateway.application(configuration: configuration, logger: logger)
+            let app = gateway.application(configuration: configuration, logger: logger, requestLine: LogLine.writeRequest)
             let reloader = HangupReloader(gateway: gateway, store: store, started: self, logger: logger)
             let group = ServiceGroup(configuration: .init(
                 // Stopped in reverse order: the reloader first, then the server drains.
