@@ -5,9 +5,12 @@ import Synchronization
 
 /// Standard error through a buffer: a log line is appended under a lock (no system call on the
 /// request path), and a thread of its own writes what has gathered every
-/// ``LogOutput/interval``. A line at `warning` or above is written at once, with everything
-/// before it; so is a buffer over ``LogOutput/flushBytes``. What is buffered is written at exit
-/// (`atexit`); a crash loses at most the last interval's lines (the request rows are in SQLite).
+/// ``LogOutput/interval``, or at once when a line at `warning` or above comes (with everything
+/// before it) or the buffer passes ``LogOutput/flushBytes``. No logging call ever writes, so a
+/// standard error nobody reads (a stalled pipe) holds up that thread only; lines beyond
+/// ``LogOutput/maximumPending`` are then dropped and counted. What is buffered is
+/// written at exit (`atexit`); a crash loses at most the last interval's lines (the request
+/// rows are in SQLite).
 ///
 /// With swift-log's `StreamLogHandler` each line was a locked, flushed `fwrite` and a
 /// `localtime()` (which looks at `/etc/localtime` on every call when `TZ` is unset): the
@@ -17,14 +20,20 @@ final class LogOutput: Sendable {
 
     /// How long a line may wait in the buffer.
     static let interval: Duration = .milliseconds(100)
-    /// A buffer this full is written by the thread that filled it.
+    /// A buffer this full is written at once (by the writing thread).
     static let flushBytes = 64 << 10
+    /// The most held while standard error is not being read (a stalled pipe), besides the batch
+    /// being written: lines beyond are dropped and counted, not kept without bound; the count
+    /// is written once it drains.
+    static let maximumPending = 8 << 20
 
     private let descriptor: Int32
-    private let pending = Mutex<[UInt8]>([])
-    /// Serialises the writes, so that lines keep their order across threads.
-    private let writing = Mutex<Void>(())
+    private let pending = Mutex<(bytes: [UInt8], dropped: Int)>(([], 0))
+    /// A write is under way: one at a time, so that lines keep their order across threads.
+    private let writing = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
+    /// Wakes the writing thread before its interval is over.
+    private let wakeUp = DispatchSemaphore(value: 0)
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -34,49 +43,66 @@ final class LogOutput: Sendable {
     func write(_ line: [UInt8], urgent: Bool) {
         startIfNeeded()
         let full = pending.withLock { pending in
-            pending.append(contentsOf: line)
-            return pending.count >= Self.flushBytes
+            guard pending.bytes.count + line.count <= Self.maximumPending else {
+                pending.dropped += 1
+                return false
+            }
+            pending.bytes.append(contentsOf: line)
+            return pending.bytes.count >= Self.flushBytes
         }
-        if urgent || full { flush() }
+        if urgent || full { wakeUp.signal() }
     }
 
-    /// Writes whatever is buffered.
-    func flush() {
-        writing.withLock { _ in
-            // Taken under the write lock: a batch taken later is written later.
-            let bytes = pending.withLock { pending -> [UInt8] in
-                guard !pending.isEmpty else { return [] }
-                var taken = [UInt8]()
-                taken.reserveCapacity(pending.capacity)
-                swap(&taken, &pending)
-                return taken
-            }
-            guard !bytes.isEmpty else { return }
-            bytes.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        return  // nowhere to write (a closed stderr): the lines are dropped
-                    }
-                    offset += written
+    /// Writes whatever is buffered, waiting up to `seconds` for a write under way (at exit, and
+    /// before the CLI's own error lines).
+    func flush(waitingUpTo seconds: Double) {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
+        while !tryFlush(), ContinuousClock.now < deadline { usleep(1_000) }
+    }
+
+    /// False when another write is under way.
+    private func tryFlush() -> Bool {
+        guard writing.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { writing.store(false, ordering: .releasing) }
+        // One write at a time: a batch taken later is written later.
+        let (taken, dropped) = pending.withLock { pending -> ([UInt8], Int) in
+            guard !pending.bytes.isEmpty || pending.dropped > 0 else { return ([], 0) }
+            var taken = [UInt8]()
+            taken.reserveCapacity(min(pending.bytes.capacity, Self.flushBytes * 4))
+            swap(&taken, &pending.bytes)
+            defer { pending.dropped = 0 }
+            return (taken, pending.dropped)
+        }
+        var bytes = taken
+        if dropped > 0 {
+            bytes.append(contentsOf: "\(String(decoding: LogLine.timestamp(), as: UTF8.self)) error gemini-gateway: dropped=\(dropped) [gemini_gateway] log lines dropped: standard error was not being read\n".utf8)
+        }
+        guard !bytes.isEmpty else { return true }
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return  // nowhere to write (a closed stderr): the lines are dropped
                 }
+                offset += written
             }
         }
+        return true
     }
 
     private func startIfNeeded() {
         guard !started.load(ordering: .relaxed),
               started.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged
         else { return }
-        atexit { LogOutput.standardError.flush() }
+        atexit { LogOutput.standardError.flush(waitingUpTo: 2) }
         let thread = Thread { [self] in
-            let pause = useconds_t(Self.interval.components.attoseconds / 1_000_000_000_000)
-                + useconds_t(Self.interval.components.seconds * 1_000_000)
+            let pause = DispatchTimeInterval.milliseconds(Int(Self.interval.components.seconds * 1_000)
+                + Int(Self.interval.components.attoseconds / 1_000_000_000_000_000))
             while true {
-                usleep(pause)
-                flush()
+                _ = wakeUp.wait(timeout: .now() + pause)
+                _ = tryFlush()
             }
         }
         thread.name = "log-output"

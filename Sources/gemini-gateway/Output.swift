@@ -34,7 +34,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
 }
 
 private func fail(_ message: String, code: Int32) -> Never {
-    LogOutput.standardError.flush()  // the log lines before it, first
+    LogOutput.standardError.flush(waitingUpTo: 2)  // the log lines before it, first
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(code)
 }
@@ -59,7 +59,7 @@ enum Output {
 
     /// One line on stderr, `warning: ...`: something the command left out, it still goes on.
     static func warning(_ message: String) {
-        LogOutput.standardError.flush()
+        LogOutput.standardError.flush(waitingUpTo: 2)
         FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
     }
 
