@@ -42,7 +42,7 @@ struct ProxyHandler: Sendable {
     let limits: RetryLimits
     let logger: Logger
     /// Writes the line of a finished request, when the caller has a cheaper way than `logger`.
-    var requestLine: RequestRecorder.RequestLine? = nil
+    var requestLine: RequestLineWriter? = nil
 
     /// Largest error body read from an upstream to classify it.
     static let maximumErrorBody = 4 << 20

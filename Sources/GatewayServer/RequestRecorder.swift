@@ -4,7 +4,9 @@ import GatewayStore
 import Logging
 import Synchronization
 
-/// Writes the line of a finished request (``RequestRecorder``).
+/// Writes the line of a finished request instead of `logger.info("request", ...)`: `serve`
+/// formats it straight from the row into its log output (no metadata dictionary, no sorting),
+/// the same line; it decides on the level itself.
 public typealias RequestLineWriter = @Sendable (RequestLogEntry) -> Void
 
 /// Collects what happens to one client request and hands exactly one row to the log writer and
@@ -13,11 +15,6 @@ public typealias RequestLineWriter = @Sendable (RequestLogEntry) -> Void
 /// From its making to that moment the request counts as in flight (and as a stream in flight
 /// while its row says it is one).
 final class RequestRecorder: Sendable {
-    /// Writes the line of a finished request instead of `logger.info("request", ...)`: the
-    /// executable formats it straight from the row into its log output (no metadata dictionary,
-    /// no sorting), the same line; it decides on the level itself.
-    typealias RequestLine = RequestLineWriter
-
     private struct State {
         var entry: RequestLogEntry
         var done = false
@@ -29,12 +26,12 @@ final class RequestRecorder: Sendable {
     private let writer: RequestLogWriter
     private let metrics: GatewayMetrics
     private let logger: Logger
-    private let requestLine: RequestLine?
+    private let requestLine: RequestLineWriter?
     let started: ContinuousClock.Instant
     /// The row's request id (set once, when the request arrives).
     let requestID: String
 
-    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger, requestLine: RequestLine? = nil) {
+    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger, requestLine: RequestLineWriter? = nil) {
         self.requestLine = requestLine
         self.requestID = entry.requestId
         self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
