@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxBodyBytes: Int = envNumber("GEMINI_GATEWAY_MAX_BODY_BYTES") ?? GatewayConfiguration().maximumBodyBytes
 
     @Option(help: ArgumentHelp(
-        "Most client connections open at once; at the cap new ones wait in the listen backlog until one closes (default: (open-file limit - 256) / 2) [GEMINI_GATEWAY_MAX_CONNECTIONS].",
+        "Most client connections open at once; at the cap a new one closes the connection idle the longest, or waits in the listen backlog while all are busy (default: (open-file limit - 256) / 2) [GEMINI_GATEWAY_MAX_CONNECTIONS].",
         valueName: "n"
     ))
     var maxConnections: Int?
