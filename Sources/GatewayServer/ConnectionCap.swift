@@ -84,19 +84,18 @@ final class IdleConnections: Sendable {
     }
 
     func hasIdle() -> Bool {
-        let now = NIODeadline.now().uptimeNanoseconds
-        return slots.withLock { slots in
-            slots.values.contains { slot in
-                let since = slot.idleSince.load(ordering: .relaxed)
-                return since != 0 && since <= now
-            }
-        }
+        longestIdle() != nil
     }
 
     /// Closes the connection idle the longest, if there is one.
     func closeLongestIdle() {
+        if let longest = longestIdle() { longest.slot.close(longest.since) }
+    }
+
+    /// The connection idle the longest now, with the value it has been idle since.
+    private func longestIdle() -> (slot: Slot, since: UInt64)? {
         let now = NIODeadline.now().uptimeNanoseconds
-        let longest: (slot: Slot, since: UInt64)? = slots.withLock { slots in
+        return slots.withLock { slots in
             var longest: (slot: Slot, since: UInt64)?
             for slot in slots.values {
                 let since = slot.idleSince.load(ordering: .relaxed)
@@ -104,6 +103,5 @@ final class IdleConnections: Sendable {
             }
             return longest
         }
-        if let longest { longest.slot.close(longest.since) }
     }
 }

@@ -92,22 +92,21 @@ final class RequestRecorder: Sendable {
         metrics.requestFinished(entry, countedAsStream: countedAsStream)
         if let requestLine {
             requestLine(entry)
-            writer.enqueue(entry)
-            return
+        } else {
+            // The values as they are (no interpolation: a string each, per request, at the default level).
+            logger.info("request", metadata: [
+                "request_id": .string(entry.requestId),
+                "client": .string(entry.clientName ?? "-"),
+                "endpoint": .string(entry.endpoint),
+                "model": .string(entry.model ?? "-"),
+                "status": .stringConvertible(entry.status),
+                "outcome": .string(entry.outcome),
+                "attempts": .stringConvertible(entry.attempts.count),
+                "key": .string(entry.keyFingerprint ?? "-"),
+                "upstream": .string(entry.upstreamUrl ?? "-"),
+                "latency_ms": .stringConvertible(Int((entry.latencyMs ?? 0).rounded())),
+            ])
         }
-        // The values as they are (no interpolation: a string each, per request, at the default level).
-        logger.info("request", metadata: [
-            "request_id": .string(entry.requestId),
-            "client": .string(entry.clientName ?? "-"),
-            "endpoint": .string(entry.endpoint),
-            "model": .string(entry.model ?? "-"),
-            "status": .stringConvertible(entry.status),
-            "outcome": .string(entry.outcome),
-            "attempts": .stringConvertible(entry.attempts.count),
-            "key": .string(entry.keyFingerprint ?? "-"),
-            "upstream": .string(entry.upstreamUrl ?? "-"),
-            "latency_ms": .stringConvertible(Int((entry.latencyMs ?? 0).rounded())),
-        ])
         writer.enqueue(entry)
     }
 
