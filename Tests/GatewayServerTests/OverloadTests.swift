@@ -21,9 +21,7 @@ import TestSupport
         let gate = FakeGemini.StreamGate(permits: 0)
         try await withGateway(keys: [a], configure: { $0.maximumInFlight = 2 }) { gateway, fakes in
             let fake = fakes[0]
-            fake.setRules([.init(method: "streamGenerateContent", reply: .sse(events: Self.events, gate: gate))])
-            let held = (0..<2).map { _ in Task { try await gateway.send(gateway.request(Self.streamPath)) } }
-            #expect(await fake.wait { $0.requestCount == 2 }, "the two streams reach the upstream")
+            let held = await Self.holdStreams(2, at: gate, gateway, fake)
             #expect(gateway.gateway.proxyTasks.running == 2)
 
             let connection = try await onThread { try RawConnection(port: gateway.port) }
@@ -72,11 +70,7 @@ import TestSupport
             #expect(pool.healthyUpstreams == 1 && pool.coolingKeys == 0 && pool.activeKeys == 1, "\(pool)")
 
             // The held streams end; then there is room again, on the same connection.
-            gate.open()
-            for task in held {
-                let status = try await task.value.status
-                #expect(status == 200)
-            }
+            try await Self.release(held, at: gate)
             try await waitUntil("the held requests to end") { gateway.gateway.proxyTasks.running == 0 }
             let served = try await onThread {
                 connection.send(request)
@@ -94,15 +88,27 @@ import TestSupport
     @Test func zeroMeansNoLimit() async throws {
         let gate = FakeGemini.StreamGate(permits: 0)
         try await withGateway(keys: [a], configure: { $0.maximumInFlight = 0 }) { gateway, fakes in
-            let fake = fakes[0]
-            fake.setRules([.init(method: "streamGenerateContent", reply: .sse(events: Self.events, gate: gate))])
-            let held = (0..<3).map { _ in Task { try await gateway.send(gateway.request(Self.streamPath)) } }
-            #expect(await fake.wait { $0.requestCount == 3 }, "every request reaches the upstream")
-            gate.open()
-            for task in held {
-                let status = try await task.value.status
-                #expect(status == 200)
-            }
+            let held = await Self.holdStreams(3, at: gate, gateway, fakes[0])
+            try await Self.release(held, at: gate)
+        }
+    }
+
+    /// `count` streams that the fake holds at `gate`, each of them running upstream on return.
+    static func holdStreams(
+        _ count: Int, at gate: FakeGemini.StreamGate, _ gateway: GatewayHarness, _ fake: FakeGemini
+    ) async -> [Task<Answer, any Error>] {
+        fake.setRules([.init(method: "streamGenerateContent", reply: .sse(events: events, gate: gate))])
+        let held = (0..<count).map { _ in Task { try await gateway.send(gateway.request(streamPath)) } }
+        #expect(await fake.wait { $0.requestCount == count }, "every held stream reaches the upstream")
+        return held
+    }
+
+    /// Lets the held streams end: each is answered 200.
+    static func release(_ held: [Task<Answer, any Error>], at gate: FakeGemini.StreamGate) async throws {
+        gate.open()
+        for task in held {
+            let status = try await task.value.status
+            #expect(status == 200)
         }
     }
 
