@@ -75,14 +75,14 @@ struct MemoryTrimmerTests {
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await trimmer.run() }
-            try await waitUntil("five quiet intervals") { trimmer.intervalsObserved >= 5 }
+            try await waitUntil("three quiet intervals") { trimmer.intervalsObserved >= 3 }
             #expect(trims.load(ordering: .relaxed) == 0, "no request yet: nothing to give back")
             tasks.started()
             tasks.finished()
             // The interval with the request, then a quiet one.
             try await waitUntil("a trim after the request") { trims.load(ordering: .relaxed) >= 1 }
             let after = trimmer.intervalsObserved
-            try await waitUntil("five more quiet intervals") { trimmer.intervalsObserved >= after + 5 }
+            try await waitUntil("three more quiet intervals") { trimmer.intervalsObserved >= after + 3 }
             #expect(trims.load(ordering: .relaxed) == 1)
             group.cancelAll()
         }
@@ -91,7 +91,7 @@ struct MemoryTrimmerTests {
     @Test func theServiceTrimsAgainOnceTheQuietHasLastedAgainAfter() async throws {
         let tasks = ProxyTasks()
         let trims = Atomic<Int>(0)
-        let trimmer = MemoryTrimmer(tasks: tasks, interval: .milliseconds(20), againAfter: .milliseconds(200), logger: Logger(label: "test")) {
+        let trimmer = MemoryTrimmer(tasks: tasks, interval: .milliseconds(20), againAfter: .milliseconds(60), logger: Logger(label: "test")) {
             trims.add(1, ordering: .relaxed)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -99,9 +99,9 @@ struct MemoryTrimmerTests {
             tasks.started()  // after the trimmer was made: activity, however late `run` starts
             tasks.finished()
             try await waitUntil("a second trim, after againAfter") { trims.load(ordering: .relaxed) >= 2 }
-            // Twice againAfter (10 intervals) of quiet more: no third trim.
+            // More than twice againAfter (3 intervals) of quiet more: no third trim.
             let after = trimmer.intervalsObserved
-            try await waitUntil("twenty more quiet intervals") { trimmer.intervalsObserved >= after + 20 }
+            try await waitUntil("seven more quiet intervals") { trimmer.intervalsObserved >= after + 7 }
             #expect(trims.load(ordering: .relaxed) == 2, "once when quiet, once more after againAfter, then no more")
             group.cancelAll()
         }
