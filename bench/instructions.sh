@@ -16,8 +16,11 @@
 #
 # Settings: BENCH_PORT_BASE (18500: ports BASE+1 and BASE+4 on 127.0.0.1), BENCH_SKIP_BUILD=1,
 # BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600: hard time limit), BENCH_LOG_LEVEL
-# (info, the default users run: a line per request; warning leaves the line out). Installs nginx, valgrind and gcc with apt-get when run as
-# root. Output in bench/out/instructions-*/; one bench at a time (bench/out/run.lock).
+# (info, the default users run: a line per request; warning leaves the line out),
+# BENCH_INSTR_TARGET (gateway; floor: count bench/nio-proxy-floor instead, the plainest SwiftNIO
+# proxy, for the gateway's distance to it function by function). Installs nginx, valgrind and gcc
+# with apt-get when run as root. Output in bench/out/instructions-*/; one bench at a time
+# (bench/out/run.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,12 +67,18 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
+TARGET=${BENCH_INSTR_TARGET:-gateway}
+case $TARGET in
+    gateway) PRODUCT=gemini-gateway ;;
+    floor) PRODUCT=nio-proxy-floor ;;
+    *) die "BENCH_INSTR_TARGET is gateway or floor, not $TARGET" ;;
+esac
 if [ -z "${BENCH_GATEWAY:-}" ]; then
     if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-        log "building the gateway (release)"
-        swift build -c release --product gemini-gateway > "$OUT/build.log" 2>&1 || die "build failed: see $OUT/build.log"
+        log "building $PRODUCT (release)"
+        swift build -c release --product "$PRODUCT" > "$OUT/build.log" 2>&1 || die "build failed: see $OUT/build.log"
     fi
-    BENCH_GATEWAY=$(swift build -c release --show-bin-path)/gemini-gateway
+    BENCH_GATEWAY=$(swift build -c release --show-bin-path)/$PRODUCT
 fi
 [ -x "$BENCH_GATEWAY" ] || die "no gateway binary at $BENCH_GATEWAY"
 
@@ -99,6 +108,10 @@ printf 'http://127.0.0.1:%s\nhttp://localhost:%s\nhttp://127.0.0.1:%s/p3\n' \
 
 count() {  # count N: the instructions of a gateway run that serves N requests
     local n=$1 db=$OUT/gateway-$1.db
+    if [ "$TARGET" = floor ]; then
+        count_floor "$n"
+        return
+    fi
     "$GATEWAY" import --db "$db" --keys "$OUT/api_keys.txt" --upstreams "$OUT/proxy_urls.txt" > "$OUT/import-$n.log" 2>&1 \
         || die "import failed: see $OUT/import-$n.log"
     "$GATEWAY" clients add bench --json --db "$db" > "$OUT/client-$n.json" || die "clients add failed"
@@ -118,6 +131,29 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     local rows
     rows=$(sqlite3 "$db" 'SELECT COUNT(*) FROM requests' 2>/dev/null || "$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM requests').fetchone()[0])" "$db")
     [ "$rows" = "$n" ] || die "$rows request rows for $n requests"
+}
+count_floor() {  # the same for the floor: no database, no token, no rows to check
+    local n=$1
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$n.out" \
+        "$GATEWAY" "$GATEWAY_PORT" "$UPSTREAM_PORT" bench-fake-key-for-the-floor > "$OUT/floor-$n.log" 2>&1 9>&- &
+    local pid=$!
+    PIDS+=($pid)
+    # Its log says when it listens (a probe connection that closes at once stalls the floor under
+    # valgrind, so no wait-port here).
+    local waited=0
+    until grep -q "listening on" "$OUT/floor-$n.log"; do
+        kill -0 "$pid" 2>/dev/null || die "the floor under callgrind stopped: see $OUT/floor-$n.log"
+        [ $((waited += 1)) -le 1200 ] || die "the floor under callgrind did not listen within 120 s"
+        sleep 0.1
+    done
+    log "$n requests to the floor under callgrind"
+    "$PY" bench/tools.py sequential "$GATEWAY_PORT" unused "$n"
+    kill -TERM "$pid"  # (not INT: a script's background jobs ignore it)
+    wait "$pid" || true  # the floor has no graceful stop: killed, callgrind still writes its counts
+    local kept=() other
+    for other in "${PIDS[@]}"; do [ "$other" = "$pid" ] || kept+=("$other"); done
+    PIDS=("${kept[@]}")
+    [ -s "$OUT/callgrind-$n.out" ] || die "callgrind wrote nothing for the floor: see $OUT/floor-$n.log"
 }
 count "$FEW"
 count "$MANY"
