@@ -41,13 +41,12 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
 
-        // HTTP: Hummingbird 2 server, AsyncHTTPClient upstream transport, services.
+        // HTTP on SwiftNIO (the listener and the upstream client), the proxy's policy, services.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore",
                 "GatewayStore",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,10 +56,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                // Hummingbird's HTTPTypes parts, for its side of each connection's pipeline.
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
-                .product(name: "HummingbirdCore", package: "hummingbird"),
+                // The graceful shutdown of the listener's connections.
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             // Async functions run on their caller's executor (the connection's event loop) without
             // a hop at every call: the request path has no actor to leave.
@@ -137,8 +134,6 @@ let package = Package(
             dependencies: [
                 "GatewayServer", "GatewayStore", "GatewayCore", "FakeGemini", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -1,8 +1,7 @@
 import Foundation
 import GatewayCore
-import HTTPTypes
-import Hummingbird
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// Guards the operator's pages (`/metrics`, `/status`) with the admin token, which is separate
@@ -37,7 +36,7 @@ public final class AdminAuthenticator: Sendable {
         case disabled
     }
 
-    func check(_ headers: HTTPFields) -> Decision {
+    func check(_ headers: HTTPHeaders) -> Decision {
         guard let token = state.withLock({ $0.token }) else { return .disabled }
         guard let presented = Self.presentedToken(headers), Secret.constantTimeEquals(presented, token) else {
             return .unauthorized
@@ -46,8 +45,8 @@ public final class AdminAuthenticator: Sendable {
     }
 
     /// The token in `Authorization: Bearer …` or the password in `Authorization: Basic …`.
-    static func presentedToken(_ headers: HTTPFields) -> String? {
-        guard let value = headers[.authorization] else { return nil }
+    static func presentedToken(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers.first(name: "authorization") else { return nil }
         let parts = value.split(separator: " ", maxSplits: 1)
         guard parts.count == 2 else { return nil }
         let scheme = parts[0].lowercased()
@@ -59,19 +58,19 @@ public final class AdminAuthenticator: Sendable {
     }
 
     /// The answer for a request that was not allowed.
-    static func refusal(_ decision: Decision) -> Response {
+    static func refusal(_ decision: Decision) -> LocalAnswer {
         switch decision {
         case .disabled:
             return GeminiErrorResponse(
                 .forbidden, "PERMISSION_DENIED",
                 "The operator pages are off: start serve with --admin-token (or GEMINI_GATEWAY_ADMIN_TOKEN)."
-            ).response()
+            ).localAnswer
         case .unauthorized, .allowed:
             return GeminiErrorResponse(
                 .unauthorized, "UNAUTHENTICATED",
                 "This page needs the admin token: Authorization: Bearer TOKEN, or Basic with the token as password.",
-                headers: [.wwwAuthenticate: #"Basic realm="gemini-gateway admin", charset="UTF-8""#]
-            ).response()
+                headers: ["WWW-Authenticate": #"Basic realm="gemini-gateway admin", charset="UTF-8""#]
+            ).localAnswer
         }
     }
 }

@@ -1,8 +1,6 @@
 import Foundation
 import GatewayCore
 import GatewayStore
-import Hummingbird
-import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -104,18 +102,20 @@ public struct Gateway: Sendable {
         limits.update(attempts: settings.maximumAttempts, budget: settings.retryBudget)
     }
 
-    /// The Hummingbird application serving the gateway.
+    /// The gateway as one service: its services, then the HTTP server (``HTTPServer``), in one
+    /// service group.
     public func application(
         configuration: GatewayConfiguration,
         logger: Logger,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
         requestLine: RequestLineWriter? = nil
-    ) -> some ApplicationProtocol {
+    ) -> some Service {
         let proxy = ProxyHandler(
             pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
             configuration: configuration, limits: limits, logger: logger, requestLine: requestLine
         )
-        let tasks = proxyTasks
+        let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher)
+        let shared = ProxyChannelHandler.Shared(proxy: proxy, local: local, tasks: proxyTasks)
         let limits = ClientTimeouts.Limits(
             head: TimeAmount(configuration.requestHeadTimeout), body: TimeAmount(configuration.requestBodyTimeout),
             idle: TimeAmount(configuration.keepAliveTimeout)
@@ -128,30 +128,30 @@ public struct Gateway: Sendable {
                 "reason": "\(expiry.rawValue)", "client": "\(address.map { "\($0)" } ?? "unknown")",
             ])
         }
-        return Application(
-            responder: GatewayResponder(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher),
-            // The proxied requests are served below Hummingbird's request types, by a handler of
-            // each connection's pipeline; the rest goes on to the responder.
-            server: GatewayHTTPChannel.server(
-                proxyHandler: { ProxyChannelHandler(proxy: proxy, tasks: tasks) },
-                timeouts: { ClientTimeouts(limits: limits, connections: connections, expired: expired) }
-            ),
-            // A deep accept queue: a burst of thousands of new connections must not overflow it.
-            // At --max-connections the connection idle the longest makes room for a new one; with
-            // none idle, accepting stops until one is (ConnectionCap).
-            configuration: .init(
-                address: .hostname(configuration.host, port: configuration.port), serverName: nil, backlog: 4096,
-                availableConnectionsDelegate: configuration.maximumConnections.flatMap { maximum in
-                    connections.map { ConnectionCap(maximum, connections: $0) }
-                }
-            ),
-            // Started in this order, stopped in reverse: the proxied requests still running after
-            // the server closed its connections end before the request log's last flush; the
-            // transport stops last. The database's watcher stops after the log writer and the
-            // pool's sync: a database deleted while serving is saved with their last writes.
-            services: [transport, databaseWatcher, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger)],
-            onServerRunning: onServerRunning,
+        // At --max-connections the connection idle the longest makes room for a new one; with
+        // none idle, accepting stops until one is (ConnectionCap).
+        var cap: (@Sendable () -> ConnectionCap)?
+        if let maximum = configuration.maximumConnections, let connections {
+            cap = { ConnectionCap(maximum, connections: connections) }
+        }
+        let server = HTTPServer(
+            host: configuration.host, port: configuration.port, cap: cap,
+            childChannel: { channel in
+                try GatewayPipeline.configure(
+                    channel, handler: ProxyChannelHandler(shared),
+                    timeouts: ClientTimeouts(limits: limits, connections: connections, expired: expired)
+                )
+            },
+            onRunning: onServerRunning,
             logger: logger
         )
+        // Started in this order, stopped in reverse: the proxied requests still running after
+        // the server closed its connections end before the request log's last flush; the
+        // transport stops last. The database's watcher stops after the log writer and the
+        // pool's sync: a database deleted while serving is saved with their last writes.
+        return ServiceGroup(configuration: .init(
+            services: [transport, databaseWatcher, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger), server],
+            logger: logger
+        ))
     }
 }

@@ -8,7 +8,7 @@ import NIOCore
 ///
 /// It is the first handler of the connection's pipeline, so that it sees every byte as it
 /// arrives, before the HTTP decoder has made anything of it; ``ProxyChannelHandler``, which sees
-/// the requests of both kinds (proxied, and passed on to Hummingbird), tells it where the
+/// every request (proxied or local), tells it where the
 /// connection is in the exchange.
 ///
 /// One timer per connection at most, re-armed only when it fires or a deadline comes sooner:

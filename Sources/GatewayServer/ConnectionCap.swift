@@ -1,4 +1,3 @@
-import HummingbirdCore
 import Logging
 import NIOCore
 import Synchronization
@@ -14,27 +13,51 @@ import Synchronization
 ///   backlog, no CPU is spent on them), and a connection that finishes its answer meanwhile is
 ///   closed instead of kept alive, to let one of them in.
 ///
-/// A request being read or answered is never cut for a new client.
-struct ConnectionCap: AvailableConnectionsDelegate {
+/// A request being read or answered is never cut for a new client. It sits in the listening
+/// socket's pipeline, where each accepted connection passes as it is read, and holds the
+/// socket's reads back while nothing may be accepted.
+final class ConnectionCap: ChannelDuplexHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+    typealias OutboundIn = Never
+    typealias OutboundOut = Never
+
     let maximum: Int
     let connections: IdleConnections
     private var count = 0
+    /// A read was held back at the cap: the next connection to close lets it go.
+    private var readHeld = false
 
     init(_ maximum: Int, connections: IdleConnections) {
         self.maximum = maximum
         self.connections = connections
     }
 
-    mutating func connectionOpened() {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let channel = unwrapInboundIn(data)
         count += 1
         if count > maximum { connections.closeLongestIdle() }
+        let loopBound = NIOLoopBound((cap: self, context: context), eventLoop: context.eventLoop)
+        channel.closeFuture.hop(to: context.eventLoop).assumeIsolated().whenComplete { _ in
+            let (cap, context) = loopBound.value
+            cap.count -= 1
+            if cap.readHeld, cap.isAccepting() {
+                cap.readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelRead(data)
     }
 
-    mutating func connectionClosed() {
-        count -= 1
+    func read(context: ChannelHandlerContext) {
+        guard isAccepting() else {
+            readHeld = true
+            return
+        }
+        context.read()
     }
 
-    func isAcceptingNewConnections() -> Bool {
+    private func isAccepting() -> Bool {
         let accepting = count < maximum || connections.hasIdle()
         connections.setFull(!accepting)
         return accepting

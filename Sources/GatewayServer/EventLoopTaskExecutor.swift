@@ -4,8 +4,8 @@ import NIOPosix
 /// A task executor that runs each job on the SwiftNIO event loop of the thread that enqueued it,
 /// and jobs enqueued from any other thread on the next loop of the group.
 ///
-/// Hummingbird serves each connection in a task, and the sockets live on event loops: on Swift's
-/// global executor every `await` on socket I/O crosses threads twice (loop -> pool -> loop), and
+/// Each request is answered in a task, and the sockets live on event loops: on Swift's global
+/// executor every `await` on socket I/O crosses threads twice (loop -> pool -> loop), and
 /// those hand-offs, not the gateway's own code, dominated its profile. A task woken by its
 /// socket's loop (the request arrived, the upstream answered) continues on that loop here, where
 /// the upstream transport also keeps its pooled connections (`currentEventLoop`), so one request

@@ -1,8 +1,8 @@
 import Foundation
 import GatewayCore
 import GatewayStore
-import Hummingbird
 import NIOCore
+import NIOHTTP1
 import Prometheus
 import Synchronization
 
@@ -13,16 +13,13 @@ extension GatewayMetrics {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// `GET /metrics`: open when the operator made it public, else behind the admin token.
-    func response(to request: Request, admin: AdminAuthenticator) async -> Response {
+    func answer(to head: HTTPRequestHead, admin: AdminAuthenticator) async -> LocalAnswer {
         if !admin.metricsPublic {
-            let decision = admin.check(request.headers)
+            let decision = admin.check(head.headers)
             guard decision == .allowed else { return AdminAuthenticator.refusal(decision) }
         }
         let text = await exposition()
-        return Response(
-            status: .ok, headers: [.contentType: Self.contentType],
-            body: .init(byteBuffer: ByteBuffer(bytes: text))
-        )
+        return LocalAnswer(.ok, contentType: Self.contentType, body: ByteBuffer(bytes: text))
     }
 
     /// Every metric in the text format, with the state gauges read now.

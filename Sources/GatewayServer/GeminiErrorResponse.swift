@@ -1,47 +1,39 @@
 import Foundation
-import HTTPTypes
-import Hummingbird
 import NIOCore
 import NIOHTTP1
 
 /// An error the gateway itself answers, in Gemini's envelope
 /// `{"error":{"code":...,"message":"...","status":"..."}}` so SDKs report it properly.
-public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
-    public var status: HTTPResponse.Status
+public struct GeminiErrorResponse: Error, Sendable {
+    public var status: HTTPResponseStatus
     public var message: String
     public var googleStatus: String
-    public var headers: HTTPFields
+    public var headers: HTTPHeaders
 
-    public init(_ status: HTTPResponse.Status, _ googleStatus: String, _ message: String, headers: HTTPFields = [:]) {
+    public init(_ status: HTTPResponseStatus, _ googleStatus: String, _ message: String, headers: HTTPHeaders = [:]) {
         self.status = status
         self.googleStatus = googleStatus
         self.message = message
         self.headers = headers
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        response()
-    }
-
-    /// The response with the envelope as its body.
-    public func response() -> Response {
-        var headers = self.headers
-        headers[.contentType] = Self.contentType
-        return Response(status: status, headers: headers, body: .init(byteBuffer: envelope()))
-    }
-
-    /// The response head and the envelope, for the proxy's own channel handler.
+    /// The response head and the envelope as its body.
     func answer() -> (HTTPResponseHead, ByteBuffer) {
-        var headers = HTTPHeaders()
-        for field in self.headers { headers.add(name: field.name.rawName, value: field.value) }
+        var headers = self.headers
         headers.add(name: "Content-Type", value: Self.contentType)
-        return (HTTPResponseHead(version: .http1_1, status: .init(statusCode: status.code), headers: headers), envelope())
+        return (HTTPResponseHead(version: .http1_1, status: status, headers: headers), envelope())
+    }
+
+    /// The same, as the answer of a local route.
+    var localAnswer: LocalAnswer {
+        let (head, body) = answer()
+        return LocalAnswer(head: head, body: body)
     }
 
     private static let contentType = "application/json; charset=UTF-8"
 
     private func envelope() -> ByteBuffer {
-        let object: [String: Any] = ["error": ["code": status.code, "message": message, "status": googleStatus]]
+        let object: [String: Any] = ["error": ["code": Int(status.code), "message": message, "status": googleStatus]]
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return ByteBuffer(bytes: body)
     }
@@ -54,7 +46,7 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
     )
 
     static func tooLarge(limit: Int) -> GeminiErrorResponse {
-        GeminiErrorResponse(.contentTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
+        GeminiErrorResponse(.payloadTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
     }
 
     static let noKeys = GeminiErrorResponse(
@@ -68,8 +60,7 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
     )
 
     static func allKeysCooling(model: String, retryAfter seconds: Int) -> GeminiErrorResponse {
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(seconds)
+        let headers: HTTPHeaders = ["Retry-After": String(seconds)]
         return GeminiErrorResponse(
             .tooManyRequests, "RESOURCE_EXHAUSTED",
             "Every API key is rate limited for \(model). Retry in \(seconds)s.", headers: headers
@@ -96,7 +87,7 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
         default: "INVALID_ARGUMENT"
         }
         return GeminiErrorResponse(
-            .init(code: status), googleStatus,
+            HTTPResponseStatus(statusCode: status), googleStatus,
             "The upstream refused the request with HTTP \(status) and a page of its own, not Google's: the request may be malformed (its path, headers or size)."
         )
     }
@@ -104,8 +95,7 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
     /// The gateway is short of its own resources (descriptors, memory) or of room for another
     /// request: nothing upstream is at fault, and the client may come back shortly.
     static func gatewayBusy(retryAfter seconds: Int) -> GeminiErrorResponse {
-        var headers = HTTPFields()
-        headers[.retryAfter] = String(seconds)
+        let headers: HTTPHeaders = ["Retry-After": String(seconds)]
         return GeminiErrorResponse(
             .serviceUnavailable, "UNAVAILABLE", "The gateway is overloaded. Retry in \(seconds)s.", headers: headers
         )
@@ -133,7 +123,7 @@ public struct GeminiErrorResponse: Error, HTTPResponseError, Sendable {
     }
 
     /// The client went away before its answer (499, nginx's code for it: only ever logged).
-    static let clientGone = GeminiErrorResponse(.init(code: 499), "CANCELLED", "The client went away.")
+    static let clientGone = GeminiErrorResponse(HTTPResponseStatus(statusCode: 499), "CANCELLED", "The client went away.")
 
     /// A body that fell silent for longer than `--request-body-timeout`.
     static func bodyStalled(after timeout: Duration) -> GeminiErrorResponse {

@@ -1,32 +1,29 @@
 import NIOCore
 import NIOHTTP1
 
-/// Serves the proxied requests (`/v1…`, `/v1beta…`, uploads, downloads) on the connection's event
-/// loop, below Hummingbird's request types; everything else (the probes, `/metrics`, `/status`,
-/// unknown paths) goes on to Hummingbird's responder.
+/// Answers every request of a client connection on its event loop: the proxied ones (`/v1…`,
+/// `/v1beta…`, uploads, downloads) through ``ProxyHandler``, everything else (the probes,
+/// `/metrics`, `/status`, unknown paths) through ``LocalRoutes``.
 ///
-/// It sits in each connection's pipeline right after the HTTP/1 codec, before Hummingbird turns
-/// the parts into HTTPTypes for its async channel (``GatewayHTTPChannel``). A proxied request's
-/// body is read here, within the limit, and the request is answered by ``ProxyHandler`` in a task
-/// of its own, pinned to this loop, which writes the answer, framed here, from the pipeline's
-/// ``HTTPWire`` next to the socket: no async sequence per connection, no response writer, no
-/// conversion of heads, no encoder, one task per request.
-/// (Hummingbird's way cost about a third of the gateway's CPU per request; see bench/RESULTS.md.)
+/// It sits in each connection's pipeline (``GatewayPipeline``) right after SwiftNIO's HTTP/1
+/// decoder. A proxied request's body is read here, within the limit, and the request is answered
+/// in a task of its own, pinned to this loop, which writes the answer, framed here, from the
+/// pipeline's ``HTTPWire`` next to the socket: no async sequence per connection, no response
+/// writer, no conversion of heads, no encoder, one task per request. (A framework's way cost
+/// about a third of the gateway's CPU per request; see bench/RESULTS.md.)
 ///
 /// Requests on one connection are answered one after another, in order: the parts of a request
 /// that arrives while another is answered (pipelining) wait here, and reading stops until their
 /// turn comes.
 final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = Never
 
     private enum Reading {
         /// Between requests.
         case idle
-        /// A request for Hummingbird: its parts go on down the pipeline.
-        case passing
+        /// A request for a local route: its body (none is expected) is dropped as it comes.
+        case local(HTTPRequestHead)
         /// A proxied request's body, read whole before it is answered (once its head has
         /// authenticated its client).
         case collecting(HTTPRequestHead, ProxyHandler.Admission, ByteBuffer?)
@@ -34,16 +31,18 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case discarding
     }
 
-    /// The proxy and the task count, behind one reference: each request's task takes one retain,
-    /// not one for every reference the proxy holds.
-    private final class Shared: Sendable {
+    /// The proxy, the local routes and the task count, behind one reference: each request's task
+    /// takes one retain, not one for every reference the proxy holds.
+    final class Shared: Sendable {
         let proxy: ProxyHandler
+        let local: LocalRoutes
         let tasks: ProxyTasks
         /// `--max-in-flight` (0: no limit).
         let maximumInFlight: Int
 
-        init(proxy: ProxyHandler, tasks: ProxyTasks) {
+        init(proxy: ProxyHandler, local: LocalRoutes, tasks: ProxyTasks) {
             self.proxy = proxy
+            self.local = local
             self.tasks = tasks
             maximumInFlight = proxy.configuration.maximumInFlight
         }
@@ -53,13 +52,13 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var proxy: ProxyHandler { shared.proxy }
     private var tasks: ProxyTasks { shared.tasks }
     private var reading = Reading.idle
-    /// A proxied request is being answered (from its end to its answer's end).
+    /// A request is being answered (from its end to its answer's end).
     private var answering = false
-    /// Requests passed on to Hummingbird whose response has not ended.
-    private var passedOn = 0
+    /// The answer in progress is a local route's.
+    private var answeringLocal = false
     /// Parts that came while an earlier request was answered, in order.
     private var waiting = CircularBuffer<HTTPServerRequestPart>()
-    /// Hummingbird asked for more while parts were waiting.
+    /// The channel asked for more while parts were waiting.
     private var readHeld = false
     /// Close once the answer in progress has been sent (`Connection: close`, shutdown, too large).
     private var closeWhenAnswered = false
@@ -88,8 +87,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A streamed answer waiting for the client to read (back-pressure).
     private var writable: CheckedContinuation<Void, any Error>?
 
-    init(proxy: ProxyHandler, tasks: ProxyTasks) {
-        shared = Shared(proxy: proxy, tasks: tasks)
+    init(_ shared: Shared) {
+        self.shared = shared
     }
 
     /// Whether the proxy serves this request target: its path starts with one of the prefixes
@@ -164,7 +163,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         let part = unwrapInboundIn(data)
-        if !waiting.isEmpty || (isHead(part) && isBusy) {
+        if !waiting.isEmpty || (isHead(part) && answering) {
             waiting.append(part)
             return
         }
@@ -177,18 +176,6 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             readHeld = true
         }
-    }
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // Hummingbird's responses pass through here on their way out.
-        if case .end = unwrapOutboundIn(data), passedOn > 0 {
-            passedOn -= 1
-            if passedOn == 0, !answering { timeouts?.answered() }
-            if passedOn == 0, !waiting.isEmpty || closeAfterWaiting {
-                context.eventLoop.assumeIsolated().execute { self.takeWaiting() }
-            }
-        }
-        context.write(data, promise: promise)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -222,14 +209,18 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 let error = GeminiErrorResponse.bodyStalled(after: proxy.configuration.requestBodyTimeout)
                 refuseAndClose(head, error, outcome: "client_error", reason: "REQUEST_BODY_TIMEOUT", context: context)
             }
-        case is ChannelShouldQuiesceEvent where isProxying:
-            // A graceful shutdown: Hummingbird closes the connection when it has nothing in
-            // progress, so a proxied request in progress holds it back until it is answered.
-            closeWhenAnswered = true
-        case let event as ChannelEvent where event == .inputClosed && answerStarted:
+        case is ChannelShouldQuiesceEvent:
+            // A graceful shutdown: a request in progress (or waiting its turn) is answered, then
+            // the connection closes; an idle one closes now.
+            if answering || !waiting.isEmpty || isReading {
+                closeWhenAnswered = true
+            } else {
+                close(context)
+            }
+        case let event as ChannelEvent where event == .inputClosed && (answerStarted || answeringLocal):
             // The client closed its side while its answer streams (an SDK that has read the last
-            // event it needs does): the answer goes on to its end, or to the first write that
-            // fails, and the connection closes after it.
+            // event it needs does), or after asking for a local page (`nc` does): the answer goes
+            // on to its end, or to the first write that fails, and the connection closes after it.
             closeWhenAnswered = true
         case let event as ChannelEvent where event == .inputClosed && (isProxying || !waiting.isEmpty):
             // The client closed its connection (or its sending side: the two look the same)
@@ -238,6 +229,9 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             clientLeftDuringBody()
             close(context)
             task?.cancel()
+        case let event as ChannelEvent where event == .inputClosed:
+            // Nothing asked and nothing more can come.
+            close(context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -262,17 +256,40 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeAfterWaiting = true
             return
         }
-        context.fireErrorCaught(error)
+        if error is HTTPParserError {
+            // Not HTTP: 400, and the connection closes (where the bytes end is unknowable).
+            refuseMalformed(context)
+        } else {
+            close(context)  // the socket broke
+        }
     }
+
+    /// Answers bytes that are not an HTTP request with a bare 400 and closes the connection.
+    private func refuseMalformed(_ context: ChannelHandlerContext) {
+        reading = .discarding
+        guard let wire = wire?.context, !closing else { return close(context) }
+        closing = true
+        let written = context.eventLoop.makePromise(of: Void.self)
+        wire.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: Self.badRequest)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private static let badRequest: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
     // MARK: - Requests
 
-    private var isBusy: Bool { answering || passedOn > 0 }
-
     private var isProxying: Bool {
-        if answering { return true }
+        if answering && !answeringLocal { return true }
         if case .collecting = reading { return true }
         return false
+    }
+
+    /// A request's head has come and its end has not.
+    private var isReading: Bool {
+        switch reading {
+        case .collecting, .local: return true
+        case .idle, .discarding: return false
+        }
     }
 
     private func isHead(_ part: HTTPServerRequestPart) -> Bool {
@@ -285,12 +302,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch (reading, part) {
         case (.idle, .head(let head)):
             start(head, context: context)
-        case (.passing, _):
-            if case .end = part {
-                reading = .idle
-                timeouts?.requestReceived()
-            }
-            context.fireChannelRead(wrapInboundOut(part))
+        case (.local(let head), .end):
+            reading = .idle
+            timeouts?.requestReceived()
+            answerLocal(head, context: context)
+        case (.local, _):
+            break
         case (.collecting(let head, let admission, let collected), .body(var chunk)):
             reading = .idle  // the buffer is uniquely referenced while it grows
             let limit = proxy.configuration.maximumBodyBytes
@@ -318,15 +335,14 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func start(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        guard Self.isProxied(head.uri) else {
-            passedOn += 1
-            reading = .passing
-            timeouts?.headReceived()
-            context.fireChannelRead(wrapInboundOut(.head(head)))
-            return
-        }
         version = head.version
         answersHEAD = head.method == .HEAD
+        guard Self.isProxied(head.uri) else {
+            if !head.isKeepAlive { closeWhenAnswered = true }
+            reading = .local(head)
+            timeouts?.headReceived()
+            return
+        }
         // The token is checked before any body byte is read: a stranger's body (up to the limit,
         // 100 MiB) is never taken in, nor is it asked for (no `100 Continue`).
         guard let admission = proxy.admit(head) else {
@@ -398,6 +414,29 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if answering, answers == number { task = started }
     }
 
+    /// Answers a request for a local route in its own task on this loop (``LocalRoutes``: the
+    /// metrics and the status page read state that may take a moment).
+    private func answerLocal(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        answering = true
+        answeringLocal = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let shared = self.shared
+        Task.immediate(executorPreference: executor) {
+            let answer = await shared.local.answer(to: head)
+            handler.value.sendLocal(answer)
+        }
+    }
+
+    private func sendLocal(_ answer: LocalAnswer) {
+        answeringLocal = false
+        if let context, context.channel.isActive {
+            writeWhole(answer.head, answer.body, context: context)
+        }
+        answering = false
+        timeouts?.answered()
+        takeWaiting()
+    }
+
     /// Answers a request the gateway has no room for (``ProxyHandler/overloaded(_:)``) here and
     /// now, without a task; the connection stays open (the body has been read) and the requests
     /// waiting behind it go on.
@@ -408,7 +447,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             writeWhole(answer.head, body, context: context)
         }
         answering = false
-        if passedOn == 0 { timeouts?.answered() }
+        timeouts?.answered()
         takeWaiting()
     }
 
@@ -443,7 +482,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         answering = false
-        if passedOn == 0 { timeouts?.answered() }
+        timeouts?.answered()
         takeWaiting()
     }
 
@@ -520,16 +559,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Takes the requests that waited for the one just answered (unless the connection closes).
     private func takeWaiting() {
         guard let context, !closing, !closeWhenAnswered else { return }
-        var passed = false
         while let part = waiting.first {
-            if isHead(part), isBusy { break }
+            if isHead(part), answering { break }
             waiting.removeFirst()
-            if case .passing = reading { passed = true }
             take(part, context: context)
-            if case .passing = reading { passed = true }
         }
-        // Hummingbird takes what it was given at the end of a read.
-        if passed { context.fireChannelReadComplete() }
         guard waiting.isEmpty else { return }
         if closeAfterWaiting {
             finishBeforeBadBytes(context)
@@ -548,10 +582,10 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .collecting(let head, _, _):
             reading = .discarding
             refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
-        case .passing:
+        case .local:
             close(context)
         case .idle, .discarding:
-            if !isBusy { close(context) }
+            if !answering { close(context) }
         }
     }
 

@@ -1,16 +1,15 @@
 import Foundation
 import GatewayStore
-import HTTPTypes
-import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 // MARK: - /status: the operator's page
 
 /// `GET /status`: one server-rendered HTML page (no script, inline CSS and SVG) with the keys,
 /// upstreams, the last hour's traffic and the log writer, refreshed by the browser every
-/// `refreshSeconds`. The admin token guards it (`GatewayResponder`); keys appear by fingerprint
+/// `refreshSeconds`. The admin token guards it (``LocalRoutes``); keys appear by fingerprint
 /// and tail only, and every string from the database or a client is HTML-escaped.
 ///
 /// The figures come from a few indexed queries in one read transaction
@@ -47,9 +46,9 @@ public struct StatusPage: Sendable {
     }
 
     /// The answer to an admitted request.
-    func response(to request: Request) async -> Response {
-        guard request.method == .get else {
-            return Self.html(.methodNotAllowed, Self.message("Only GET is served here."), extra: [.allow: "GET"])
+    func answer(method: HTTPMethod) async -> LocalAnswer {
+        guard method == .GET else {
+            return Self.html(.methodNotAllowed, Self.message("Only GET is served here."), extra: ["Allow": "GET"])
         }
         do {
             let data = try await cachedData()
@@ -71,18 +70,17 @@ public struct StatusPage: Sendable {
         return data
     }
 
-    static func html(_ status: HTTPResponse.Status, _ text: String, extra: HTTPFields = [:]) -> Response {
-        var headers: HTTPFields = [
-            .contentType: "text/html; charset=utf-8",
-            .cacheControl: "no-store",
+    static func html(_ status: HTTPResponseStatus, _ text: String, extra: HTTPHeaders = [:]) -> LocalAnswer {
+        var headers: HTTPHeaders = [
+            "Cache-Control": "no-store",
             // No script, no frames, nothing loaded from elsewhere: only the inline style.
-            HTTPField.Name("content-security-policy")!:
+            "Content-Security-Policy":
                 "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-            HTTPField.Name("x-content-type-options")!: "nosniff",
-            HTTPField.Name("referrer-policy")!: "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
         ]
-        headers.append(contentsOf: extra)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        headers.add(contentsOf: extra)
+        return LocalAnswer(status, contentType: "text/html; charset=utf-8", body: ByteBuffer(string: text), headers: headers)
     }
 
     /// A short page that says one thing.

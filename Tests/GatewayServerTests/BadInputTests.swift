@@ -61,7 +61,7 @@ import TestSupport
 
     @Test func pipelinedRequestsAreAnsweredInOrderAndConnectionCloseIsHonoured() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
-            // One write: a proxied request, a probe that Hummingbird answers, another proxied one
+            // One write: a proxied request, a probe the gateway answers itself, another proxied one
             // with `Connection: close`, and a fourth request that must not be served.
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
             func proxied(_ extra: String = "") -> String {

@@ -64,8 +64,8 @@ import TestSupport
         }
     }
 
-    /// The keep-alive timeout is the connection's: it closes after a request Hummingbird
-    /// answered (`/healthz`) as after a proxied one. A request being answered is not timed,
+    /// The keep-alive timeout is the connection's: it closes after a local route's
+    /// answer (`/healthz`) as after a proxied one. A request being answered is not timed,
     /// however long the upstream takes.
     @Test func anIdleKeepAliveConnectionIsClosedButAnAnswerInProgressIsNot() async throws {
         try await withGateway(keys: [a], configure: {

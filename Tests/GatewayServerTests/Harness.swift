@@ -4,7 +4,6 @@ import Foundation
 import GatewayCore
 import GatewayServer
 import GatewayStore
-import Hummingbird
 import Logging
 import NIOCore
 import NIOHTTP1

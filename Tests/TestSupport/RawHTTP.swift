@@ -88,6 +88,13 @@ public final class RawConnection: @unchecked Sendable {
 
     public func send(_ text: String) { send(Array(text.utf8)) }
 
+    /// Shuts the sending side down (what `nc` does at the end of its input): the server reads
+    /// the end of the stream, and can still answer.
+    public func shutdownSending() {
+        guard fd >= 0 else { return }
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// Reads one whole answer to a request of `method`: an interim (1xx) head, a head alone (HEAD,
     /// 204, 304), a body of its Content-Length, a chunked body to its last chunk, or (neither) a
     /// body that ends with the connection. Throws ``RawReadError`` when the connection ends first

@@ -1,0 +1,92 @@
+import FakeGemini
+import Foundation
+import GatewayServer
+import NIOCore
+import Testing
+import TestSupport
+
+/// The gateway's own routes (`/healthz`, `/readyz`, `/metrics`, `/status`, unknown paths) on the
+/// same SwiftNIO connection handler as the proxied requests: what a probe, `nc` or a load
+/// balancer sends, byte for byte.
+@Suite struct LocalRoutesTests {
+    let a = testKey("a")
+
+    @Test func bytesThatAreNotHTTPGetA400AndTheConnectionCloses() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let reply = try await withRawConnection(port: gateway.port) { connection in
+                connection.send("GARBAGE\r\n\r\n")
+                return String(decoding: try connection.readToClose(), as: UTF8.self)
+            }
+            #expect(reply.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(reply)")
+            #expect(reply.contains("\r\nConnection: close\r\n"), "\(reply)")
+            #expect(try await gateway.generate().status == 200)
+        }
+    }
+
+    /// `printf 'GET /healthz HTTP/1.1\r\n\r\n' | nc host port` shuts its sending side after the
+    /// request: the probe is still answered, then the connection closes.
+    @Test func aProbeWhoseClientShutItsSendingSideIsAnsweredThenClosed() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send("GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+                connection.shutdownSending()
+                let answer = try connection.readAnswer(to: "GET")
+                return (answer, try connection.readToClose())
+            }
+            #expect(answer.status == 200, "\(answer.text)")
+            #expect(answer.bodyText.contains(#""ready":true"#), "\(answer.text)")
+            #expect(rest.isEmpty)
+        }
+    }
+
+    /// A connection that opens and shuts its sending side without asking anything is closed,
+    /// not left half open until the keep-alive timeout.
+    @Test func aConnectionThatAsksNothingAndShutsItsSideIsClosed() async throws {
+        try await withGateway(keys: [a], configure: { $0.keepAliveTimeout = .seconds(3600) }) { gateway, _ in
+            let rest = try await withRawConnection(port: gateway.port) { connection in
+                connection.shutdownSending()
+                return try connection.readToClose()
+            }
+            #expect(rest.isEmpty)
+        }
+    }
+
+    /// `HEAD` gets the head its `GET` gets, with the same Content-Length and no body: the next
+    /// request on the connection is read from the right place.
+    @Test func aHeadProbeHasTheHeadOfItsGetAndTheConnectionStaysInStep() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (head, get, notFound) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                let head = try connection.readAnswer(to: "HEAD")
+                connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                let get = try connection.readAnswer(to: "GET")
+                connection.send("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (head, get, try connection.readAnswer(to: "GET"))
+            }
+            #expect(head.status == 200 && head.body.isEmpty, "\(head.text)")
+            #expect(get.status == 200 && get.bodyText == #"{"status":"ok"}"#, "\(get.text)")
+            #expect(head.header("content-length") == get.header("content-length"))
+            #expect(head.header("content-type") == "application/json")
+            #expect(notFound.status == 404 && notFound.bodyText.contains("NOT_FOUND"), "\(notFound.text)")
+        }
+    }
+
+    /// At a graceful shutdown an idle keep-alive connection is closed at once: the shutdown does
+    /// not wait out its grace (here far longer than any test) for clients that asked nothing.
+    @Test func aGracefulShutdownClosesIdleConnectionsAtOnce() async throws {
+        let fake = try await FakeGemini.start()
+        let gateway = try await GatewayHarness.start(keys: [a], upstreams: [fake.baseURL]) {
+            $0.shutdownGracePeriod = .seconds(3600)
+            $0.keepAliveTimeout = .seconds(3600)
+        }
+        let connection = try RawConnection(port: gateway.port)
+        connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try connection.readAnswer(to: "GET").status == 200)
+        // Without the close the stop would wait out the hour's grace: the timeout fails the test.
+        try await withTimeout(120) { try await gateway.stop() }
+        #expect(try connection.readToClose(timeout: 1).isEmpty)
+        #expect(connection.closedByServer)
+        await fake.stop()
+        gateway.removeFiles()
+    }
+}
