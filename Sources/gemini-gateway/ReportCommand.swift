@@ -13,7 +13,7 @@ struct ReportCommand: AsyncParsableCommand {
             day), a date and time (2026-11-01 12:00) or a duration back from now (90m, 24h, 7d, 2w); the \
             default range is the last 7 days. Days whose raw rows were pruned by --log-retention-days \
             are counted whole (noted on stderr). The same numbers are in the SQL views usage_by_client_day, \
-            usage_by_model_day, usage_by_key_day, usage_by_upstream_day and health (see README).
+            usage_by_model_day, usage_by_key_day, usage_by_upstream_day and health (see docs/reports.md).
             """,
         subcommands: [Clients.self, Models.self, Keys.self, Upstreams.self, Health.self]
     )

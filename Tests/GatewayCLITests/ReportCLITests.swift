@@ -54,7 +54,7 @@ import Testing
         #expect(await serve.waitForExit(timeout: 120) == 0)
         await fake.stop()
         if let path = ProcessInfo.processInfo.environment["GATEWAY_REPORT_SAMPLE_DB"] {
-            // For the README's sample output: the database this traffic left behind.
+            // For the sample output in docs/reports.md: the database this traffic left behind.
             try? FileManager.default.removeItem(atPath: path)
             try FileManager.default.copyItem(atPath: ws.path + "/gateway.db", toPath: path)
         }

@@ -3,7 +3,7 @@ import GRDB
 import Testing
 import TestSupport
 
-/// The README's backup: `sqlite3 gateway.db ".backup FILE"` while the gateway serves and writes.
+/// The backup of docs/deployment.md: `sqlite3 gateway.db ".backup FILE"` while the gateway serves and writes.
 @Suite struct BackupTests {
     static let sqlite3 = ["/usr/bin/sqlite3", "/bin/sqlite3"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
