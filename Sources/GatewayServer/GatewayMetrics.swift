@@ -67,6 +67,7 @@ public final class GatewayMetrics: Sendable {
         self.databaseHealthy = databaseHealthy
         self.perKey = configuration.metricsPerKey
         self.fixed = FixedSeries(registry: registry)
+        series.withLock { $0.makeZeroSeries() }
     }
 
     /// Seconds: an upstream answers a small call in tens of milliseconds, a thinking model's
@@ -164,6 +165,17 @@ extension GatewayMetrics {
             self.factory = factory
             noModel = ModelSeries(label: "none", factory: factory)
             otherModels = ModelSeries(label: "other", factory: factory)
+        }
+
+        /// Every family from the start, at zero, so that a fresh gateway's dashboards and alerts
+        /// read 0 rather than no data: per endpoint its latency and time-to-first-byte
+        /// histograms, its retries, its successful attempts and its successful requests (model
+        /// `none`); the token counters of `none` and `other` are made with the series.
+        mutating func makeZeroSeries() {
+            for endpoint in GeminiRoute.Endpoint.allCases {
+                _ = self.endpoint(endpoint.rawValue).attempts(Verdict.success.label)
+                _ = requests(endpoint: endpoint.rawValue, model: noModel.label, status: 200, outcome: "success")
+            }
         }
 
         mutating func endpoint(_ name: String) -> EndpointSeries {
