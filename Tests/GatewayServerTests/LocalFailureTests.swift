@@ -22,7 +22,6 @@ import TestSupport
     func errnoNamesTheFailure(code: CInt, name: String) {
         let error = IOError(errnoCode: code, reason: "connect")
         #expect(NIOHTTP1Transport.transportError(error).failure.rawValue == name)
-        #expect(AsyncHTTPClientTransport.transportError(error).failure.rawValue == name)
         let verdict = OutcomeClassifier.classify(transport: NIOHTTP1Transport.transportError(error).failure)
         #expect((verdict == .localFailure(reason: "LOCAL_RESOURCES")) == (name == "LOCAL_RESOURCES"), "\(verdict)")
     }

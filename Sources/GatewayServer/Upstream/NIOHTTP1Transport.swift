@@ -11,16 +11,17 @@ import ServiceLifecycle
 /// connections per upstream endpoint, the request head and body written in one flush, the
 /// response body streamed with back-pressure, TLS through NIOSSL with certificate verification.
 ///
-/// It does what the AsyncHTTPClient transport does, with less work per request: no per-request
-/// state machine copies, no deadline timer when nothing is waiting, no URL re-parsing (base URLs
-/// are parsed once), no separate head and body writes.
+/// The gateway's one upstream client: the proxy's and `keys check`'s. It replaced AsyncHTTPClient,
+/// measured, for less work per request (`bench/RESULTS.md`): no per-request state machine copies,
+/// no deadline timer when nothing is waiting, no URL re-parsing (base URLs are parsed once), no
+/// separate head and body writes, and the target forwarded as the client sent it.
 ///
 /// - Every request holds its own connection until its response has been read; a connection goes
 ///   back to the pool when its response is complete and both sides keep it alive.
 /// - A pooled connection is closed after `poolIdleTimeout` unused, well before servers usually
 ///   close idle keep-alive connections, so that a request rarely meets one the upstream is
 ///   closing. When it does, that is an upstream failure like any other (no hidden re-send):
-///   the proxy loop fails over, exactly as with AsyncHTTPClient.
+///   the proxy loop fails over.
 /// - Timeouts: connecting (`connectTimeout`), waiting for the response head (`headTimeout`), and
 ///   silence while a body streams (`readIdleTimeout`), which also closes idle pooled connections.
 public final class NIOHTTP1Transport: UpstreamTransport, Service {

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import GatewayCore
 import Logging
@@ -59,7 +58,7 @@ public protocol UpstreamTransport: Sendable {
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse
 }
 
-/// How long both transports keep an unused upstream connection in their pool before closing it.
+/// How long the transport keeps an unused upstream connection in its pool before closing it.
 let upstreamPoolIdleTimeout: Duration = .seconds(60)
 
 extension OutcomeClassifier.TransportFailure {
@@ -97,97 +96,4 @@ public struct UpstreamTransportError: Error, Sendable, CustomStringConvertible {
     public var failure: OutcomeClassifier.TransportFailure
     public var detail: String
     public var description: String { "\(failure.rawValue): \(detail)" }
-}
-
-// MARK: - AsyncHTTPClient
-
-/// The transport on AsyncHTTPClient: one `HTTPClient` for the process with a high per-host
-/// connection limit (every open stream holds a connection), an idle read timeout for long
-/// streams, and a deadline that covers only the wait for the response head.
-public final class AsyncHTTPClientTransport: UpstreamTransport, Service {
-    public let client: HTTPClient
-    private let headTimeout: TimeAmount
-
-    public init(configuration: GatewayConfiguration) {
-        var clientConfiguration = HTTPClient.Configuration()
-        clientConfiguration.timeout = .init(
-            connect: .nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000),
-            read: .nanoseconds(Int64(configuration.readIdleTimeout.components.seconds) * 1_000_000_000)
-        )
-        clientConfiguration.connectionPool = .init(
-            idleTimeout: .init(upstreamPoolIdleTimeout),
-            concurrentHTTP1ConnectionsPerHostSoftLimit: configuration.maximumConnectionsPerUpstream
-        )
-        // A refused connection is the upstream's failure now, not after retrying until the
-        // deadline: the proxy loop fails over to another upstream instead.
-        clientConfiguration.connectionPool.retryConnectionEstablishment = false
-        clientConfiguration.redirectConfiguration = .disallow
-        clientConfiguration.decompression = .disabled
-        clientConfiguration.httpVersion = .http1Only
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-        self.headTimeout = .nanoseconds(Int64(configuration.responseHeadTimeout.components.seconds) * 1_000_000_000)
-    }
-
-    public func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        var outgoing = HTTPClientRequest(url: request.url)
-        outgoing.method = request.method
-        outgoing.headers = request.headers
-        if request.sendsBody {
-            outgoing.body = .bytes(request.body)
-        }
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(outgoing, timeout: headTimeout)
-        } catch {
-            throw Self.transportError(error)
-        }
-        return UpstreamResponse(
-            status: Int(response.status.code), headers: response.headers, body: Body(iterator: response.body.makeAsyncIterator())
-        )
-    }
-
-    struct Body: UpstreamBodyStream {
-        var iterator: HTTPClientResponse.Body.AsyncIterator
-
-        @concurrent mutating func next() async throws -> ByteBuffer? {
-            do {
-                return try await iterator.next()
-            } catch {
-                throw AsyncHTTPClientTransport.transportError(error)
-            }
-        }
-    }
-
-    static func transportError(_ error: any Error) -> UpstreamTransportError {
-        if let error = error as? UpstreamTransportError { return error }
-        let text = String(describing: error)
-        if let named = OutcomeClassifier.TransportFailure.named(by: error) { return UpstreamTransportError(failure: named, detail: text) }
-        let failure: OutcomeClassifier.TransportFailure
-        switch error {
-        case let error as HTTPClientError:
-            switch error {
-            case .connectTimeout, .readTimeout, .deadlineExceeded, .writeTimeout: failure = .timeout
-            case .remoteConnectionClosed: failure = .connectionReset
-            default: failure = text.contains("TLS") || text.contains("SSL") ? .tls : .other
-            }
-        case let error as IOError where error.errnoCode == ECONNREFUSED:
-            failure = .connectionRefused
-        case let error as IOError where error.errnoCode == ECONNRESET || error.errnoCode == EPIPE:
-            failure = .connectionReset
-        default:
-            if text.contains("refused") { failure = .connectionRefused }
-            else if text.contains("reset") || text.contains("Connection") { failure = .connectionReset }
-            else if text.contains("SSL") || text.contains("TLS") || text.contains("certificate") { failure = .tls }
-            else if text.contains("resolve") || text.contains("getaddrinfo") { failure = .dns }
-            else { failure = .other }
-        }
-        return UpstreamTransportError(failure: failure, detail: text)
-    }
-
-    /// Keeps the client until the service group stops, then shuts it down: the server stops
-    /// first (draining requests), so no request is still using it.
-    public func run() async throws {
-        try? await gracefulShutdown()
-        try await client.shutdown()
-    }
 }
