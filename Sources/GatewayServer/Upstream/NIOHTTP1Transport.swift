@@ -77,7 +77,11 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             taken = try Self.take(request.baseURL, from: pool)
         } else {
             pool = pools[ObjectIdentifier(group.next())]!
-            taken = try await pool.loop.submit { [pool] in try Self.take(request.baseURL, from: pool) }.get()
+            do {
+                taken = try await pool.loop.submit { [pool] in try Self.take(request.baseURL, from: pool) }.get()
+            } catch {
+                throw UpstreamTransportError(error)  // a loop shut down too: what is thrown is always one of these
+            }
         }
         let (endpoint, idle) = taken
         let outgoing = OutgoingRequest(request, endpoint: endpoint)
@@ -184,7 +188,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             }
             return Connection(channel: channel, handler: handler)
         } catch {
-            throw Self.transportError(error)
+            throw UpstreamTransportError(error)
         }
     }
 

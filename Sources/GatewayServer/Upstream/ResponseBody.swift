@@ -44,7 +44,7 @@ extension NIOHTTP1Transport {
             do {
                 return try await iterator!.next()
             } catch {
-                throw NIOHTTP1Transport.transportError(error)
+                throw UpstreamTransportError(error)
             }
         }
     }

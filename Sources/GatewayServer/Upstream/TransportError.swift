@@ -4,32 +4,82 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-extension NIOHTTP1Transport {
-    static func transportError(_ error: any Error) -> UpstreamTransportError {
-        if let error = error as? UpstreamTransportError { return error }
-        let text = String(describing: error)
-        // By the system error first: a shortage of the gateway's own (EMFILE...) is not the upstream's.
-        if let named = OutcomeClassifier.TransportFailure.named(by: error) { return UpstreamTransportError(failure: named, detail: text) }
-        switch error {
-        case is ChannelError:
-            if case .connectTimeout = error as? ChannelError { return UpstreamTransportError(failure: .timeout, detail: text) }
-            return UpstreamTransportError(failure: .connectionReset, detail: text)
-        case let error as NIOConnectionError:
-            // Every address of the host failed: refused, or no answer in time.
-            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
-            return UpstreamTransportError(failure: refused || text.contains("refused") ? .connectionRefused : .timeout, detail: text)
-        case is NIOSSLError, is BoringSSLError:
-            return UpstreamTransportError(failure: .tls, detail: text)
-        default:
-            let type = String(reflecting: Swift.type(of: error))
-            if type.contains("SSL") || text.contains("SSL") || text.contains("certificate") || text.contains("handshake") {
-                return UpstreamTransportError(failure: .tls, detail: "\(type): \(text)")
-            }
-            if text.contains("refused") { return UpstreamTransportError(failure: .connectionRefused, detail: text) }
-            if text.contains("resolve") || text.contains("getaddrinfo") || text.contains("NXDOMAIN") {
-                return UpstreamTransportError(failure: .dns, detail: text)
-            }
-            return UpstreamTransportError(failure: .other, detail: "\(type): \(text)")
+/// No HTTP answer: what went wrong, in the classifier's terms.
+public struct UpstreamTransportError: Error, Sendable, CustomStringConvertible {
+    public var failure: OutcomeClassifier.TransportFailure
+    /// What happened, for the logs and `keys check`: said, never read to classify.
+    public var detail: String
+    public var description: String { "\(failure.rawValue): \(detail)" }
+
+    init(failure: OutcomeClassifier.TransportFailure, detail: String) {
+        self.failure = failure
+        self.detail = detail
+    }
+
+    /// Any error met on the way to an upstream, classified by
+    /// ``OutcomeClassifier/TransportFailure/init(classifying:)``; one of these as it is.
+    public init(_ error: any Error) {
+        if let error = error as? UpstreamTransportError {
+            self = error
+            return
         }
+        failure = .init(classifying: error)
+        // An error the classifier does not know says its type, for the one who will teach it.
+        detail = failure == .other ? "\(String(reflecting: type(of: error))): \(error)" : "\(error)"
+    }
+}
+
+// MARK: - The one classifier of transport errors
+
+extension OutcomeClassifier.TransportFailure {
+    /// The failure `error` names, by its type and, for a system error, its number; never by its
+    /// text. The transport's own errors (head and read timeouts, a connection closed before the
+    /// answer) are made as ``UpstreamTransportError``s where they happen and keep their failure.
+    ///
+    /// | error | failure |
+    /// |---|---|
+    /// | `UpstreamTransportError` | its own |
+    /// | `IOError` | by its errno (``init(errno:)``), else `.other` |
+    /// | `NIOConnectionError` (every address failed) | by its attempts (``init(attempts:)``) |
+    /// | `ChannelError.connectTimeout` | `.timeout` |
+    /// | any other `ChannelError` (EOF, closed) | `.connectionReset` |
+    /// | NIOSSL's errors | `.tls` |
+    /// | anything else (a malformed response, ...) | `.other` |
+    public init(classifying error: any Error) {
+        switch error {
+        case let error as UpstreamTransportError: self = error.failure
+        case let error as IOError: self = Self(errno: error.errnoCode) ?? .other
+        case let error as NIOConnectionError: self = Self(attempts: error.connectionErrors.map(\.error))
+        case ChannelError.connectTimeout: self = .timeout
+        case is ChannelError: self = .connectionReset
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError, is NIOSSLCloseTimedOutError, is NIOTLSUnwrappingError:
+            self = .tls
+        default: self = .other
+        }
+    }
+
+    /// The failure a system error number names; nil for one it does not.
+    init?(errno code: CInt) {
+        switch code {
+        case ECONNREFUSED: self = .connectionRefused
+        case ECONNRESET, EPIPE, ECONNABORTED: self = .connectionReset
+        case ETIMEDOUT: self = .timeout
+        case EHOSTUNREACH, EHOSTDOWN: self = .hostUnreachable
+        case ENETUNREACH, ENETDOWN: self = .networkUnreachable
+        case EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL: self = .localResources
+        default: return nil
+        }
+    }
+
+    /// A host whose every address failed (`NIOConnectionError`): a shortage of the gateway's own
+    /// on any attempt (another try would meet it too), else the first attempt's named failure;
+    /// no attempt at all means the name gave no address to try.
+    init(attempts: [any Error]) {
+        guard !attempts.isEmpty else {
+            self = .dns
+            return
+        }
+        let failures = attempts.map(Self.init(classifying:))
+        self = failures.contains(.localResources) ? .localResources : failures.first { $0 != .other } ?? .other
     }
 }

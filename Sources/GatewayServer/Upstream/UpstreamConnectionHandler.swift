@@ -265,7 +265,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(NIOHTTP1Transport.transportError(error))
+        fail(UpstreamTransportError(error))
     }
 
     func channelInactive(context: ChannelHandlerContext) {

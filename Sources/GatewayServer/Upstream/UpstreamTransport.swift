@@ -1,10 +1,5 @@
-import Foundation
-import GatewayCore
-import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
-import ServiceLifecycle
 
 // MARK: - The seam between the proxy loop and whatever carries bytes upstream
 
@@ -60,40 +55,3 @@ public protocol UpstreamTransport: Sendable {
 
 /// How long the transport keeps an unused upstream connection in its pool before closing it.
 let upstreamPoolIdleTimeout: Duration = .seconds(60)
-
-extension OutcomeClassifier.TransportFailure {
-    /// The failure a system error number names; nil for one it does not.
-    init?(errno code: CInt) {
-        switch code {
-        case ECONNREFUSED: self = .connectionRefused
-        case ECONNRESET, EPIPE, ECONNABORTED: self = .connectionReset
-        case ETIMEDOUT: self = .timeout
-        case EHOSTUNREACH, EHOSTDOWN: self = .hostUnreachable
-        case ENETUNREACH, ENETDOWN: self = .networkUnreachable
-        case EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL: self = .localResources
-        default: return nil
-        }
-    }
-
-    /// The failure named by the system error behind `error`: an `IOError`'s, or for a connection
-    /// that failed on every address, a local shortage on any of them, else the first named.
-    /// Nil when no system error names one (TLS, DNS, a closed channel: told by their types).
-    static func named(by error: any Error) -> Self? {
-        switch error {
-        case let error as IOError:
-            return Self(errno: error.errnoCode)
-        case let error as NIOConnectionError:
-            let named = error.connectionErrors.compactMap { ($0.error as? IOError).flatMap { Self(errno: $0.errnoCode) } }
-            return named.contains(.localResources) ? .localResources : named.first
-        default:
-            return nil
-        }
-    }
-}
-
-/// No HTTP answer: what went wrong, in the classifier's terms.
-public struct UpstreamTransportError: Error, Sendable, CustomStringConvertible {
-    public var failure: OutcomeClassifier.TransportFailure
-    public var detail: String
-    public var description: String { "\(failure.rawValue): \(detail)" }
-}
