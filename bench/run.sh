@@ -22,7 +22,7 @@
 # BENCH_WRITE_RESULTS (1 in a full run: update bench/RESULTS.md), BENCH_PYTHON (the Python for
 # the SSE server and stream client; default Debian's python3), BENCH_GATEWAY (another gateway binary
 # to measure, e.g. one built with other flags). The gateway's own GEMINI_GATEWAY_*
-# variables pass through, e.g. GEMINI_GATEWAY_UPSTREAM_TRANSPORT=async-http-client.
+# variables pass through, e.g. GEMINI_GATEWAY_MAX_IN_FLIGHT=0.
 #
 # Installs what it needs with apt-get when run as root (nginx, wrk, python3, python3-uvloop,
 # linux-perf, libsqlite3-dev, procps). Contacts nothing but 127.0.0.1/localhost. Everything it
@@ -248,7 +248,9 @@ start quiet "$GATEWAY" serve --db "$DB-warning" --host 127.0.0.1 --port "$QUIET_
 "$PY" bench/tools.py wait-port "$QUIET_PORT"
 sleep 1
 "$PY" bench/tools.py proc "$gateway_PID" > "$RAW/mem-idle.json"
-# Which upstream transport this build uses (the seam may offer more than one).
+# Which upstream transport the measured build uses (BENCH_GATEWAY may be an older build): one
+# with --upstream-transport offered two; before that AsyncHTTPClient was the only one, and since
+# issue 22 SwiftNIO's is (the binary no longer holds AsyncHTTPClient).
 if "$GATEWAY" serve --help 2>&1 | grep -q -- '--upstream-transport'; then
     default_transport=$("$GATEWAY" serve --help 2>&1 | grep -A3 -- '--upstream-transport' | tr '\n' ' ' | grep -o 'default: [^)]*' | head -1 | cut -d' ' -f2 || true)
     if [ -n "${GEMINI_GATEWAY_UPSTREAM_TRANSPORT:-}" ]; then
@@ -256,8 +258,10 @@ if "$GATEWAY" serve --help 2>&1 | grep -q -- '--upstream-transport'; then
     else
         echo "transport=${default_transport:-?} (the default of this build; GEMINI_GATEWAY_UPSTREAM_TRANSPORT chooses)" >> "$OUT/machine.txt"
     fi
-else
+elif grep -qa 'AsyncHTTPClient' "$GATEWAY"; then
     echo "transport=AsyncHTTPClient (the only transport of this build)" >> "$OUT/machine.txt"
+else
+    echo "transport=nio (the only transport of this build)" >> "$OUT/machine.txt"
 fi
 
 UPSTREAM_WORKERS=$(children "$upstream_PID")

@@ -68,14 +68,7 @@ public struct Gateway: Sendable {
             database: database, pool: pool, authenticator: authenticator,
             reloadInterval: configuration.reloadInterval, stragglers: { _ = await tasks.idle(within: stragglerWait) }, logger: logger
         )
-        if let transport {
-            self.transport = transport
-        } else {
-            switch configuration.transport {
-            case .nio: self.transport = try NIOHTTP1Transport(configuration: configuration, trustRoots: configuration.upstreamCAFile)
-            case .asyncHTTPClient: self.transport = AsyncHTTPClientTransport(configuration: configuration)
-            }
-        }
+        self.transport = try transport ?? NIOHTTP1Transport(configuration: configuration, trustRoots: configuration.upstreamCAFile)
         retention = RetentionService(
             database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
         )

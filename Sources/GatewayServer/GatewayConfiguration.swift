@@ -61,18 +61,6 @@ public struct GatewayConfiguration: Sendable {
     /// Longest silence between two chunks of an upstream body before the upstream is given up.
     public var readIdleTimeout: Duration = .seconds(300)
 
-    /// Concurrent connections per upstream host (every open stream holds one; AsyncHTTPClient only).
-    public var maximumConnectionsPerUpstream = 4096
-
-    /// What carries requests upstream.
-    public enum Transport: String, Sendable, CaseIterable {
-        /// The lean pooled HTTP/1.1 client built on SwiftNIO (`NIOHTTP1Transport`).
-        case nio
-        /// AsyncHTTPClient.
-        case asyncHTTPClient = "async-http-client"
-    }
-    public var transport = Transport.nio
-
     /// A PEM file of extra CA certificates to trust for https upstreams (relays behind a private CA).
     public var upstreamCAFile: String?
 

@@ -93,7 +93,6 @@ struct HangupReloader: Service {
             ("reload-interval", "\(a.reloadInterval)", "\(b.reloadInterval)"),
             ("shutdown-grace", "\(a.shutdownGracePeriod)", "\(b.shutdownGracePeriod)"),
             ("invalid-key-recheck", "\(String(describing: a.policy.invalidKeyGrace))", "\(String(describing: b.policy.invalidKeyGrace))"),
-            ("upstream-transport", a.transport.rawValue, b.transport.rawValue),
             ("upstream-ca-file", a.upstreamCAFile ?? "", b.upstreamCAFile ?? ""),
             ("log-retention-days", "\(a.logRetentionDays)", "\(b.logRetentionDays)"),
             ("request-head-timeout", "\(a.requestHeadTimeout)", "\(b.requestHeadTimeout)"),

@@ -1,11 +1,10 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import GatewayCore
 import GatewayServer
 import GatewayStore
 import NIOCore
-import NIOSSL
+import NIOHTTP1
 
 // MARK: - keys check
 
@@ -87,7 +86,7 @@ extension KeysCommand {
                     return
                 }
                 let base = try upstreamURL(in: store)
-                let prober = try KeyProber(upstream: base, timeout: timeout, caFile: caFile, concurrency: concurrency)
+                let prober = try KeyProber(upstream: base, timeout: timeout, caFile: caFile)
                 let run = await prober.probe(candidates.map(\.secret), concurrency: concurrency)
                 await prober.shutdown()
                 guard case .finished(let probes) = run else {
@@ -329,33 +328,26 @@ enum ProbeRun: Sendable {
 }
 
 /// Sends `GET {upstream}/v1beta/models?pageSize=1` with each key, a bounded number at a time,
-/// through one HTTP client.
+/// through the gateway's own upstream transport.
 struct KeyProber: Sendable {
     let upstream: String
-    private let client: HTTPClient
-    private let timeout: TimeAmount
+    private let transport: NIOHTTP1Transport
 
-    init(upstream: String, timeout seconds: Double, caFile: String?, concurrency: Int) throws {
+    /// The largest answer read: a models list of one model is a few hundred bytes.
+    static let maximumBodyBytes = 1 << 20
+
+    /// `timeout` bounds connecting, the wait for the answer's head, and each silence within its body.
+    init(upstream: String, timeout seconds: Double, caFile: String?) throws {
         self.upstream = upstream
-        timeout = .nanoseconds(Int64(seconds * 1_000_000_000))
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: timeout, read: timeout)
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
-        // A refused connection is an answer now, not a retry until the deadline.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.redirectConfiguration = .disallow
-        configuration.decompression = .disabled
-        configuration.httpVersion = .http1Only
-        if let caFile {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.additionalTrustRoots = [.file(caFile)]
-            configuration.tlsConfiguration = tls
-        }
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        var configuration = GatewayConfiguration()
+        configuration.connectTimeout = .seconds(seconds)
+        configuration.responseHeadTimeout = .seconds(seconds)
+        configuration.readIdleTimeout = .seconds(seconds)
+        transport = try NIOHTTP1Transport(configuration: configuration, trustRoots: caFile)
     }
 
     func shutdown() async {
-        try? await client.shutdown()
+        await transport.shutdown()
     }
 
     /// Probes every secret, at most `concurrency` at once (see ``ProbeRun``).
@@ -391,13 +383,20 @@ struct KeyProber: Sendable {
 
     /// One probe with one key.
     func probe(_ secret: String) async -> ProbeOutcome {
-        var request = HTTPClientRequest(url: upstream + "/v1beta/models?pageSize=1")
-        request.headers.add(name: "x-goog-api-key", value: secret)
-        request.headers.add(name: "user-agent", value: "gemini-gateway keys check")
+        var headers = HTTPHeaders()
+        headers.add(name: "x-goog-api-key", value: secret)
+        headers.add(name: "user-agent", value: "gemini-gateway keys check")
+        let request = UpstreamRequest(
+            method: .GET, baseURL: upstream, target: "/v1beta/models?pageSize=1", headers: headers, body: ByteBuffer()
+        )
         do {
-            let response = try await client.execute(request, timeout: timeout)
-            let body = Array(buffer: try await response.body.collect(upTo: 1 << 20))
-            let status = Int(response.status.code)
+            let response = try await transport.send(request)
+            let status = response.status
+            guard let body = try await Self.collect(response.body) else {
+                return ProbeOutcome(
+                    verdict: OutcomeClassifier.classify(transport: .other), status: nil,
+                    message: "HTTP \(status) with an answer over \(Self.maximumBodyBytes) bytes, not a models list")
+            }
             let analysis = OutcomeClassifier.analyze(status: status, body: body)
             // A 200 that is not a models list (a relay's login page) says nothing about the key.
             if analysis.verdict == .success && !Self.isModelsList(body) {
@@ -407,11 +406,23 @@ struct KeyProber: Sendable {
                 ?? (analysis.verdict == .success ? nil : "HTTP \(status), not an answer in Google's error envelope")
             return ProbeOutcome(verdict: analysis.verdict, status: status, message: message)
         } catch {
-            let failure = Self.transportFailure(error)
+            let failure = UpstreamTransportError(error)
             return ProbeOutcome(
-                verdict: OutcomeClassifier.classify(transport: failure), status: nil,
-                message: Self.redacting(secret, in: String(describing: error)))
+                verdict: OutcomeClassifier.classify(transport: failure.failure), status: nil,
+                message: Self.redacting(secret, in: failure.detail))
         }
+    }
+
+    /// The whole body; nil when it is over ``maximumBodyBytes`` (the rest is not read: the
+    /// connection closes).
+    private static func collect(_ stream: any UpstreamBodyStream) async throws -> [UInt8]? {
+        var stream = stream
+        var bytes: [UInt8] = []
+        while let chunk = try await stream.next() {
+            guard bytes.count + chunk.readableBytes <= maximumBodyBytes else { return nil }
+            bytes += chunk.readableBytesView
+        }
+        return bytes
     }
 
     private static func isModelsList(_ body: [UInt8]) -> Bool {
@@ -420,23 +431,5 @@ struct KeyProber: Sendable {
 
     private static func redacting(_ secret: String, in text: String) -> String {
         secret.isEmpty ? text : text.replacingOccurrences(of: secret, with: Secret.redacted(secret))
-    }
-
-    /// The transport failure in the classifier's terms (the gateway's transports do the same).
-    static func transportFailure(_ error: any Error) -> OutcomeClassifier.TransportFailure {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout, .readTimeout, .writeTimeout, .deadlineExceeded: return .timeout
-            case .remoteConnectionClosed: return .connectionReset
-            default: break
-            }
-        }
-        let text = String(describing: error).lowercased()
-        if text.contains("refused") { return .connectionRefused }
-        if ["ssl", "tls", "certificate", "handshake"].contains(where: text.contains) { return .tls }
-        if ["resolve", "getaddrinfo", "nxdomain"].contains(where: text.contains) { return .dns }
-        if text.contains("reset") || text.contains("closed") { return .connectionReset }
-        if text.contains("timeout") || text.contains("timed out") { return .timeout }
-        return .other
     }
 }

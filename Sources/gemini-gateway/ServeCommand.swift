@@ -143,9 +143,6 @@ struct ServeCommand: AsyncParsableCommand {
     ))
     var logRetentionDays: Int = envNumber("GEMINI_GATEWAY_LOG_RETENTION_DAYS") ?? GatewayConfiguration().logRetentionDays
 
-    @Option(help: ArgumentHelp("What carries requests upstream: nio or async-http-client [GEMINI_GATEWAY_UPSTREAM_TRANSPORT].", valueName: "transport"))
-    var upstreamTransport: String = env("GEMINI_GATEWAY_UPSTREAM_TRANSPORT") ?? GatewayConfiguration.Transport.nio.rawValue
-
     @Option(help: ArgumentHelp("PEM file of extra CA certificates to trust for https upstreams [GEMINI_GATEWAY_UPSTREAM_CA_FILE].", valueName: "file"))
     var upstreamCAFile: String?
 
@@ -189,9 +186,6 @@ struct ServeCommand: AsyncParsableCommand {
                               ("--request-head-timeout", requestHeadTimeout), ("--request-body-timeout", requestBodyTimeout),
                               ("--keep-alive-timeout", keepAliveTimeout)] {
             guard value > 0, value.isFinite else { throw ValidationError("\(name) must be a positive number of seconds") }
-        }
-        guard GatewayConfiguration.Transport(rawValue: upstreamTransport) != nil else {
-            throw ValidationError("--upstream-transport must be nio or async-http-client")
         }
         if let upstreamCAFile, !FileManager.default.isReadableFile(atPath: upstreamCAFile) {
             throw ValidationError("--upstream-ca-file '\(upstreamCAFile)' cannot be read")
@@ -268,7 +262,6 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.keepAliveTimeout = .seconds(keepAliveTimeout)
         configuration.shutdownGracePeriod = .seconds(shutdownGrace)
         configuration.policy.invalidKeyGrace = invalidKeyRecheck > 0 ? invalidKeyRecheck : nil
-        configuration.transport = GatewayConfiguration.Transport(rawValue: upstreamTransport) ?? .nio
         configuration.upstreamCAFile = upstreamCAFile
         configuration.logRetentionDays = logRetentionDays
         return configuration

@@ -68,6 +68,11 @@ enum Settings {
         do {
             return try SettingsFile.parse(text, prefix: prefix, known: known)
         } catch {
+            // Read with the removed names allowed, it parses: the line is one of them.
+            if let file = try? SettingsFile.parse(text, prefix: prefix, known: known.union(removed.keys)),
+               let (name, instead) = removed.first(where: { file.values[$0.key] != nil }) {
+                throw CLIError.noValidLine("the settings file '\(path)', line \(error.line): \(name) is no longer a setting: \(instead)")
+            }
             throw CLIError.noValidLine("the settings file '\(path)', \(error) (the names are the [GEMINI_GATEWAY_…] of 'serve --help')")
         }
     }
@@ -76,9 +81,16 @@ enum Settings {
     static let known: Set<String> = Set([
         "HOST", "PORT", "PUBLIC_URL", "PROXY_KEY", "ADMIN_TOKEN", "METRICS_PUBLIC", "METRICS_PER_KEY", "KEYS_FILE",
         "UPSTREAMS_FILE", "MAX_BODY_BYTES", "MAX_ATTEMPTS", "RETRY_BUDGET", "CONNECT_TIMEOUT", "HEAD_TIMEOUT",
-        "READ_TIMEOUT", "RELOAD_INTERVAL", "SHUTDOWN_GRACE", "LOG_RETENTION_DAYS", "UPSTREAM_TRANSPORT",
-        "UPSTREAM_CA_FILE", "LOG_LEVEL", "DB", "BUSY_TIMEOUT", "INVALID_KEY_RECHECK", "FORWARD_CLIENT_ADDRESS",
-        "REQUEST_HEAD_TIMEOUT", "REQUEST_BODY_TIMEOUT", "KEEP_ALIVE_TIMEOUT", "MAX_CONNECTIONS",
-        "MAX_IN_FLIGHT",
+        "READ_TIMEOUT", "RELOAD_INTERVAL", "SHUTDOWN_GRACE", "LOG_RETENTION_DAYS", "UPSTREAM_CA_FILE", "LOG_LEVEL",
+        "DB", "BUSY_TIMEOUT", "INVALID_KEY_RECHECK", "FORWARD_CLIENT_ADDRESS", "REQUEST_HEAD_TIMEOUT",
+        "REQUEST_BODY_TIMEOUT", "KEEP_ALIVE_TIMEOUT", "MAX_CONNECTIONS", "MAX_IN_FLIGHT",
     ].map { prefix + $0 })
+
+    /// Settings that were removed, with what to do instead. A settings file that still names one
+    /// is refused like any unknown name (a typo must not pass silently, and `serve` refuses the
+    /// removed flag too), but the error says it was removed and what to do. The environment is not
+    /// checked for unknown names, so a removed one left there is ignored like any other.
+    static let removed: [String: String] = [
+        prefix + "UPSTREAM_TRANSPORT": "the gateway has one upstream transport (SwiftNIO's); delete the line",
+    ]
 }

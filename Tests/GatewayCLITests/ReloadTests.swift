@@ -77,6 +77,13 @@ import Testing
         let typo = try await ws.run("serve", "--config", "gateway.env")
         #expect(typo.status == 65)
         #expect(typo.stderr.contains("gateway.env") && typo.stderr.contains("line 2: unknown setting GEMINI_GATEWAY_PROT"), "\(typo.stderr)")
+        // A removed setting is refused like a typo (as its removed flag is), saying what to do.
+        ws.write("old.env", "GEMINI_GATEWAY_PORT=8001\nGEMINI_GATEWAY_UPSTREAM_TRANSPORT=nio\n")
+        let removed = try await ws.run("serve", "--config", "old.env")
+        #expect(removed.status == 65)
+        #expect(removed.stderr.contains("line 2: GEMINI_GATEWAY_UPSTREAM_TRANSPORT is no longer a setting"), "\(removed.stderr)")
+        #expect(removed.stderr.contains("delete the line"), "\(removed.stderr)")
+        #expect(try await ws.run("serve", "--upstream-transport", "nio").status == 64)
         let missing = try await ws.run("serve", "--config=nowhere.env")
         #expect(missing.status == 66)
         ws.write("bad-port.env", "GEMINI_GATEWAY_PORT=eighty\n")

@@ -30,7 +30,7 @@ final class GatewayHarness: Sendable {
 
     /// Keys named by the test (a project label after a space), upstream base URLs, and tweaks to
     /// the configuration. `directory` reuses an earlier harness's database (a restart);
-    /// `transport` replaces the one the configuration names.
+    /// `transport` replaces the gateway's own.
     static func start(
         keys: [String],
         upstreams: [String],
@@ -59,11 +59,6 @@ final class GatewayHarness: Sendable {
         // Loopback connects are immediate, but a loop busy with the whole suite may see the
         // completion seconds late: a short timeout here turned a busy machine into 502s.
         configuration.connectTimeout = .seconds(30)
-        // GATEWAY_TEST_TRANSPORT=async-http-client runs the suite over the other transport.
-        if let name = ProcessInfo.processInfo.environment["GATEWAY_TEST_TRANSPORT"],
-           let transport = GatewayConfiguration.Transport(rawValue: name) {
-            configuration.transport = transport
-        }
         configure(&configuration)
         let logs = LogCapture()
         let logger = logs.logger(label: "gateway-test")

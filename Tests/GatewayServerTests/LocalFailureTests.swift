@@ -9,23 +9,10 @@ import Synchronization
 import Testing
 import TestSupport
 
-/// A shortage of the gateway's own (descriptors, memory) is not an upstream's failure; errors
-/// that are (no route to the host) are named.
+/// A shortage of the gateway's own (descriptors, memory) is not an upstream's failure (how each
+/// error is classified: `TransportErrorTests`).
 @Suite struct LocalFailureTests {
     let a = testKey("a"), b = testKey("b")
-
-    @Test("errors are classified by their errno", arguments: [
-        (EMFILE, "LOCAL_RESOURCES"), (ENFILE, "LOCAL_RESOURCES"), (ENOBUFS, "LOCAL_RESOURCES"), (ENOMEM, "LOCAL_RESOURCES"),
-        (EADDRNOTAVAIL, "LOCAL_RESOURCES"), (EHOSTUNREACH, "HOST_UNREACHABLE"), (ENETUNREACH, "NETWORK_UNREACHABLE"),
-        (ECONNREFUSED, "CONNECTION_REFUSED"), (ECONNRESET, "CONNECTION_RESET"), (ETIMEDOUT, "TIMEOUT"),
-    ])
-    func errnoNamesTheFailure(code: CInt, name: String) {
-        let error = IOError(errnoCode: code, reason: "connect")
-        #expect(NIOHTTP1Transport.transportError(error).failure.rawValue == name)
-        #expect(AsyncHTTPClientTransport.transportError(error).failure.rawValue == name)
-        let verdict = OutcomeClassifier.classify(transport: NIOHTTP1Transport.transportError(error).failure)
-        #expect((verdict == .localFailure(reason: "LOCAL_RESOURCES")) == (name == "LOCAL_RESOURCES"), "\(verdict)")
-    }
 
     /// The gateway's own sockets run out: the client is told to come back (503, Retry-After),
     /// no other pair is tried, and neither key nor upstream is charged.
@@ -56,7 +43,7 @@ private final class ShortOfDescriptors: UpstreamTransport, Service {
 
     func send(_ request: UpstreamRequest) async throws -> UpstreamResponse {
         count.withLock { $0 += 1 }
-        throw NIOHTTP1Transport.transportError(IOError(errnoCode: EMFILE, reason: "socket"))
+        throw UpstreamTransportError(IOError(errnoCode: EMFILE, reason: "socket"))
     }
 
     func run() async throws {

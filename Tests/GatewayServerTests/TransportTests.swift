@@ -8,19 +8,16 @@ import NIOSSL
 import Testing
 import TestSupport
 
-/// The upstream transports on their own, against the fake: keep-alive reuse, upstream closes,
-/// timeouts, large and streamed bodies. Every transport must behave the same.
+/// The upstream transport on its own, against the fake: keep-alive reuse, upstream closes,
+/// timeouts, large and streamed bodies.
 @Suite struct TransportTests {
-    static func transport(_ kind: GatewayConfiguration.Transport, configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> any UpstreamTransport & Sendable {
+    static func transport(configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> NIOHTTP1Transport {
         var configuration = GatewayConfiguration()
         // Loopback connects are immediate, but a loop busy with the whole suite may see the
         // completion seconds late: a short timeout here turned a busy machine into 502s.
         configuration.connectTimeout = .seconds(30)
         configure(&configuration)
-        switch kind {
-        case .nio: return try NIOHTTP1Transport(configuration: configuration)
-        case .asyncHTTPClient: return AsyncHTTPClientTransport(configuration: configuration)
-        }
+        return try NIOHTTP1Transport(configuration: configuration)
     }
 
     static func request(_ fake: FakeGemini, _ target: String, key: String = testKey("a"), body: String = #"{"contents":[]}"#) -> UpstreamRequest {
@@ -30,29 +27,22 @@ import TestSupport
         return UpstreamRequest(method: .POST, baseURL: fake.baseURL, target: target, headers: headers, body: ByteBuffer(string: body))
     }
 
-    /// Runs `body` with a transport and a fake, and always shuts both down: an AsyncHTTPClient
-    /// released without `shutdown()` stops the whole test process.
+    /// Runs `body` with a transport and a fake, and always shuts both down.
     static func withTransport(
-        _ kind: GatewayConfiguration.Transport,
         configure: (inout GatewayConfiguration) -> Void = { _ in },
-        _ body: (any UpstreamTransport & Sendable, FakeGemini) async throws -> Void
+        _ body: (NIOHTTP1Transport, FakeGemini) async throws -> Void
     ) async throws {
         let fake = try await FakeGemini.start()
-        let transport = try Self.transport(kind, configure: configure)
+        let transport = try Self.transport(configure: configure)
         do {
             try await body(transport, fake)
         } catch {
-            try? await shutdown(transport)
+            await transport.shutdown()
             await fake.stop()
             throw error
         }
-        try await shutdown(transport)
+        await transport.shutdown()
         await fake.stop()
-    }
-
-    static func shutdown(_ transport: any UpstreamTransport) async throws {
-        if let client = (transport as? AsyncHTTPClientTransport)?.client { try await client.shutdown() }
-        await (transport as? NIOHTTP1Transport)?.shutdown()
     }
 
     static func readAll(_ response: UpstreamResponse) async throws -> [UInt8] {
@@ -62,7 +52,7 @@ import TestSupport
         return bytes
     }
 
-    /// Where the NIO transport connects and what it sends as Host, from a stored base URL.
+    /// Where the transport connects and what it sends as Host, from a stored base URL.
     @Test("base URLs become endpoints", arguments: [
         ("http://[::1]:8080/g", "::1", 8080, "[::1]:8080", "/g"),
         ("http://[::1]", "::1", 80, "[::1]", ""),
@@ -79,12 +69,11 @@ import TestSupport
         #expect(throws: UpstreamTransportError.self) { try NIOHTTP1Transport.parse("http://a%0d%0ax.example") }
     }
 
-    @Test("many concurrent exchanges all complete", arguments: GatewayConfiguration.Transport.allCases)
-    func concurrentExchanges(kind: GatewayConfiguration.Transport) async throws {
-        // All of them complete, however long 200 exchanges take on a busy machine: AsyncHTTPClient
-        // counts its head deadline from when a request is queued for a connection (20 s was
-        // not enough in a full run).
-        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .seconds(300) }) { transport, fake in
+    @Test("many concurrent exchanges all complete")
+    func concurrentExchanges() async throws {
+        // All of them complete, however long 200 exchanges take on a busy machine (a head
+        // deadline of 20 s was not enough in a full run).
+        try await Self.withTransport(configure: { $0.responseHeadTimeout = .seconds(300) }) { transport, fake in
             let results = try await withTimeout(400) {
                 try await withThrowingTaskGroup(of: String.self) { group in
                     for index in 0..<200 {
@@ -108,9 +97,9 @@ import TestSupport
         }
     }
 
-    @Test("a request that waits too long for its head times out", arguments: GatewayConfiguration.Transport.allCases)
-    func headTimeout(kind: GatewayConfiguration.Transport) async throws {
-        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .milliseconds(500) }) { transport, fake in
+    @Test("a request that waits too long for its head times out")
+    func headTimeout() async throws {
+        try await Self.withTransport(configure: { $0.responseHeadTimeout = .milliseconds(500) }) { transport, fake in
             fake.setRules([.init(reply: .delay(.seconds(120), then: .ok))])
             // Without the timeout the answer would come, after two minutes.
             do {
@@ -122,14 +111,13 @@ import TestSupport
         }
     }
 
-    /// The NIO transport's connection timer is armed for the pool's 60 s when a request starts on
+    /// The transport's connection timer is armed for the pool's 60 s when a request starts on
     /// a reused connection: the head's shorter deadline must still hold.
     @Test("a request on a reused connection times out waiting for its head too")
     func headTimeoutOnAPooledConnection() async throws {
-        let kind = GatewayConfiguration.Transport.nio
         // Long enough that the answered request before it never hits it on a loaded machine, far
         // below the pool's 60 s and the two minutes the slow answer takes.
-        try await Self.withTransport(kind, configure: { $0.responseHeadTimeout = .seconds(15) }) { transport, fake in
+        try await Self.withTransport(configure: { $0.responseHeadTimeout = .seconds(15) }) { transport, fake in
             // A first exchange leaves the connection in the pool (its idle timer armed for 60 s).
             let first = try await transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))
             #expect(first.status == 200)
@@ -151,11 +139,11 @@ import TestSupport
         }
     }
 
-    @Test("a stream that goes silent times out", arguments: GatewayConfiguration.Transport.allCases)
-    func readIdleTimeout(kind: GatewayConfiguration.Transport) async throws {
-        // AsyncHTTPClient's read timeout also covers the wait for the head: leave room for it on
-        // a loaded machine (10 s was not enough in full runs), and make the silence much longer.
-        try await Self.withTransport(kind, configure: { $0.readIdleTimeout = .seconds(30) }) { transport, fake in
+    @Test("a stream that goes silent times out")
+    func readIdleTimeout() async throws {
+        // A read timeout with room for a loaded machine (10 s was not enough in full runs), and a
+        // silence much longer.
+        try await Self.withTransport(configure: { $0.readIdleTimeout = .seconds(30) }) { transport, fake in
             fake.setRules([.init(reply: .sse(events: ["{}", "{}", "{}"], interval: .seconds(600)))])
             let response = try await transport.send(Self.request(fake, "/v1beta/models/m:streamGenerateContent?alt=sse"))
             #expect(response.status == 200)
@@ -170,9 +158,9 @@ import TestSupport
         }
     }
 
-    @Test("an upstream that closes fails the exchange", arguments: GatewayConfiguration.Transport.allCases)
-    func upstreamCloses(kind: GatewayConfiguration.Transport) async throws {
-        try await Self.withTransport(kind) { transport, fake in
+    @Test("an upstream that closes fails the exchange")
+    func upstreamCloses() async throws {
+        try await Self.withTransport { transport, fake in
             // Warm a keep-alive connection, then have the upstream hang up on the next request.
             #expect(try await Self.readAll(transport.send(Self.request(fake, "/v1beta/models/m:generateContent"))).count > 0)
             fake.setRules([.init(times: 1, reply: .closeConnection)])
@@ -189,9 +177,9 @@ import TestSupport
         }
     }
 
-    @Test("large bodies go both ways intact", arguments: GatewayConfiguration.Transport.allCases)
-    func largeBodies(kind: GatewayConfiguration.Transport) async throws {
-        try await Self.withTransport(kind) { transport, fake in
+    @Test("large bodies go both ways intact")
+    func largeBodies() async throws {
+        try await Self.withTransport { transport, fake in
             let big = String(repeating: "x", count: 5 << 20)
             let events = (0..<200).map { #"{"text":"\#(String(repeating: "y", count: 20_000))-\#($0)"}"# }
             fake.setRules([.init(reply: .sse(events: events, interval: .zero))])
