@@ -128,7 +128,7 @@ public final class GatewayMetrics: Sendable {
         // token counters are touched after it: both loops take this lock on every request.
         let (endpoint, model) = series.withLock { series in
             let endpoint = series.endpoint(entry.endpoint)
-            let model = series.model(entry.model, admit: entry.outcome != "unauthorized")
+            let model = series.model(entry.model, admit: entry.outcome != .unauthorized)
             series.requests(endpoint: entry.endpoint, model: model.label, status: entry.status, outcome: entry.outcome)
                 .increment()
             for attempt in entry.attempts {
@@ -174,7 +174,7 @@ extension GatewayMetrics {
         mutating func makeZeroSeries() {
             for endpoint in GeminiRoute.Endpoint.allCases {
                 _ = self.endpoint(endpoint.rawValue).attempts(Verdict.success.label)
-                _ = requests(endpoint: endpoint.rawValue, model: noModel.label, status: 200, outcome: "success")
+                _ = requests(endpoint: endpoint.rawValue, model: noModel.label, status: 200, outcome: .success)
             }
         }
 
@@ -197,12 +197,12 @@ extension GatewayMetrics {
             return series
         }
 
-        mutating func requests(endpoint: String, model: String, status: Int, outcome: String) -> Metrics.Counter {
+        mutating func requests(endpoint: String, model: String, status: Int, outcome: RequestOutcome) -> Metrics.Counter {
             let key = RequestKey(endpoint: endpoint, model: model, status: status, outcome: outcome)
             if let counter = requests[key] { return counter }
             let counter = Metrics.Counter(
                 label: Name.requests,
-                dimensions: [("endpoint", endpoint), ("model", model), ("status", String(status)), ("outcome", outcome)],
+                dimensions: [("endpoint", endpoint), ("model", model), ("status", String(status)), ("outcome", outcome.rawValue)],
                 factory: factory)
             requests[key] = counter
             return counter
@@ -213,7 +213,7 @@ extension GatewayMetrics {
         var endpoint: String
         var model: String
         var status: Int
-        var outcome: String
+        var outcome: RequestOutcome
     }
 
     /// The series labelled by endpoint only. Its attempt counters are made under the metrics'

@@ -141,7 +141,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func clientLeftDuringBody() {
         guard case .collecting(let head, _, _) = reading else { return }
         reading = .discarding
-        _ = proxy.refuse(head, .clientGone, outcome: "cancelled")
+        _ = proxy.refuse(head, .clientGone, outcome: .cancelled)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -152,7 +152,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .collecting(let head, _, _) = reading {
                 reading = .discarding
                 let error = GeminiErrorResponse.bodyStalled(after: proxy.configuration.requestBodyTimeout)
-                refuseAndClose(head, error, outcome: "client_error", reason: "REQUEST_BODY_TIMEOUT", context: context)
+                refuseAndClose(head, error, outcome: .clientError, reason: "REQUEST_BODY_TIMEOUT", context: context)
             }
         case is ChannelShouldQuiesceEvent:
             // A graceful shutdown: a request in progress (or waiting its turn) is answered, then
@@ -187,7 +187,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if let parse = error as? HTTPParserError, parse != .invalidEOFState {
                 // A body that is not HTTP (a broken chunk, say): the client's error.
                 reading = .discarding
-                refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
+                refuseAndClose(head, .malformedBody, outcome: .clientError, context: context)
             } else {
                 // The connection ended (or broke) in the middle of the body.
                 clientLeftDuringBody()
@@ -258,7 +258,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let limit = proxy.configuration.maximumBodyBytes
             guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
                 reading = .discarding
-                refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
+                refuseAndClose(head, .tooLarge(limit: limit), outcome: .tooLarge, context: context)
                 return
             }
             if var body = collected {
@@ -292,20 +292,20 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // 100 MiB) is never taken in, nor is it asked for (no `100 Continue`).
         guard let admission = proxy.admit(head) else {
             reading = .discarding
-            refuseAndClose(head, .unauthenticated, outcome: "unauthorized", context: context)
+            refuseAndClose(head, .unauthenticated, outcome: .unauthorized, context: context)
             return
         }
         // What the gateway can judge malformed itself goes nowhere upstream (where a relay's own
         // 4xx page would tell nobody whose fault it was).
         if let refusal = RequestHeadCheck.refusal(for: head) {
             reading = .discarding
-            refuseAndClose(head, refusal, outcome: "client_error", context: context)
+            refuseAndClose(head, refusal, outcome: .clientError, context: context)
             return
         }
         let limit = proxy.configuration.maximumBodyBytes
         if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
-            refuseAndClose(head, .tooLarge(limit: limit), outcome: "too_large", context: context)
+            refuseAndClose(head, .tooLarge(limit: limit), outcome: .tooLarge, context: context)
             return
         }
         if !head.isKeepAlive { closeWhenAnswered = true }
@@ -325,7 +325,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers a request whose body is not read on (no valid token, or too large: reading on
     /// would take the whole body off the client first; malformed), and closes the connection.
     private func refuseAndClose(
-        _ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil, context: ChannelHandlerContext
+        _ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String? = nil, context: ChannelHandlerContext
     ) {
         let answer = proxy.refuse(head, error, outcome: outcome, reason: reason)
         answering = true
@@ -526,7 +526,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch reading {
         case .collecting(let head, _, _):
             reading = .discarding
-            refuseAndClose(head, .malformedBody, outcome: "client_error", context: context)
+            refuseAndClose(head, .malformedBody, outcome: .clientError, context: context)
         case .local:
             close(context)
         case .idle, .discarding:

@@ -79,7 +79,7 @@ struct ProxyHandler: Sendable {
 
     /// Answers a request the channel handler refused before its body was read in full (too
     /// large, or the client went away), with its row.
-    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> ProxyAnswer {
+    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String? = nil) -> ProxyAnswer {
         let (_, _, recorder) = begin(head)
         var answer = fail(recorder, error, outcome: outcome, reason: reason)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
@@ -99,7 +99,7 @@ struct ProxyHandler: Sendable {
             $0.clientName = client.name
             $0.requestBytes = bytes
         }
-        finishRow(recorder, Self.overload, outcome: "no_capacity", reason: Self.overloadReason)
+        finishRow(recorder, Self.overload, outcome: .noCapacity, reason: Self.overloadReason)
         metrics.requestOverloaded()
         // The envelope made once: under overload this is the answer the gateway gives most.
         var (head, body) = Self.overloadAnswer
@@ -156,7 +156,7 @@ struct ProxyHandler: Sendable {
         if pin == nil {
             switch resourcePin(request, target: target, body: body) {
             case .success(let found): pin = found
-            case .failure(let error): return fail(recorder, error, outcome: "client_error")
+            case .failure(let error): return fail(recorder, error, outcome: .clientError)
             }
         }
         let creates = ProjectResource.creates(method: request.method.rawValue, path: target.path)
@@ -172,7 +172,7 @@ struct ProxyHandler: Sendable {
         for attempt in 1...max(1, maximumAttempts) {
             if attempt > 1 && ContinuousClock.now >= deadline { break }
             // The client went away: no further try (its answer could reach no one).
-            if attempt > 1 && Task.isCancelled { return fail(recorder, .clientGone, outcome: "cancelled") }
+            if attempt > 1 && Task.isCancelled { return fail(recorder, .clientGone, outcome: .cancelled) }
             let key: PoolKey, upstream: PoolUpstream
             let picked = pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: model, tried: tried) }
                 ?? pool.pick(model: model, tried: tried)
@@ -182,16 +182,16 @@ struct ProxyHandler: Sendable {
                 upstream = u
             case .noKeys:
                 return lastFailure.map { finishWithFailure($0, recorder) }
-                    ?? fail(recorder, pin.map { .resourceKeyUnavailable($0.name) } ?? .noKeys, outcome: "no_capacity")
+                    ?? fail(recorder, pin.map { .resourceKeyUnavailable($0.name) } ?? .noKeys, outcome: .noCapacity)
             case .noUpstreams:
                 return lastFailure.map { finishWithFailure($0, recorder) }
-                    ?? fail(recorder, pin.map { .resourceUpstreamUnavailable($0.name) } ?? .noUpstreams, outcome: "no_capacity")
+                    ?? fail(recorder, pin.map { .resourceUpstreamUnavailable($0.name) } ?? .noUpstreams, outcome: .noCapacity)
             case .allKeysCooling(let until):
                 let seconds = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
-                return fail(recorder, .allKeysCooling(model: model, retryAfter: seconds), outcome: "throttled")
+                return fail(recorder, .allKeysCooling(model: model, retryAfter: seconds), outcome: .throttled)
             case .exhausted:
                 return lastFailure.map { finishWithFailure($0, recorder) }
-                    ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: "upstream_error")
+                    ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: .upstreamError)
             }
             let pair = PairID(key: key.id, upstream: upstream.id)
             tried.insert(pair)
@@ -309,7 +309,7 @@ struct ProxyHandler: Sendable {
             lastFailure = answer
         }
         return lastFailure.map { finishWithFailure($0, recorder) }
-            ?? fail(recorder, .upstreamsFailed("no attempt could be made"), outcome: "upstream_error")
+            ?? fail(recorder, .upstreamsFailed("no attempt could be made"), outcome: .upstreamError)
     }
 
     /// An attempt that got no usable HTTP answer (no connection, a reset, a timeout, a body that
@@ -415,7 +415,7 @@ struct ProxyHandler: Sendable {
         scanner.feed(body.readableBytesView)
         let expectsUsage = Self.expectsUsage(route.endpoint)
         recorder.finish { entry in
-            entry.outcome = scanner.sawErrorEvent ? "truncated" : "success"
+            entry.outcome = scanner.sawErrorEvent ? .truncated : .success
             entry.responseBytes = body.readableBytes
             entry.ttfbMs = recorder.elapsedMilliseconds()
             Self.applyUsage(scanner, expectsUsage: expectsUsage, truncated: scanner.sawErrorEvent, to: &entry)
@@ -458,7 +458,7 @@ struct ProxyHandler: Sendable {
                 do {
                     try await write(chunk)
                 } catch {
-                    finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                    finish(outcome: .cancelled, status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
                     throw error
                 }
                 if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
@@ -471,29 +471,29 @@ struct ProxyHandler: Sendable {
                 } catch {
                     if Task.isCancelled {
                         // The client went away while the upstream was quiet: the read stopped.
-                        finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                        finish(outcome: .cancelled, status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
                     } else {
                         let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
-                        finish(outcome: "truncated", reason: reason, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                        finish(outcome: .truncated, reason: reason, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
                     }
                     throw error
                 }
             }
             if Task.isCancelled {
                 // The client went away: a stream ends its read early without an error.
-                finish(outcome: "cancelled", status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
+                finish(outcome: .cancelled, status: 499, bytes: bytes, ttfb: ttfb, scanner: scanner, truncated: true)
                 throw CancellationError()
             }
             let sawError = scanner.sawErrorEvent
             finish(
-                outcome: sawError ? "truncated" : "success", reason: sawError ? "ERROR_EVENT_IN_STREAM" : nil,
+                outcome: sawError ? .truncated : .success, reason: sawError ? "ERROR_EVENT_IN_STREAM" : nil,
                 bytes: bytes, ttfb: ttfb ?? recorder.elapsedMilliseconds(), scanner: scanner, truncated: sawError
             )
         }
 
         /// The client went away before the answer could be sent.
         func abandon() {
-            finish(outcome: "cancelled", status: 499, bytes: 0, ttfb: nil, scanner: UsageScanner(), truncated: true)
+            finish(outcome: .cancelled, status: 499, bytes: 0, ttfb: nil, scanner: UsageScanner(), truncated: true)
         }
 
         /// The stream's row so far, for `streams_in_flight`: as a truncated one would be.
@@ -507,7 +507,7 @@ struct ProxyHandler: Sendable {
         }
 
         private func finish(
-            outcome: String, status: Int? = nil, reason: String? = nil, bytes: Int, ttfb: Double?,
+            outcome: RequestOutcome, status: Int? = nil, reason: String? = nil, bytes: Int, ttfb: Double?,
             scanner: UsageScanner, truncated: Bool
         ) {
             let expectsUsage = self.expectsUsage
@@ -537,11 +537,7 @@ struct ProxyHandler: Sendable {
     fileprivate static func applyUsage(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool, to entry: inout RequestLogEntry) {
         // countTokens, embeddings and the rest carry no token usage to account (an OpenAI-style
         // embeddings `usage` object included): their rows keep 0 tokens and usage_status 'none'.
-        guard expectsUsage else {
-            entry.usageStatus = "none"
-            return
-        }
-        if let usage = scanner.last {
+        if expectsUsage, let usage = scanner.last {
             entry.promptTokens = usage.prompt
             entry.cachedTokens = usage.cached
             entry.candidatesTokens = usage.candidates
@@ -549,13 +545,7 @@ struct ProxyHandler: Sendable {
             entry.toolUseTokens = usage.toolUse
             entry.totalTokens = usage.total
         }
-        if truncated {
-            entry.usageStatus = "truncated"
-        } else if scanner.last != nil {
-            entry.usageStatus = "complete"
-        } else {
-            entry.usageStatus = expectsUsage ? "missing" : "none"
-        }
+        entry.usageStatus = UsageStatus.of(expectsUsage: expectsUsage, sawUsage: scanner.last != nil, truncated: truncated)
     }
 
     // MARK: - Failures
@@ -579,24 +569,24 @@ struct ProxyHandler: Sendable {
         case .answer(let status, let headers, let body, let verdict, let googleStatus):
             switch verdict {
             case .upstreamFailure(let reason):
-                return fail(recorder, .upstreamsFailed("the last upstream answered \(status) (\(reason))"), outcome: "upstream_error")
+                return fail(recorder, .upstreamsFailed("the last upstream answered \(status) (\(reason))"), outcome: .upstreamError)
             case .keyDead(let reason), .keyUnusable(let reason):
                 // Google's own answer ("API key not valid") would read as if the client's token
                 // were wrong: the keys at fault are the gateway's.
-                return fail(recorder, .keysRefused(reason), outcome: "key_error", reason: reason)
+                return fail(recorder, .keysRefused(reason), outcome: .keyError, reason: reason)
             case .upstreamBlocked(let reason):
-                return fail(recorder, .upstreamsFailed("Google refused every upstream tried (\(reason))"), outcome: "upstream_error", reason: reason)
+                return fail(recorder, .upstreamsFailed("Google refused every upstream tried (\(reason))"), outcome: .upstreamError, reason: reason)
             case .relayRefusal(let reason):
                 // Nothing shows the upstreams at fault: the request is taken to be the client's.
-                return fail(recorder, .refusedByRelay(status: status), outcome: "client_error", reason: reason)
+                return fail(recorder, .refusedByRelay(status: status), outcome: .clientError, reason: reason)
             default:
                 break
             }
-            let outcome: String = switch verdict {
-            case .clientError: "client_error"
-            case .throttled: "throttled"
-            case .keyDead, .keyUnusable: "key_error"
-            default: "upstream_error"
+            let outcome: RequestOutcome = switch verdict {
+            case .clientError: .clientError
+            case .throttled: .throttled
+            case .keyDead, .keyUnusable: .keyError
+            default: .upstreamError
             }
             recorder.finish { entry in
                 entry.status = status
@@ -611,21 +601,21 @@ struct ProxyHandler: Sendable {
                 body: .whole(body)
             )
         case .transport(let error) where error.failure == .localResources:
-            return fail(recorder, .gatewayBusy(retryAfter: 1), outcome: "no_capacity", reason: error.failure.rawValue)
+            return fail(recorder, .gatewayBusy(retryAfter: 1), outcome: .noCapacity, reason: error.failure.rawValue)
         case .transport(let error):
-            return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: "upstream_error")
+            return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: .upstreamError)
         }
     }
 
     /// Answers with one of the gateway's own errors and logs the request.
-    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String? = nil) -> ProxyAnswer {
+    private func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String? = nil) -> ProxyAnswer {
         finishRow(recorder, error, outcome: outcome, reason: reason)
         let (head, body) = error.answer()
         return ProxyAnswer(head: head, body: .whole(body))
     }
 
     /// Completes the row of a request answered with one of the gateway's own errors.
-    private func finishRow(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: String, reason: String?) {
+    private func finishRow(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) {
         recorder.finish { entry in
             entry.status = Int(error.status.code)
             entry.outcome = outcome
@@ -641,7 +631,7 @@ struct ProxyHandler: Sendable {
         row.latencyMs = milliseconds(since: started)
         let finished = row
         recorder.update { $0.attempts.append(finished) }
-        return fail(recorder, .clientGone, outcome: "cancelled")
+        return fail(recorder, .clientGone, outcome: .cancelled)
     }
 
     // MARK: - Helpers

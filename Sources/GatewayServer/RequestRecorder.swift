@@ -100,7 +100,7 @@ final class RequestRecorder: Sendable {
                 "endpoint": .string(entry.endpoint),
                 "model": .string(entry.model ?? "-"),
                 "status": .stringConvertible(entry.status),
-                "outcome": .string(entry.outcome),
+                "outcome": .string(entry.outcome.rawValue),
                 "attempts": .stringConvertible(entry.attempts.count),
                 "key": .string(entry.keyFingerprint ?? "-"),
                 "upstream": .string(entry.upstreamUrl ?? "-"),
@@ -115,7 +115,7 @@ final class RequestRecorder: Sendable {
 
     deinit {
         finish { entry in
-            entry.outcome = "cancelled"
+            entry.outcome = .cancelled
             if entry.status == 0 || (200..<300).contains(entry.status) { entry.status = 499 }
         }
     }

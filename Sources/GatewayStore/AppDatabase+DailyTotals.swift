@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 
 // MARK: - Folding raw rows into the daily tables
@@ -247,28 +248,28 @@ struct DailyTotals {
         if overflow { overflowed = true }
     }
 
-    /// A `requests` row (`request_facts`), of UTC day `day`.
+    /// A `requests` row (`request_facts`: ``RequestOutcome/category`` says which column counts
+    /// its outcome), of UTC day `day`.
     mutating func add(_ e: RequestLogEntry, day: String) {
-        let outcome = Outcome(e.outcome)
-        let successful = outcome == .success
+        let outcome = e.outcome.category
+        let successful = outcome == .successful
         // Stored as REAL: NaN becomes NULL.
         let latency = e.latencyMs.flatMap { $0.isNaN ? nil : $0 }
         let ttfb = e.ttfbMs.flatMap { $0.isNaN ? nil : $0 }
         let model = StoredText(e.model)
-        let usageStatus = StoredText(e.usageStatus)
         var overflowed = self.overflowed
         Self.update(&usage[UsageKey(day: day, client: StoredText(e.clientName), model: model), default: UsageSums()]) { sums in
             sums.counts.add(successful: successful)
-            sums.clientErrors += outcome == .clientError ? 1 : 0
+            sums.clientErrors += outcome == .clientErrors ? 1 : 0
             sums.throttled += outcome == .throttled ? 1 : 0
             sums.noCapacity += outcome == .noCapacity ? 1 : 0
-            sums.upstreamErrors += outcome == .other ? 1 : 0
+            sums.upstreamErrors += outcome == .upstreamErrors ? 1 : 0
             sums.cancelled += outcome == .cancelled ? 1 : 0
             sums.truncated += outcome == .truncated ? 1 : 0
             sums.streamed += e.isStream ? 1 : 0
             sums.upstreamAttempts += e.attempts.count
-            sums.usageMissing += usageStatus.equals("missing") ? 1 : 0
-            sums.usageTruncated += usageStatus.equals("truncated") ? 1 : 0
+            sums.usageMissing += e.usageStatus == .missing ? 1 : 0
+            sums.usageTruncated += e.usageStatus == .truncated ? 1 : 0
             Self.add(e.promptTokens, to: &sums.promptTokens, &overflowed)
             Self.add(e.cachedTokens, to: &sums.cachedTokens, &overflowed)
             Self.add(e.candidatesTokens, to: &sums.candidatesTokens, &overflowed)
@@ -387,31 +388,6 @@ struct DailyTotals {
     }
 
     // MARK: What a row counts as
-
-    /// `requests.outcome` as `request_facts` sorts it.
-    private enum Outcome {
-        case success, clientError, throttled, noCapacity, cancelled, truncated, other
-
-        init(_ outcome: String) {
-            let text = StoredText(outcome)
-            if text.equals("success") {
-                self = .success
-            } else if text.equals("client_error") || text.equals("unauthorized") || text.equals("too_large") {
-                self = .clientError
-            } else if text.equals("throttled") {
-                self = .throttled
-            } else if text.equals("no_capacity") {
-                self = .noCapacity
-            } else if text.equals("cancelled") {
-                self = .cancelled
-            } else if text.equals("truncated") || text.equals("interrupted") {
-                // An interrupted stream broke off after its first byte too (migration 0005).
-                self = .truncated
-            } else {
-                self = .other
-            }
-        }
-    }
 
     /// `attempts.verdict` as `attempt_facts` sorts it.
     fileprivate enum Verdict {

@@ -75,7 +75,7 @@ extension AppDatabase {
                     entry.upstreamUrl = row["upstream_url"]
                     entry.responseBytes = row["response_bytes"] ?? 0
                 }
-                entry.outcome = "interrupted"
+                entry.outcome = .interrupted
                 entry.errorReason = "GATEWAY_STOPPED"
                 return entry
             }

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 
 // MARK: - What is written per request
@@ -45,7 +46,7 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var model: String?
     public var isStream: Bool
     public var status: Int
-    public var outcome: String
+    public var outcome: RequestOutcome
     public var keyId: Int64?
     public var keyFingerprint: String?
     public var upstreamId: Int64?
@@ -60,7 +61,7 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var thoughtsTokens: Int
     public var toolUseTokens: Int
     public var totalTokens: Int
-    public var usageStatus: String
+    public var usageStatus: UsageStatus
     public var errorStatus: String?
     public var errorReason: String?
     public var attempts: [AttemptRow]
@@ -72,7 +73,7 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
         self.endpoint = endpoint
         isStream = false
         status = 0
-        outcome = "gateway_error"
+        outcome = .gatewayError
         requestBytes = 0
         responseBytes = 0
         promptTokens = 0
@@ -81,7 +82,7 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
         thoughtsTokens = 0
         toolUseTokens = 0
         totalTokens = 0
-        usageStatus = "none"
+        usageStatus = .none
         attempts = []
     }
 }
@@ -219,7 +220,7 @@ extension AppDatabase {
         row.bind(e.model)
         row.bind(e.isStream)
         row.bind(e.status)
-        row.bind(e.outcome)
+        row.bind(e.outcome.rawValue)
         row.bind(e.attempts.count)
         row.bind(e.keyId)
         row.bind(e.keyFingerprint)
@@ -235,7 +236,7 @@ extension AppDatabase {
         row.bind(e.thoughtsTokens)
         row.bind(e.toolUseTokens)
         row.bind(e.totalTokens)
-        row.bind(e.usageStatus)
+        row.bind(e.usageStatus.rawValue)
         row.bind(e.errorStatus)
         row.bind(e.errorReason)
         return started.day

@@ -168,7 +168,7 @@ enum LogLine {
         line.append(contentsOf: " model=".utf8)
         line.append(contentsOf: (entry.model ?? "-").utf8)
         line.append(contentsOf: " outcome=".utf8)
-        line.append(contentsOf: entry.outcome.utf8)
+        line.append(contentsOf: entry.outcome.rawValue.utf8)
         line.append(contentsOf: " request_id=".utf8)
         line.append(contentsOf: entry.requestId.utf8)
         line.append(contentsOf: " status=".utf8)

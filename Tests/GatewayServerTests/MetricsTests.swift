@@ -265,7 +265,7 @@ import Testing
         var entry = RequestLogEntry(requestId: "r", startedAt: Date(), method: "POST", endpoint: "generateContent")
         entry.model = "gemini-2.5-flash"
         entry.status = 200
-        entry.outcome = "success"
+        entry.outcome = .success
         entry.ttfbMs = 120
         entry.promptTokens = 11
         entry.candidatesTokens = 7

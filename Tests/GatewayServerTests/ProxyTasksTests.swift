@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GatewayStore
 import GRDB
 import Logging
@@ -100,7 +101,7 @@ struct ProxyTasksTests {
     static func row(_ id: String) -> RequestLogEntry {
         var entry = RequestLogEntry(requestId: id, startedAt: Date(), method: "POST", endpoint: "generateContent")
         entry.status = 499
-        entry.outcome = "cancelled"
+        entry.outcome = .cancelled
         return entry
     }
 

@@ -74,10 +74,10 @@ import Testing
         for e in entries {
             let values: [(any DatabaseValueConvertible)?] = [
                 e.requestId, e.startedAt, e.clientId, e.clientName, e.method, e.endpoint, e.apiVersion, e.model,
-                e.isStream, e.status, e.outcome, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
+                e.isStream, e.status, e.outcome.rawValue, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
                 e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
                 e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                e.usageStatus, e.errorStatus, e.errorReason,
+                e.usageStatus.rawValue, e.errorStatus, e.errorReason,
             ]
             try db.execute(sql: AppDatabase.insertRequestSQL, arguments: StatementArguments(values))
             for a in e.attempts {
@@ -128,8 +128,6 @@ import Testing
         nil, "", "-", "alice", "gemini-2.5-flash", "\u{e9}t\u{e9}", "e\u{301}te\u{301}", "nul\0one", "nul\0two", "nul",
         "emoji 🚀 \"quoted\" 'single' \\ back", String(repeating: "long ", count: 40),
     ]
-    static let outcomes = ["success", "client_error", "unauthorized", "too_large", "throttled", "no_capacity",
-                           "upstream_error", "key_error", "gateway_error", "cancelled", "truncated", "success\0tail", "Success"]
     static let verdicts = ["success", "throttled", "key_dead", "key_unusable", "upstream_blocked", "client_error",
                            "transient", "upstream_failure", "cancelled", "throttled\0x", "other"]
     static let doubles: [Double?] = [nil, 0, -0.0, 0.1, 1, 12.345_678_9, .nan, .infinity, -1, 1e15, 1e15.nextUp,
@@ -159,7 +157,7 @@ import Testing
             e.model = fewGroups ? "gemini-2.5-flash" : pick(texts)
             e.isStream = Bool.random(using: &generator)
             e.status = pick([200, 400, 429, 499, 502, 503])
-            e.outcome = fewGroups ? pick(["success", "throttled"]) : pick(outcomes)
+            e.outcome = fewGroups ? pick([.success, .throttled]) : pick(RequestOutcome.allCases)
             e.keyId = maybe(pick(fixture.keys))
             e.keyFingerprint = pick(texts)
             e.upstreamId = maybe(fixture.upstream)
@@ -174,7 +172,7 @@ import Testing
             e.thoughtsTokens = Int.random(in: 0..<10_000, using: &generator)
             e.toolUseTokens = pick([0, 7])
             e.totalTokens = e.promptTokens + e.candidatesTokens
-            e.usageStatus = pick(["complete", "missing", "truncated", "none", "missing\0x"])
+            e.usageStatus = pick(UsageStatus.allCases)
             e.errorStatus = pick(texts)
             e.errorReason = pick(texts)
             e.attempts = (0..<Int.random(in: 0...3, using: &generator)).map { attempt in
@@ -288,6 +286,37 @@ import Testing
             #expect(mine.count == sql.count, "\(table)")
             let differing = zip(mine, sql).filter { $0 != $1 }
             #expect(differing.isEmpty, "\(table): \(differing.prefix(3))")
+        }
+    }
+
+    /// ``RequestOutcome/category`` and the usage statuses, as the fold counts them, against the
+    /// columns `request_facts` (migration 0005) gives the stored words: one row per case.
+    @Test func everyOutcomeCountsWhereRequestFactsCountsIt() async throws {
+        let fixture = try Fixture()
+        let columns: [(RequestOutcome.Category, String)] = [
+            (.successful, "successful"), (.clientErrors, "client_errors"), (.throttled, "throttled"),
+            (.noCapacity, "no_capacity"), (.upstreamErrors, "upstream_errors"), (.cancelled, "cancelled"),
+            (.truncated, "truncated"),
+        ]
+        #expect(columns.map(\.0) == RequestOutcome.Category.allCases)
+        let usages = UsageStatus.allCases
+        let rows = RequestOutcome.allCases.enumerated().map { index, outcome in
+            var entry = RetentionTests.entry("o-\(outcome.rawValue)", at: Date(), outcome: outcome, keys: fixture.keys, upstream: fixture.upstream)
+            entry.usageStatus = usages[index % usages.count]
+            return entry
+        }
+        try await fixture.store.writer.write { db in try AppDatabase.insertRows(rows, db) }
+        for entry in rows {
+            let facts = try #require(try fixture.store.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM request_facts WHERE request_id = ?", arguments: [entry.requestId])
+            })
+            let outcome = entry.outcome
+            #expect(facts["errors"] as Bool == (outcome.category != .successful), "\(outcome)")
+            for (category, column) in columns {
+                #expect(facts[column] as Bool == (outcome.category == category), "\(outcome): \(column)")
+            }
+            #expect(facts["usage_missing"] as Bool == (entry.usageStatus == .missing), "\(entry.usageStatus)")
+            #expect(facts["usage_truncated"] as Bool == (entry.usageStatus == .truncated), "\(entry.usageStatus)")
         }
     }
 

@@ -23,12 +23,12 @@ import Testing
     /// A logged request: `tokens` total tokens, one attempt per verdict (the last one's key serves it).
     static func entry(
         _ id: String, at date: Date, client: String = "alice", model: String = "gemini-2.5-flash",
-        outcome: String = "success", keys: [Int64], upstream: Int64, tokens: Int = 10, verdicts: [String] = ["success"]
+        outcome: RequestOutcome = .success, keys: [Int64], upstream: Int64, tokens: Int = 10, verdicts: [String] = ["success"]
     ) -> RequestLogEntry {
         var entry = RequestLogEntry(requestId: id, startedAt: date, method: "POST", endpoint: "generateContent")
         entry.clientName = client
         entry.model = model
-        entry.status = outcome == "success" ? 200 : 429
+        entry.status = outcome == .success ? 200 : 429
         entry.outcome = outcome
         entry.keyId = keys[(verdicts.count - 1) % keys.count]
         entry.upstreamId = upstream
@@ -37,7 +37,7 @@ import Testing
         entry.promptTokens = tokens / 2
         entry.candidatesTokens = tokens - tokens / 2
         entry.totalTokens = tokens
-        entry.usageStatus = outcome == "success" ? "complete" : "none"
+        entry.usageStatus = outcome == .success ? .complete : .none
         entry.attempts = verdicts.enumerated().map { index, verdict in
             AttemptRow(attempt: index + 1, startedAt: date, keyId: keys[index % keys.count], upstreamId: upstream,
                        status: verdict == "success" ? 200 : 429, verdict: verdict, latencyMs: 50 + Double(index))
@@ -68,7 +68,7 @@ import Testing
         ])
         // The same rows again (a retried batch) are ignored, and counted once.
         try await store.insert([Self.entry("r1", at: now, keys: keys, upstream: upstream, tokens: 10)])
-        try await store.insert([Self.entry("r3", at: now, outcome: "throttled", keys: keys, upstream: upstream, tokens: 0, verdicts: ["throttled"])])
+        try await store.insert([Self.entry("r3", at: now, outcome: .throttled, keys: keys, upstream: upstream, tokens: 0, verdicts: ["throttled"])])
         try store.foldPendingRows()  // nothing pending: changes nothing
 
         #expect(try Self.count(store, "SELECT SUM(requests) FROM daily_usage") == 3)

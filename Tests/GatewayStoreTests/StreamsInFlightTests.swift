@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 import Logging
 import Testing
@@ -15,7 +16,7 @@ struct StreamsInFlightTests {
         entry.isStream = true
         entry.keyFingerprint = "AIza…0001"
         entry.responseBytes = bytes
-        entry.usageStatus = "truncated"
+        entry.usageStatus = .truncated
         entry.latencyMs = 2_500
         return entry
     }
@@ -44,7 +45,7 @@ struct StreamsInFlightTests {
 
         // s1 ends: its row goes to requests and its snapshot away, in one transaction.
         var finished = Self.stream("s1", keys: keys, upstream: upstream, bytes: 400, tokens: 30)
-        finished.usageStatus = "complete"
+        finished.usageStatus = .complete
         try await store.insert([finished], streams: [])
         rows = try Self.inFlight(store)
         #expect(rows.map { $0["request_id"] as String } == ["s2"])

@@ -82,7 +82,7 @@ struct WriterCostBenchmark {
         entry.apiVersion = "v1beta"
         entry.model = index % 4 == 0 ? "gemini-2.5-pro" : "gemini-2.5-flash"
         entry.status = 200
-        entry.outcome = "success"
+        entry.outcome = .success
         let retried = index % 10 == 0
         entry.keyId = keys[index % keys.count]
         entry.keyFingerprint = "3f9a0c2b7d1e"
@@ -96,7 +96,7 @@ struct WriterCostBenchmark {
         entry.candidatesTokens = 176
         entry.thoughtsTokens = 188
         entry.totalTokens = 388
-        entry.usageStatus = "complete"
+        entry.usageStatus = .complete
         entry.attempts = (retried ? [("throttled", 429), ("success", 200)] : [("success", 200)]).enumerated().map { attempt, verdict in
             AttemptRow(
                 attempt: attempt + 1, startedAt: date.addingTimeInterval(Double(attempt) * 0.0031),
