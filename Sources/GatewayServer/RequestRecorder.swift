@@ -42,7 +42,7 @@ final class RequestRecorder: Sendable {
         metrics.requestStarted(isStream: entry.isStream)
     }
 
-    func update(_ change: (inout RequestLogEntry) -> Void) {
+    private func update(_ change: (inout RequestLogEntry) -> Void) {
         state.withLock { state in
             change(&state.entry)
             if !state.done, state.entry.isStream != state.countedAsStream {
@@ -55,15 +55,18 @@ final class RequestRecorder: Sendable {
     /// Whether the row is a stream's (so far).
     var isStream: Bool { state.withLock { $0.entry.isStream } }
 
-    /// Hands the log writer the row of a stream still running as it stands, with `change`
-    /// applied to a copy (its bytes and tokens so far), for `streams_in_flight`: after a crash
-    /// the next start makes it an `interrupted` row. Does nothing once the row is finished, or
-    /// for a request that is not a stream. Enqueued under the lock: never after the finished row.
-    func snapshotStream(_ change: (inout RequestLogEntry) -> Void) {
+    /// Hands the log writer the row of a stream still running as it stands, with its bytes,
+    /// time to first byte and tokens so far (counted as a truncated answer's), for
+    /// `streams_in_flight`: after a crash the next start makes it an `interrupted` row. Does
+    /// nothing once the row is finished, or for a request that is not a stream. Enqueued under
+    /// the lock: never after the finished row.
+    func snapshotStream(bytes: Int, ttfb: Double?, usage: AnswerUsage) {
         state.withLock { state in
             guard !state.done, state.entry.isStream else { return }
             var snapshot = state.entry
-            change(&snapshot)
+            snapshot.responseBytes = bytes
+            snapshot.ttfbMs = ttfb
+            usage.apply(to: &snapshot)
             snapshot.latencyMs = elapsedMilliseconds()
             writer.enqueueStreamSnapshot(snapshot)
         }
@@ -71,12 +74,82 @@ final class RequestRecorder: Sendable {
 
     /// Milliseconds since the request arrived.
     func elapsedMilliseconds() -> Double {
-        let elapsed = ContinuousClock.now - started
-        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        (ContinuousClock.now - started).milliseconds
+    }
+
+    // MARK: - What the proxy records, in the order it learns it
+
+    /// The client the request's head authenticated, and the size of its body.
+    func admitted(_ client: ClientIdentity, requestBytes: Int) {
+        update {
+            $0.clientId = client.id
+            $0.clientName = client.name
+            $0.requestBytes = requestBytes
+        }
+    }
+
+    /// The model and stream flag an OpenAI-style body names (its path names neither).
+    func routed(model: String, isStream: Bool) {
+        update {
+            $0.model = model
+            $0.isStream = isStream
+        }
+    }
+
+    /// The pair a try goes to: the row names the key and upstream of the last try.
+    func picked(key: PoolKey, upstream: PoolUpstream) {
+        update {
+            $0.keyId = key.id
+            $0.keyFingerprint = key.fingerprint
+            $0.upstreamId = upstream.id
+            $0.upstreamUrl = upstream.baseURL
+        }
+    }
+
+    /// A finished try.
+    func attempted(_ row: AttemptRow) {
+        update { $0.attempts.append(row) }
+    }
+
+    /// The try whose answer (a success) is relayed to the client: its status is the request's.
+    func relaying(_ row: AttemptRow, status: Int) {
+        update {
+            $0.attempts.append(row)
+            $0.status = status
+        }
+    }
+
+    /// Completes the row of an answer that went, or began to go, to the client: how it ended
+    /// (`status` if not the upstream's, as 499 when the client left), the bytes sent, the time
+    /// to the first of them, and the tokens it carried.
+    func served(
+        _ outcome: RequestOutcome, status: Int? = nil, reason: String? = nil, bytes: Int, ttfb: Double?, usage: AnswerUsage
+    ) {
+        finish { entry in
+            entry.outcome = outcome
+            if let status { entry.status = status }
+            if let reason { entry.errorReason = reason }
+            entry.responseBytes = bytes
+            entry.ttfbMs = ttfb
+            usage.apply(to: &entry)
+        }
+    }
+
+    /// Completes the row of an error answer: the gateway's own, or (with the `bytes` of its
+    /// body) an upstream's passed through.
+    func failed(_ outcome: RequestOutcome, status: Int, googleStatus: String?, reason: String?, bytes: Int? = nil) {
+        finish { entry in
+            entry.status = status
+            entry.outcome = outcome
+            entry.errorStatus = googleStatus
+            if let reason { entry.errorReason = reason }
+            if let bytes { entry.responseBytes = bytes }
+            entry.ttfbMs = elapsedMilliseconds()
+        }
     }
 
     /// Completes the row and queues it (once; later calls do nothing).
-    func finish(_ change: (inout RequestLogEntry) -> Void = { _ in }) {
+    private func finish(_ change: (inout RequestLogEntry) -> Void) {
         let finished: (entry: RequestLogEntry, countedAsStream: Bool)? = state.withLock { state in
             guard !state.done else { return nil }
             state.done = true
@@ -118,5 +191,32 @@ final class RequestRecorder: Sendable {
             entry.outcome = .cancelled
             if entry.status == 0 || (200..<300).contains(entry.status) { entry.status = 499 }
         }
+    }
+}
+
+/// The token usage an answer carried, as its row records it.
+struct AnswerUsage {
+    /// The counts to record: the last `usageMetadata` of a call that carries usage, if any.
+    var tokens: UsageMetadata?
+    var status: UsageStatus
+
+    /// What `scanner` read from an answer of a call that carries usage (`expectsUsage`), or not;
+    /// `truncated` if the answer broke off (its counts are the last running total).
+    init(_ scanner: UsageScanner, expectsUsage: Bool, truncated: Bool) {
+        tokens = expectsUsage ? scanner.last : nil
+        status = .of(expectsUsage: expectsUsage, sawUsage: scanner.last != nil, truncated: truncated)
+    }
+
+    /// Sets the row's token counts (when there are any) and usage status.
+    func apply(to entry: inout RequestLogEntry) {
+        if let tokens {
+            entry.promptTokens = tokens.prompt
+            entry.cachedTokens = tokens.cached
+            entry.candidatesTokens = tokens.candidates
+            entry.thoughtsTokens = tokens.thoughts
+            entry.toolUseTokens = tokens.toolUse
+            entry.totalTokens = tokens.total
+        }
+        entry.usageStatus = status
     }
 }

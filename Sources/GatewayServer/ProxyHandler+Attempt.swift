@@ -1,0 +1,178 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import NIOCore
+import NIOHTTP1
+
+// MARK: - One try
+
+extension ProxyHandler {
+    /// How one try ended, for the loop.
+    enum AttemptResult {
+        /// The answer to give the client: a success to relay, or the client left (its row is
+        /// finished, or finishes as the answer is relayed).
+        case answer(ProxyAnswer)
+        /// This pair failed; another may do better.
+        case retry(Failure)
+        /// This pair failed and no other would do better: answer with it.
+        case final(Failure)
+    }
+
+    /// Sends the request to the pair, classifies what comes back, and charges the pool with it
+    /// (Caddy's send / classify / update). A 2xx is relayed from its first chunk; an error answer
+    /// or a transport failure is kept as the failure to answer with if no try succeeds.
+    func attempt(
+        _ number: Int, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange, refusedBy: inout [PairID]
+    ) async -> AttemptResult {
+        let started = ContinuousClock.now
+        var row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
+        let outgoing = UpstreamRequest(
+            method: exchange.request.method,
+            baseURL: upstream.baseURL,
+            target: exchange.target.forwarded,
+            headers: ForwardedHeaders.toUpstream(
+                exchange.request.headers, credential: key.secret, bearer: exchange.route.isOpenAI,
+                keepClientAddress: configuration.forwardClientAddress
+            ),
+            body: exchange.request.body
+        )
+        // Send; a transport failure blames the upstream.
+        var response: UpstreamResponse
+        do {
+            response = try await transport.send(outgoing)
+        } catch {
+            if Task.isCancelled { return .answer(cancelled(exchange.recorder, attempt: row, started: started)) }
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
+        }
+        row.status = response.status
+        if (200..<300).contains(response.status) {
+            return await succeeded(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: refusedBy)
+        }
+        return await refused(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: &refusedBy)
+    }
+
+    /// A 2xx: its first chunk is read before anything goes to the client (until then a failure
+    /// can still fail over); then the pair is marked healthy, the relays that refused this
+    /// request are charged, and the answer is relayed.
+    private func succeeded(
+        _ response: inout UpstreamResponse, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
+        attempt: AttemptRow, started: ContinuousClock.Instant, refusedBy: [PairID]
+    ) async -> AttemptResult {
+        let first: ByteBuffer?
+        var whole = false
+        do {
+            if exchange.creates {
+                // The answer names what was created: read it whole (it is small).
+                first = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
+                whole = true
+            } else {
+                first = try await response.body.next()
+                // A plain answer that came in one piece: read its end too (so the connection
+                // goes back to the pool), and send it with its head in one write.
+                if let first, response.headers.first(name: "content-length").flatMap(Int.init) == first.readableBytes {
+                    whole = try await response.body.next() == nil
+                }
+            }
+        } catch {
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
+        }
+        let model = exchange.model
+        pool.record(.success, pair: PairID(key: key.id, upstream: upstream.id), model: model)
+        for refused in refusedBy {
+            pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
+        }
+        var row = attempt
+        row.verdict = Verdict.success.label
+        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        exchange.recorder.relaying(row, status: response.status)
+        if exchange.creates, let first {
+            let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: exchange.client.id)
+            await rememberCreated(first, headers: &response.headers, owner: owner, upstream: upstream, request: exchange.request)
+        } else if let pin = exchange.pin, exchange.request.method == .DELETE, !pin.name.hasPrefix(ProjectResource.uploadPrefix) {
+            await owners.forget(pin.name)
+        }
+        if whole, let first {
+            return .answer(relayWhole(response, body: first, exchange))
+        }
+        return .answer(relay(response, first: first, exchange))
+    }
+
+    /// An error answer: read (bounded) and classified from status and body; the key or upstream
+    /// it blames is charged (a relay's own 4xx page only once another upstream succeeds).
+    private func refused(
+        _ response: inout UpstreamResponse, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
+        attempt: AttemptRow, started: ContinuousClock.Instant, refusedBy: inout [PairID]
+    ) async -> AttemptResult {
+        let body: ByteBuffer
+        do {
+            body = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
+        } catch {
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
+        }
+        let analysis = OutcomeClassifier.analyze(
+            status: response.status, body: body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
+        )
+        let verdict = analysis.verdict
+        let pair = PairID(key: key.id, upstream: upstream.id)
+        if case .relayRefusal = verdict {
+            refusedBy.append(pair)
+        } else {
+            pool.record(verdict, pair: pair, model: exchange.model)
+        }
+        var row = attempt
+        row.verdict = verdict.label
+        row.reason = verdict.reason
+        row.googleStatus = analysis.googleStatus
+        if case .throttled(let throttle) = verdict { row.quotaId = throttle.quotaID }
+        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        exchange.recorder.attempted(row)
+        let failure = Failure.answer(
+            status: response.status, headers: response.headers, body: body, verdict: verdict, googleStatus: analysis.googleStatus
+        )
+        return verdict.shouldRetry ? .retry(failure) : .final(failure)
+    }
+
+    /// A try that got no usable HTTP answer (no connection, a reset, a timeout, a body that broke
+    /// off before the first byte was relayed): the upstream is blamed. The gateway's own shortage
+    /// (descriptors, memory) is final: another try would meet the same.
+    private func transportFailed(
+        _ error: any Error, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
+        attempt: AttemptRow, started: ContinuousClock.Instant
+    ) -> AttemptResult {
+        let failure = (error as? UpstreamTransportError)
+            ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+        let verdict = OutcomeClassifier.classify(transport: failure.failure)
+        pool.record(verdict, pair: PairID(key: key.id, upstream: upstream.id), model: exchange.model)
+        var row = attempt
+        row.verdict = verdict.label
+        row.reason = verdict.reason
+        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        exchange.recorder.attempted(row)
+        logger.debug("upstream transport failure", metadata: ["upstream_id": "\(upstream.id)", "error": "\(failure)"])
+        let kept = Failure.transport(failure)
+        return kept.isLocal ? .final(kept) : .retry(kept)
+    }
+
+    /// The client went away while a try was under way: the try is recorded as cancelled, and so
+    /// is the request.
+    private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> ProxyAnswer {
+        var row = attempt
+        row.verdict = Verdict.cancelled.label
+        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        recorder.attempted(row)
+        return fail(recorder, .clientGone, outcome: .cancelled)
+    }
+
+    /// Reads a whole (error) body up to `limit` bytes.
+    static func collect(_ body: inout any UpstreamBodyStream, limit: Int) async throws -> ByteBuffer {
+        var collected = ByteBuffer()
+        while var chunk = try await body.next() {
+            if collected.readableBytes + chunk.readableBytes > limit {
+                collected.writeBuffer(&chunk)
+                return collected.getSlice(at: collected.readerIndex, length: limit) ?? collected
+            }
+            collected.writeBuffer(&chunk)
+        }
+        return collected
+    }
+}
