@@ -52,13 +52,7 @@ struct DailyTable: Sendable {
     static let all: [DailyTable] = [
         DailyTable(
             name: "daily_usage", keyColumns: ["day", "client", "model"],
-            sumColumns: [
-                "requests", "successful", "errors", "client_errors", "throttled", "no_capacity", "upstream_errors",
-                "cancelled", "truncated", "streamed", "upstream_attempts", "usage_missing", "usage_truncated",
-                "prompt_tokens", "cached_tokens", "candidates_tokens", "thoughts_tokens", "tool_use_tokens",
-                "total_tokens", "request_bytes", "response_bytes", "latency_ms_sum", "ttfb_ms_sum", "ttfb_requests",
-            ],
-            maxColumns: []
+            sumColumns: UsageColumn.allCases.map(\.name), maxColumns: []
         ),
         DailyTable(
             name: "daily_key_usage", keyColumns: ["day", "key_id"],
@@ -185,6 +179,7 @@ struct DailyTotals {
         var values: [Int] { [attempts, successful, throttled, keyFailures, upstreamFailures] }
     }
 
+    /// A `daily_usage` row's measures (``UsageColumn``).
     struct UsageSums {
         var counts = RequestCounts()
         var clientErrors = 0, throttled = 0, noCapacity = 0
@@ -193,6 +188,36 @@ struct DailyTotals {
         var thoughtsTokens = 0, toolUseTokens = 0, totalTokens = 0, requestBytes = 0, responseBytes = 0
         var latencySum = 0.0, ttfbSum = 0.0
         var ttfbRequests = 0
+
+        /// Binds the value of `column`.
+        func bind(_ column: UsageColumn, to row: inout RowBinder) {
+            switch column {
+            case .requests: row.bind(counts.requests)
+            case .successful: row.bind(counts.successful)
+            case .errors: row.bind(counts.errors)
+            case .clientErrors: row.bind(clientErrors)
+            case .throttled: row.bind(throttled)
+            case .noCapacity: row.bind(noCapacity)
+            case .upstreamErrors: row.bind(upstreamErrors)
+            case .cancelled: row.bind(cancelled)
+            case .truncated: row.bind(truncated)
+            case .streamed: row.bind(streamed)
+            case .upstreamAttempts: row.bind(upstreamAttempts)
+            case .usageMissing: row.bind(usageMissing)
+            case .usageTruncated: row.bind(usageTruncated)
+            case .promptTokens: row.bind(promptTokens)
+            case .cachedTokens: row.bind(cachedTokens)
+            case .candidatesTokens: row.bind(candidatesTokens)
+            case .thoughtsTokens: row.bind(thoughtsTokens)
+            case .toolUseTokens: row.bind(toolUseTokens)
+            case .totalTokens: row.bind(totalTokens)
+            case .requestBytes: row.bind(requestBytes)
+            case .responseBytes: row.bind(responseBytes)
+            case .latencyMsSum: row.bind(latencySum)
+            case .ttfbMsSum: row.bind(ttfbSum)
+            case .ttfbRequests: row.bind(ttfbRequests)
+            }
+        }
     }
 
     struct KeyKey: Hashable {
@@ -341,15 +366,7 @@ struct DailyTotals {
             row.bind(key.day)
             row.bind(key.client.value)
             row.bind(key.model.value)
-            row.bind(sums.counts.values + [
-                sums.clientErrors, sums.throttled, sums.noCapacity,
-                sums.upstreamErrors, sums.cancelled, sums.truncated, sums.streamed, sums.upstreamAttempts,
-                sums.usageMissing, sums.usageTruncated, sums.promptTokens, sums.cachedTokens, sums.candidatesTokens,
-                sums.thoughtsTokens, sums.toolUseTokens, sums.totalTokens, sums.requestBytes, sums.responseBytes,
-            ])
-            row.bind(sums.latencySum)
-            row.bind(sums.ttfbSum)
-            row.bind(sums.ttfbRequests)
+            for column in UsageColumn.allCases { sums.bind(column, to: &row) }
         }
         try Self.add(keys, to: tables[1], db) { row, key, sums in
             row.bind(key.day)

@@ -29,49 +29,32 @@ extension AppDatabase {
         try read { db in
             let plan = try Self.plan(range, db)
             var source = SourceBuilder()
-            let measures = DailyTable.usage.sumColumns
+            let columns = UsageColumn.allCases
             if let days = plan.days {
-                var sql = "SELECT day, client, model, \(measures.joined(separator: ", ")) FROM daily_usage WHERE day BETWEEN ? AND ?"
+                var sql = "SELECT day, client, model, \(columns.map(\.name).joined(separator: ", ")) FROM daily_usage WHERE day BETWEEN ? AND ?"
                 var arguments: [any DatabaseValueConvertible] = [days.first, days.last]
                 Self.addFilter(filter, to: &sql, &arguments)
                 source.add(sql, arguments)
             }
-            let rawMeasures = measures.map { column in
-                "SUM(\(Self.rawUsageColumn[column] ?? column)) AS \(column)"
-            }
+            let rawSums = columns.map { "SUM(\($0.factsColumn)) AS \($0.name)" }
             for window in plan.windows {
-                var sql = "SELECT day, client, model, \(rawMeasures.joined(separator: ", ")) FROM request_facts WHERE started_at >= ? AND started_at < ?"
+                var sql = "SELECT day, client, model, \(rawSums.joined(separator: ", ")) FROM request_facts WHERE started_at >= ? AND started_at < ?"
                 var arguments: [any DatabaseValueConvertible] = [window.start, window.end]
                 Self.addFilter(filter, to: &sql, &arguments)
                 sql += " GROUP BY day, client, model"
                 source.add(sql, arguments)
             }
             let group = (perDay ? ["day"] : []) + [dimension.rawValue]
+            let noRow = (["NULL AS day", "NULL AS client", "NULL AS model"] + columns.map { "0 AS \($0.name)" }).joined(separator: ", ")
+            let measures = UsageColumn.reportMeasures
             let sql = """
-                WITH source AS (\(source.sql(empty: "SELECT \((["NULL AS day", "NULL AS client", "NULL AS model"] + measures.map { "0 AS \($0)" }).joined(separator: ", ")) WHERE 0")))
-                SELECT \(group.joined(separator: ", ")),
-                       SUM(requests) AS requests, SUM(successful) AS successful, SUM(errors) AS errors,
-                       round(1.0 * SUM(errors) / SUM(requests), 4) AS error_rate,
-                       SUM(client_errors) AS client_errors, SUM(throttled) AS throttled,
-                       SUM(no_capacity) AS no_capacity, SUM(upstream_errors) AS upstream_errors,
-                       SUM(cancelled) AS cancelled, SUM(truncated) AS truncated, SUM(streamed) AS streamed,
-                       SUM(upstream_attempts) AS upstream_attempts,
-                       SUM(usage_missing) AS usage_missing, SUM(usage_truncated) AS usage_truncated,
-                       SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,
-                       SUM(candidates_tokens) AS candidates_tokens, SUM(thoughts_tokens) AS thoughts_tokens,
-                       SUM(tool_use_tokens) AS tool_use_tokens, SUM(total_tokens) AS total_tokens,
-                       SUM(request_bytes) AS request_bytes, SUM(response_bytes) AS response_bytes,
-                       round(SUM(latency_ms_sum) / SUM(requests), 1) AS avg_latency_ms,
-                       round(SUM(ttfb_ms_sum) / NULLIF(SUM(ttfb_requests), 0), 1) AS avg_ttfb_ms
+                WITH source AS (\(source.sql(empty: "SELECT \(noRow) WHERE 0")))
+                SELECT \(group.joined(separator: ", ")), \(measures.map(\.selected).joined(separator: ", "))
                 FROM source
                 GROUP BY \(group.joined(separator: ", "))
                 ORDER BY \(group.joined(separator: ", "))
                 """
-            let table = group + [
-                "requests", "successful", "errors", "client_errors", "throttled", "upstream_errors", "cancelled",
-                "truncated", "prompt_tokens", "cached_tokens", "candidates_tokens", "thoughts_tokens", "total_tokens",
-                "avg_latency_ms",
-            ]
+            let table = group + measures.filter(\.inTable).map(\.name)
             var report = try ReportTable.fetch(db, sql: sql, arguments: source.arguments, tableColumns: table)
             report.widenedDays = plan.widenedDays
             return report
@@ -240,9 +223,6 @@ extension AppDatabase {
 
     // MARK: - Building the queries
 
-    /// The `request_facts` column that sums into each `daily_usage` column whose name differs.
-    private static let rawUsageColumn = ["latency_ms_sum": "latency_ms", "ttfb_ms_sum": "ttfb_ms"]
-
     private static func plan(_ range: ReportRange, _ db: Database) throws -> ReportPlan {
         let prunedBefore = try Date.fetchOne(db, sql: "SELECT pruned_before FROM log_state")
         return ReportPlan(range, prunedBefore: prunedBefore)
@@ -274,8 +254,4 @@ private struct SourceBuilder {
     func sql(empty: String) -> String {
         parts.isEmpty ? empty : parts.joined(separator: "\nUNION ALL\n")
     }
-}
-
-extension DailyTable {
-    static var usage: DailyTable { all[0] }
 }
