@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GatewayCore
 @testable import GatewayServer
 import NIOCore
@@ -93,11 +94,12 @@ import Testing
 
     /// Every address of a name refused (SwiftNIO's happy eyeballs): a `NIOConnectionError`.
     @Test func aNameWhoseEveryAddressRefusesIsRefused() async throws {
-        let port = try await Self.closedPort()
-        let error = await #expect(throws: NIOConnectionError.self) {
-            try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+        try await Self.withRefusingPort { port in
+            let error = await #expect(throws: NIOConnectionError.self) {
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            }
+            #expect(error.map { Failure(classifying: $0) } == .connectionRefused, "\(String(describing: error))")
         }
-        #expect(error.map { Failure(classifying: $0) } == .connectionRefused, "\(String(describing: error))")
     }
 
     /// A name that does not resolve (no resolver is asked: this one fails every query).
@@ -111,22 +113,35 @@ import Testing
 
     /// The transport itself, to an address where nothing listens.
     @Test func theTransportSaysRefused() async throws {
-        let port = try await Self.closedPort()
         let transport = try NIOHTTP1Transport(configuration: GatewayConfiguration())
-        let request = UpstreamRequest(
-            method: .GET, baseURL: "http://127.0.0.1:\(port)", target: "/v1beta/models", headers: [:], body: ByteBuffer()
-        )
-        let error = await #expect(throws: UpstreamTransportError.self) { try await transport.send(request) }
-        #expect(error?.failure == .connectionRefused, "\(String(describing: error))")
+        try await Self.withRefusingPort { port in
+            let request = UpstreamRequest(
+                method: .GET, baseURL: "http://127.0.0.1:\(port)", target: "/v1beta/models", headers: [:], body: ByteBuffer()
+            )
+            let error = await #expect(throws: UpstreamTransportError.self) { try await transport.send(request) }
+            #expect(error?.failure == .connectionRefused, "\(String(describing: error))")
+        }
         await transport.shutdown()
     }
 
-    /// A port on 127.0.0.1 where nothing listens any more.
-    static func closedPort() async throws -> Int {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = try #require(server.localAddress?.port)
-        try await server.close()
-        return port
+    /// Runs `body` with a port of 127.0.0.1 that refuses connections: a socket bound to it that
+    /// never listens, and holds the port meanwhile (a port merely closed again may be handed to
+    /// another test's listener at once).
+    static func withRefusingPort(_ body: (Int) async throws -> Void) async throws {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) } }
+        guard bound == 0 else { throw IOError(errnoCode: errno, reason: "bind") }
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        guard named == 0 else { throw IOError(errnoCode: errno, reason: "getsockname") }
+        try await body(Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// A resolver whose every query fails.
