@@ -84,7 +84,9 @@ import TestSupport
         #expect(try connection.readAnswer(to: "GET").status == 200)
         // Without the close the stop would wait out the hour's grace: the timeout fails the test.
         try await withTimeout(120) { try await gateway.stop() }
-        #expect(try connection.readToClose(timeout: 1).isEmpty)
+        // Closed before the stop returned (a read with a short deadline failed on a saturated
+        // machine: the deadline passed before the thread first polled).
+        #expect(try connection.readToClose().isEmpty)
         #expect(connection.closedByServer)
         await fake.stop()
         gateway.removeFiles()
