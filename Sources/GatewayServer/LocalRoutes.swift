@@ -35,7 +35,7 @@ struct LocalRoutes: Sendable {
     let database: DatabaseWatcher
 
     func answer(to head: HTTPRequestHead) async -> LocalAnswer {
-        switch Self.path(of: head.uri) {
+        switch ForwardedTarget(target: head.uri).path {
         case "/healthz":
             return Self.json(.ok, #"{"status":"ok"}"#)
         case "/readyz":
@@ -55,11 +55,6 @@ struct LocalRoutes: Sendable {
         default:
             return GeminiErrorResponse.notFound.localAnswer
         }
-    }
-
-    /// The path of a request target: up to its query, if it has one.
-    static func path(of target: String) -> Substring {
-        target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target[..<$0] } ?? target[...]
     }
 
     /// `text` as a JSON string literal (a path may hold quotes or backslashes).

@@ -213,10 +213,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseMalformed(_ context: ChannelHandlerContext) {
         reading = .discarding
         guard let wire = wire?.context, !closing else { return close(context) }
-        closing = true
-        let written = context.eventLoop.makePromise(of: Void.self)
-        wire.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: Self.badRequest)), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        writeThenClose(context.channel.allocator.buffer(staticString: Self.badRequest), on: wire, context: context)
     }
 
     private static let badRequest: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
@@ -469,9 +466,14 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             wire.flush()
             return
         }
+        writeThenClose(end ?? context.channel.allocator.buffer(capacity: 0), on: wire, context: context)
+    }
+
+    /// Writes `bytes` and closes the connection once they have gone out; nothing after them is read.
+    private func writeThenClose(_ bytes: ByteBuffer, on wire: ChannelHandlerContext, context: ChannelHandlerContext) {
         closing = true
         let written = context.eventLoop.makePromise(of: Void.self)
-        wire.writeAndFlush(NIOAny(end ?? context.channel.allocator.buffer(capacity: 0)), promise: written)
+        wire.writeAndFlush(NIOAny(bytes), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
