@@ -24,10 +24,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        // SHA-256 for token hashes and key fingerprints (BoringSSL's, already built for the
+        // tests' TLS stack).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
-        // Pure domain: no NIO, no Hummingbird, no GRDB.
-        .target(name: "GatewayCore", swiftSettings: swiftSettings),
+        // Pure domain: no I/O, no NIO, no GRDB; SHA-256 from swift-crypto.
+        .target(
+            name: "GatewayCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
 
         // SQLite through GRDB; the schema comes from migrations/, embedded at build time.
         .target(
@@ -126,7 +133,7 @@ let package = Package(
             name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "TestSupport"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore", "TestSupport"]),
         .testTarget(
             name: "GatewayServerTests",

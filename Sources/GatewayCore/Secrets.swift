@@ -1,3 +1,5 @@
+import Crypto
+
 // MARK: - Secrets: how keys and tokens are shown, hashed and generated
 
 /// What may be shown of a Gemini API key or a gateway token: never the whole secret.
@@ -5,7 +7,7 @@ public enum Secret {
     /// A stable identifier of a key: the first 12 hex digits of its SHA-256.
     /// Unique enough for hundreds of thousands of keys, and reveals nothing of the key.
     public static func fingerprint(_ secret: String) -> String {
-        String(SHA256.hex(secret).prefix(12))
+        String(sha256Hex(secret).prefix(12))
     }
 
     /// The last four characters, as operators recognise keys in Google's console (`…a1B2`).
@@ -20,7 +22,12 @@ public enum Secret {
 
     /// The stored form of a gateway token: 64 hex digits of SHA-256.
     public static func tokenHash(_ token: String) -> String {
-        SHA256.hex(token)
+        sha256Hex(token)
+    }
+
+    /// The SHA-256 of the UTF-8 bytes of `string`, as 64 lowercase hex digits.
+    public static func sha256Hex(_ string: String) -> String {
+        hexString(Crypto.SHA256.hash(data: Array(string.utf8)))
     }
 
     /// A fresh gateway token: `gw-` and 40 characters from a cryptographically secure source
@@ -44,4 +51,15 @@ public enum Secret {
         }
         return difference == 0
     }
+}
+
+/// Lowercase hex of `bytes`.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    for byte in bytes {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0f)])
+    }
+    return String(decoding: out, as: UTF8.self)
 }

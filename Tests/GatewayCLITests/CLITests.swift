@@ -316,6 +316,6 @@ let secrets = [
         // The token is stored as its hash only.
         let queue = try DatabaseQueue(path: ws.path + "/gateway.db")
         let hashes = try await queue.read { db in try String.fetchAll(db, sql: "SELECT token_hash FROM clients") }
-        #expect(hashes == [SHA256.hex(token)])
+        #expect(hashes == [Secret.tokenHash(token)])
     }
 }
