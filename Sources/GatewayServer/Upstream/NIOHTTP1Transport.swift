@@ -59,12 +59,19 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         // streams (each holds a connection) beyond this is closed as it ends instead of holding
         // its buffers for `poolIdleTimeout`.
         maximumIdlePerEndpoint = 256
-        var tls = TLSConfiguration.makeClientConfiguration()
         if let trustRoots {
+            var tls = TLSConfiguration.makeClientConfiguration()
             tls.additionalTrustRoots = [.file(trustRoots)]
+            sslContext = try NIOSSLContext(configuration: tls)  // read now: a bad file fails at start
+        } else {
+            sslContext = try Self.systemTrustContext.get()
         }
-        sslContext = try NIOSSLContext(configuration: tls)
     }
+
+    /// The TLS context that trusts the system's CAs, made once for the process: making one parses
+    /// the whole CA bundle (tens of milliseconds of CPU), and one serves any number of connections
+    /// and transports (a test process makes a transport for each of its hundred gateways).
+    private static let systemTrustContext = Result { try NIOSSLContext(configuration: .makeClientConfiguration()) }
 
     // MARK: - Sending
 
