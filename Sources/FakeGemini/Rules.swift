@@ -136,3 +136,15 @@ extension FakeGemini {
         public init() {}
     }
 }
+
+extension FakeGemini.Reply {
+    /// Google's per-minute 429 (`Fixtures/429-per-minute.json`) asking for `seconds` instead of its
+    /// 26 s. A test that must still find the key cooling later asks for far longer than any busy
+    /// machine could take to get there; 26 s has run out under load before the test looked.
+    public static func perMinuteThrottle(retryDelay seconds: Int) -> Self {
+        let body = String(decoding: FakeGemini.fixtureBody("429-per-minute") ?? [], as: UTF8.self)
+        let asked = body.replacingOccurrences(of: #""retryDelay":"26s""#, with: #""retryDelay":"\#(seconds)s""#)
+        precondition(asked != body, "Fixtures/429-per-minute.json no longer asks for 26s")
+        return .status(429, body: asked)
+    }
+}

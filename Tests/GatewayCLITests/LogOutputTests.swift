@@ -32,21 +32,27 @@ struct LogOutputTests {
         // A logging call that waited for the pipe would never return: nobody reads it yet.
         try await waitUntil("every log call to return while nobody reads the pipe") { finished.load(ordering: .acquiring) }
 
-        // Now read it: the writing thread goes on as the pipe drains.
+        // Now read it: the writing thread goes on as the pipe drains. The reader looks for the
+        // notice in what it has just read (megabytes in all: too much to search at every poll).
         let received = Mutex<[UInt8]>([])
+        let noticed = Atomic<Bool>(false)
+        let notice = Array("log lines dropped".utf8)
         let reader = Thread {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
                 let count = read(readEnd, &buffer, buffer.count)
                 guard count > 0 else { return }
-                received.withLock { $0 += buffer[0..<count] }
+                let found = received.withLock { received in
+                    let start = max(0, received.count - notice.count)
+                    received += buffer[0..<count]
+                    return received[start...].firstRange(of: notice) != nil
+                }
+                if found { noticed.store(true, ordering: .releasing) }
             }
         }
         reader.start()
-        let text = try await waitFor("the count of the dropped lines") { () -> String? in
-            let text = received.withLock { String(decoding: $0, as: UTF8.self) }
-            return text.contains("log lines dropped") ? text : nil
-        }
+        try await waitUntil("the count of the dropped lines") { noticed.load(ordering: .acquiring) }
+        let text = received.withLock { String(decoding: $0, as: UTF8.self) }
         let kept = text.split(separator: "\n").filter { $0.hasSuffix("xxx") }
         let dropped = text.matches(of: /dropped=(\d+)/).compactMap { Int($0.output.1) }.reduce(0, +)
         #expect(kept.count + dropped == lines, "every line written or counted as dropped")

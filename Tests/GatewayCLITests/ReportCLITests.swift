@@ -17,7 +17,7 @@ import Testing
         let fake = try await FakeGemini.start()
         fake.setRules([
             .init(bodyContains: "BAD-REQUEST", reply: .fixture("400-malformed-request")),
-            .init(model: "gemini-2.5-pro", times: 1, reply: .fixture("429-per-minute")),
+            .init(model: "gemini-2.5-pro", times: 1, reply: .perMinuteThrottle(retryDelay: 3_600)),  // still cooling at the end
         ])
         ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1])\n")
         ws.write("proxy_urls.txt", "\(fake.baseURL)\n")

@@ -221,8 +221,10 @@ import TestSupport
 
     @Test func aClientLeavingBeforeItsAnswerStopsTheUpstreamCallAndBlamesNoKey() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
-            // The upstream takes 20 s; the client leaves after its request is sent upstream.
-            fakes[0].setRules([.init(reply: .delay(.seconds(20), then: .ok))])
+            // The upstream never answers within the test (stopping the fake ends the wait); the
+            // client leaves after its request is sent upstream. 20 s was once too short: on a
+            // saturated machine the test's own task did not run again before the answer came.
+            fakes[0].setRules([.init(reply: .delay(.seconds(3_600), then: .ok))])
             let body = #"{"contents":[{"parts":[{"text":"hi"}]}]}"#
             let request = "POST /v1beta/models/gemini-2.5-flash:generateContent HTTP/1.1\r\nHost: x\r\n"
                 + "x-goog-api-key: \(gateway.token)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"

@@ -101,7 +101,7 @@ import TestSupport
 
     @Test func restoringAKeyClearsItsCooldownInTheRunningGateway() async throws {
         try await withGateway(keys: [a]) { gateway, fakes in
-            fakes[0].setRules([.init(times: 1, reply: .fixture("429-per-minute"))])
+            fakes[0].setRules([.init(times: 1, reply: .perMinuteThrottle(retryDelay: 3_600))])
             #expect(try await gateway.generate().status == 429)
             #expect(try await gateway.generate().status == 429)
             #expect(try await gateway.eventually { db in try !db.listKeys()[0].cooldowns.isEmpty })

@@ -164,7 +164,7 @@ import TestSupport
             let created = try await gateway.send(gateway.request("/v1beta/cachedContents", body: "{}"))
             let cache = try #require(try created.json()["name"] as? String)
             let owner = try #require(fakes[0].resourceOwners()[cache])
-            fakes[0].setRules([.init(key: owner, model: "gemini-2.5-flash", times: 1, reply: .fixture("429-per-minute"))])
+            fakes[0].setRules([.init(key: owner, model: "gemini-2.5-flash", times: 1, reply: .perMinuteThrottle(retryDelay: 3_600))])
             fakes[0].clearReceived()
             let answer = try await gateway.send(gateway.request(
                 "/v1beta/models/gemini-2.5-flash:generateContent",

@@ -20,11 +20,6 @@ import Testing
     static let hostileModel = "<script>alert(1)"
     static let hostilePath = "/v1beta/models/%3Cscript%3Ealert(1):generateContent"
 
-    /// Google's per-minute 429, asking for a 10-minute wait (a slow browser start must not
-    /// outlast the cooldown).
-    static let tenMinuteThrottle = String(decoding: FakeGemini.fixtureBody("429-per-minute") ?? [], as: UTF8.self)
-        .replacingOccurrences(of: #""retryDelay":"26s""#, with: #""retryDelay":"600s""#)
-
     /// `GATEWAY_CHROMIUM` (scripts/test sets it), else `chromium` on PATH.
     static let chromium: String? = {
         let environment = ProcessInfo.processInfo.environment
@@ -138,7 +133,7 @@ import Testing
 
         fake.setRules([
             .init(bodyContains: "BAD-REQUEST", reply: .fixture("400-malformed-request")),
-            .init(key: a, model: Self.pro, times: 1, reply: .status(429, body: Self.tenMinuteThrottle)),
+            .init(key: a, model: Self.pro, times: 1, reply: .perMinuteThrottle(retryDelay: 600)),  // outlasts a slow browser start
         ])
         var sent = 0
         for _ in 0..<3 {

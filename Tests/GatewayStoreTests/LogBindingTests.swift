@@ -102,8 +102,8 @@ import Testing
     }
 
     /// Every row of `table` in the order of `order`, every value exactly.
-    static func dump(_ store: AppDatabase, _ table: String, orderBy order: String) throws -> [[String]] {
-        try store.read { db in
+    static func dump(_ store: AppDatabase, _ table: String, orderBy order: String) async throws -> [[String]] {
+        try await store.writer.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY \(order)").map { row in
                 row.columnNames.map { "\($0)=" + exact(row[$0] as DatabaseValue) }
             }
@@ -204,8 +204,8 @@ import Testing
         try await direct.store.writer.write { db in try AppDatabase.insertRows(again, db) }
         try await boxed.store.writer.write { db in try Self.insertThroughGRDB(again, db) }
         for (table, order) in [("requests", "id"), ("attempts", "id")] {
-            let mine = try Self.dump(direct.store, table, orderBy: order)
-            let grdb = try Self.dump(boxed.store, table, orderBy: order)
+            let mine = try await Self.dump(direct.store, table, orderBy: order)
+            let grdb = try await Self.dump(boxed.store, table, orderBy: order)
             #expect(mine.count == grdb.count)
             let differing = zip(mine, grdb).filter { $0 != $1 }
             #expect(differing.isEmpty, "\(table): \(differing.prefix(3))")
@@ -281,8 +281,8 @@ import Testing
                     "\(String(describing: swiftError)) vs \(String(describing: viewsError))")
         }
         for (table, order) in dailyTables {
-            let mine = try dump(swift.store, table, orderBy: order)
-            let sql = try dump(views.store, table, orderBy: order)
+            let mine = try await dump(swift.store, table, orderBy: order)
+            let sql = try await dump(views.store, table, orderBy: order)
             #expect(mine.count == sql.count, "\(table)")
             let differing = zip(mine, sql).filter { $0 != $1 }
             #expect(differing.isEmpty, "\(table): \(differing.prefix(3))")

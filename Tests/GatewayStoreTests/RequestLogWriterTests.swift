@@ -110,17 +110,13 @@ struct RequestLogWriterTests {
         }
         #expect(said().count == 1)
         let running = Task { try await writer.run() }
-        for _ in 0..<500 where try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") < 2 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await waitUntil("the burst's two rows written") { try RetentionTests.count(store, "SELECT COUNT(*) FROM requests") >= 2 }
         // Rows come again a second later, and the batch that writes them says the rest (or the
         // write of the burst's two rows did, if it ended a second after the burst's line: a busy
         // machine). Either way it is said while the writer runs, not when it stops.
         try await Task.sleep(for: .milliseconds(1_100))
         writer.enqueue(RetentionTests.entry("after", at: Date(), keys: keys, upstream: upstream))
-        for _ in 0..<500 where said().count < 2 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await waitUntil("the rest of the drops said") { said().count >= 2 }
         #expect(said().count == 2)
         #expect(said().last?.hasSuffix("rows_dropped=7") == true, "\(said())")
         running.cancel()

@@ -9,18 +9,27 @@ import Glibc
 /// generous enough for a machine many times slower and busier.
 public let patience: Double = 60
 
+/// The longest pause between two polls: a condition that takes long is seen at most this late.
+let slowestPoll: Duration = .milliseconds(200)
+
 /// Polls `condition` until it holds; throws ``ConditionNotMet`` naming `what` when it has not
 /// held within `timeout` seconds (checked once more at the deadline).
+///
+/// The first polls come `interval` apart, then ever more slowly, up to ``slowestPoll``: hundreds
+/// of tests wait at once on a machine of two cores, and a poll every few milliseconds from each of
+/// them is work the machine does instead of the work they are waiting for.
 public func waitUntil(
     _ what: @autoclosure () -> String,
     timeout: Double = patience,
-    every interval: Duration = .milliseconds(20),
+    every interval: Duration = .milliseconds(10),
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
+    var pause = interval
     while ContinuousClock.now < deadline {
         if try await condition() { return }
-        try await Task.sleep(for: interval)
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, max(interval, slowestPoll))
     }
     if try await condition() { return }
     throw ConditionNotMet(what: what(), seconds: timeout)
@@ -30,7 +39,7 @@ public func waitUntil(
 public func waitFor<T>(
     _ what: @autoclosure () -> String,
     timeout: Double = patience,
-    every interval: Duration = .milliseconds(20),
+    every interval: Duration = .milliseconds(10),
     _ value: () async throws -> T?
 ) async throws -> T {
     var found: T?
