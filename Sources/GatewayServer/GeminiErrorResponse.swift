@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 
@@ -32,10 +33,10 @@ public struct GeminiErrorResponse: Error, Sendable {
 
     private static let contentType = "application/json; charset=UTF-8"
 
+    /// `{"error":{"code":...,"message":"...","status":"..."}}`, written by Core's Codable
+    /// ``GoogleError`` (the type the upstream's envelopes are read into).
     private func envelope() -> ByteBuffer {
-        let object: [String: Any] = ["error": ["code": Int(status.code), "message": message, "status": googleStatus]]
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return ByteBuffer(bytes: body)
+        ByteBuffer(bytes: GoogleError(code: Int(status.code), message: message, status: googleStatus).encodedEnvelope())
     }
 
     // MARK: - The gateway's own errors
