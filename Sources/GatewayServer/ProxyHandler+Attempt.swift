@@ -83,7 +83,7 @@ extension ProxyHandler {
         }
         var row = attempt
         row.verdict = Verdict.success.label
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.relaying(row, status: response.status)
         if exchange.creates, let first {
             let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: exchange.client.id)
@@ -124,7 +124,7 @@ extension ProxyHandler {
         row.reason = verdict.reason
         row.googleStatus = analysis.googleStatus
         if case .throttled(let throttle) = verdict { row.quotaId = throttle.quotaID }
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.attempted(row)
         let failure = Failure.answer(
             status: response.status, headers: response.headers, body: body, verdict: verdict, googleStatus: analysis.googleStatus
@@ -146,7 +146,7 @@ extension ProxyHandler {
         var row = attempt
         row.verdict = verdict.label
         row.reason = verdict.reason
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.attempted(row)
         logger.debug("upstream transport failure", metadata: ["upstream_id": "\(upstream.id)", "error": "\(failure)"])
         let kept = Failure.transport(failure)
@@ -158,7 +158,7 @@ extension ProxyHandler {
     private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> ProxyAnswer {
         var row = attempt
         row.verdict = Verdict.cancelled.label
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         recorder.attempted(row)
         return fail(recorder, .clientGone, outcome: .cancelled)
     }

@@ -196,7 +196,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         case .awaitingHead:
             guard let headDeadline else { return }
             if headDeadline <= now {
-                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(Double(headTimeout.nanoseconds) / 1e9) s"))
+                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(Duration(headTimeout))"))
             } else {
                 arm(headDeadline)
             }
