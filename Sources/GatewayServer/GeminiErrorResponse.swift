@@ -50,6 +50,12 @@ public struct GeminiErrorResponse: Error, Sendable {
         GeminiErrorResponse(.payloadTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
     }
 
+    /// A body over ``LocalRoutes/maximumBodyBytes`` sent to a path the gateway answers itself.
+    static let localBodyTooLarge = GeminiErrorResponse(
+        .payloadTooLarge, "INVALID_ARGUMENT",
+        "Request body too large for this path: the gateway's own routes (/healthz, /readyz, /metrics, /status) take no body, at most \(LocalRoutes.maximumBodyBytes) bytes. Gemini requests go to /v1/..., /v1beta/...."
+    )
+
     static let noKeys = GeminiErrorResponse(
         .serviceUnavailable, "UNAVAILABLE",
         "The gateway has no active API key. Add keys with 'gemini-gateway import --keys api_keys.txt' (or restore one with 'gemini-gateway keys restore')."
