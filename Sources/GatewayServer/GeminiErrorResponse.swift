@@ -81,6 +81,11 @@ public struct GeminiErrorResponse: Error, Sendable {
         )
     }
 
+    /// The gateway failed in its own code (its log says how); no upstream or key is at fault.
+    static let internalError = GeminiErrorResponse(
+        .internalServerError, "INTERNAL", "The gateway failed to handle the request; its log has the details. No upstream or key was at fault."
+    )
+
     static func upstreamsFailed(_ detail: String) -> GeminiErrorResponse {
         GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")
     }

@@ -245,7 +245,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         guard ticket === self.ticket else { return }
         switch state {
         case .awaitingHead, .gathering:
-            fail(UpstreamTransportError(failure: .other, detail: "cancelled: the client went away"))
+            fail(UpstreamTransportError(failure: .cancelled, detail: "cancelled: the client went away"))
         case .idle, .streaming, .closed:
             break
         }
