@@ -9,6 +9,9 @@ import Foundation
 /// Only the parts the gateway acts on are kept: the first `ErrorInfo`, every `QuotaFailure`
 /// violation and the `RetryInfo` delay. ``parse(_:)`` never traps; it returns nil for anything
 /// that is not such an envelope (HTML, empty bodies, other JSON, a relay's own error format).
+/// The envelope is read and written with Codable (`JSONDecoder`, `JSONEncoder`): the gateway's
+/// own errors are encoded from this type (``encodedEnvelope()``). Error answers are rare and
+/// small, so no fast path is kept here (the measured JSON fast paths are the usage scanner's).
 public struct GoogleError: Sendable, Hashable {
     // MARK: Details
 
@@ -101,35 +104,24 @@ public struct GoogleError: Sendable, Hashable {
 
     /// Parses an upstream body; nil when it is not a Google error envelope.
     ///
-    /// An envelope is a JSON object (or an array whose first element is one) with an `error`
-    /// object carrying an integer `code` and a string `message`. A relay's OpenAI-style
-    /// `{"error":{"message":..,"type":..}}` therefore does not count.
+    /// An envelope is a JSON object (or an array whose first element with an `error` member is
+    /// one) with an `error` object carrying an integer `code` and a string `message`
+    /// (``init(from:)``). A relay's OpenAI-style `{"error":{"message":..,"type":..}}` therefore
+    /// does not count.
     public static func parse(_ body: some Collection<UInt8>) -> GoogleError? {
         guard !body.isEmpty, body.count <= maximumEnvelopeSize else { return nil }
-        // Cheap rejection of HTML and text before handing bytes to the JSON parser.
-        guard let first = body.first(where: { !JSONBytes.isWhitespace($0) }),
-              first == JSONBytes.openBrace || first == JSONBytes.openBracket
-        else { return nil }
-        guard let root = try? JSONSerialization.jsonObject(with: Data(body), options: []) else { return nil }
-
-        let container: [String: Any]?
-        if let object = root as? [String: Any] {
-            container = object
-        } else if let array = root as? [Any] {
-            container = array.lazy.compactMap { $0 as? [String: Any] }.first { $0["error"] != nil }
-        } else {
-            container = nil
+        // Cheap rejection of HTML and text before handing bytes to the JSON decoder.
+        guard let first = body.first(where: { !JSONBytes.isWhitespace($0) }) else { return nil }
+        let decoder = JSONDecoder()
+        switch first {
+        case JSONBytes.openBrace:
+            return (try? decoder.decode(Envelope.self, from: Data(body)))?.error
+        case JSONBytes.openBracket:
+            let elements = try? decoder.decode([ArrayElement].self, from: Data(body))
+            return elements?.first(where: \.hasError)?.error
+        default:
+            return nil
         }
-        guard let error = container?["error"] as? [String: Any],
-              let code = integer(error["code"]),
-              let message = error["message"] as? String
-        else { return nil }
-
-        var result = GoogleError(code: code, message: message, status: error["status"] as? String)
-        for case let detail as [String: Any] in (error["details"] as? [Any]) ?? [] {
-            result.absorb(detail: detail)
-        }
-        return result
     }
 
     /// Parses a protobuf JSON `Duration` ("26s", "37.82626638s", "0.5s") into seconds.
@@ -140,50 +132,213 @@ public struct GoogleError: Sendable, Hashable {
         return value
     }
 
-    // MARK: Helpers
+    /// Seconds as a protobuf JSON `Duration` ("26s", "0.5s"): what ``parseDuration(_:)`` reads back.
+    static func formatDuration(_ seconds: Double) -> String {
+        seconds == seconds.rounded() && abs(seconds) < 1e15 ? "\(Int64(seconds))s" : "\(seconds)s"
+    }
+}
 
-    private mutating func absorb(detail: [String: Any]) {
-        guard let type = detail["@type"] as? String else { return }
-        if type.hasSuffix("google.rpc.ErrorInfo") {
-            guard errorInfo == nil, let reason = detail["reason"] as? String else { return }
-            var metadata: [String: String] = [:]
-            for (name, value) in (detail["metadata"] as? [String: Any]) ?? [:] {
-                if let value = value as? String { metadata[name] = value }
-            }
-            errorInfo = ErrorInfo(reason: reason, domain: detail["domain"] as? String, metadata: metadata)
-        } else if type.hasSuffix("google.rpc.QuotaFailure") {
-            for case let violation as [String: Any] in (detail["violations"] as? [Any]) ?? [] {
-                let dimensions = violation["quotaDimensions"] as? [String: Any]
-                quotaViolations.append(QuotaViolation(
-                    quotaID: violation["quotaId"] as? String,
-                    quotaMetric: violation["quotaMetric"] as? String,
-                    model: dimensions?["model"] as? String,
-                    quotaValue: Self.string(violation["quotaValue"])
-                ))
-            }
-        } else if type.hasSuffix("google.rpc.RetryInfo") {
-            if retryDelay == nil, let delay = detail["retryDelay"] as? String {
-                retryDelay = Self.parseDuration(delay)
+// MARK: - The envelope, read and written with Codable
+
+extension GoogleError: Codable {
+    /// `{"error":{...}}`: the whole body of a Google error answer, and of the gateway's own.
+    public struct Envelope: Codable, Sendable, Hashable {
+        public var error: GoogleError
+
+        public init(error: GoogleError) {
+            self.error = error
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case error
+        }
+    }
+
+    /// The envelope as JSON bytes: `{"error":{"code":..,"details":[..],"message":"..","status":".."}}`,
+    /// keys sorted, `details` only when there are some (the gateway's own errors have none).
+    public func encodedEnvelope() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Strings, integers and finite doubles only: encoding cannot fail.
+        return (try? encoder.encode(Envelope(error: self))) ?? Data()
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case code, message, status, details
+    }
+
+    /// The `error` object. Strict where the verdict depends on it (an integer `code`, not a
+    /// boolean, also as a numeric string; a string `message`), lenient everywhere else: a
+    /// `status` that is not a string is absent, and a detail that is not an object, of an
+    /// unknown `@type` or of an unexpected shape is skipped.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard let code = container.lenientInteger(forKey: .code) else {
+            throw DecodingError.dataCorruptedError(forKey: .code, in: container, debugDescription: "no integer code")
+        }
+        self.init(
+            code: code,
+            message: try container.decode(String.self, forKey: .message),
+            status: container.lenient(String.self, forKey: .status)
+        )
+        for detail in container.lenient([Detail].self, forKey: .details) ?? [] {
+            switch detail {
+            case .errorInfo(let info) where errorInfo == nil: errorInfo = info
+            case .quotaFailure(let violations): quotaViolations += violations
+            case .retryInfo(let delay) where retryDelay == nil: retryDelay = Self.parseDuration(delay)
+            case .errorInfo, .retryInfo, .other: break
             }
         }
     }
 
-    /// An integer from a JSON number (not a boolean) or a numeric string.
-    private static func integer(_ value: Any?) -> Int? {
-        if JSONBytes.isBoolean(value) { return nil }
-        if let number = value as? Int { return number }
-        if let number = value as? Double, number.isFinite, number.rounded() == number, abs(number) < 1e9 {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(code, forKey: .code)
+        try container.encode(message, forKey: .message)
+        try container.encodeIfPresent(status, forKey: .status)
+        var details: [Detail] = []
+        if let errorInfo { details.append(.errorInfo(errorInfo)) }
+        if !quotaViolations.isEmpty { details.append(.quotaFailure(quotaViolations)) }
+        if let retryDelay { details.append(.retryInfo(Self.formatDuration(retryDelay))) }
+        if !details.isEmpty { try container.encode(details, forKey: .details) }
+    }
+
+    /// One element of an array-wrapped body: whether it has an `error` member, and the error
+    /// if that member is one. Never fails (the elements before the error may be anything).
+    private struct ArrayElement: Decodable {
+        var hasError = false
+        var error: GoogleError?
+
+        init(from decoder: any Decoder) {
+            guard let container = try? decoder.container(keyedBy: Envelope.CodingKeys.self) else { return }
+            hasError = container.contains(.error)
+            error = try? container.decode(GoogleError.self, forKey: .error)
+        }
+    }
+
+    /// One `details[]` entry, by its `@type`.
+    private enum Detail: Codable {
+        case errorInfo(ErrorInfo)
+        case quotaFailure([QuotaViolation])
+        /// `RetryInfo.retryDelay` as sent.
+        case retryInfo(String)
+        /// Anything else (`Help`, `BadRequest`, a detail that is not an object, ...).
+        case other
+
+        private enum CodingKeys: String, CodingKey {
+            case type = "@type"
+            case reason, domain, metadata, violations, retryDelay
+        }
+
+        private static let typePrefix = "type.googleapis.com/google.rpc."
+
+        init(from decoder: any Decoder) {
+            guard let container = try? decoder.container(keyedBy: CodingKeys.self),
+                  let type = container.lenient(String.self, forKey: .type)
+            else {
+                self = .other
+                return
+            }
+            if type.hasSuffix("google.rpc.ErrorInfo"), let reason = container.lenient(String.self, forKey: .reason) {
+                let metadata = container.lenient([String: StringIfAny].self, forKey: .metadata) ?? [:]
+                self = .errorInfo(ErrorInfo(
+                    reason: reason, domain: container.lenient(String.self, forKey: .domain),
+                    metadata: metadata.compactMapValues(\.value)
+                ))
+            } else if type.hasSuffix("google.rpc.QuotaFailure") {
+                let violations = container.lenient([Lenient<QuotaViolation>].self, forKey: .violations) ?? []
+                self = .quotaFailure(violations.compactMap(\.value))
+            } else if type.hasSuffix("google.rpc.RetryInfo"), let delay = container.lenient(String.self, forKey: .retryDelay) {
+                self = .retryInfo(delay)
+            } else {
+                self = .other
+            }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .errorInfo(let info):
+                try container.encode(Self.typePrefix + "ErrorInfo", forKey: .type)
+                try container.encode(info.reason, forKey: .reason)
+                try container.encodeIfPresent(info.domain, forKey: .domain)
+                if !info.metadata.isEmpty { try container.encode(info.metadata, forKey: .metadata) }
+            case .quotaFailure(let violations):
+                try container.encode(Self.typePrefix + "QuotaFailure", forKey: .type)
+                try container.encode(violations, forKey: .violations)
+            case .retryInfo(let delay):
+                try container.encode(Self.typePrefix + "RetryInfo", forKey: .type)
+                try container.encode(delay, forKey: .retryDelay)
+            case .other:
+                break
+            }
+        }
+    }
+}
+
+extension GoogleError.QuotaViolation: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case quotaId, quotaMetric, quotaDimensions, quotaValue
+    }
+
+    private enum DimensionKeys: String, CodingKey {
+        case model
+    }
+
+    /// One `violations[]` object; a member of another type than expected is absent
+    /// (`quotaValue`, a string on the wire, is also read from an integer).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let dimensions = try? container.nestedContainer(keyedBy: DimensionKeys.self, forKey: .quotaDimensions)
+        self.init(
+            quotaID: container.lenient(String.self, forKey: .quotaId),
+            quotaMetric: container.lenient(String.self, forKey: .quotaMetric),
+            model: dimensions?.lenient(String.self, forKey: .model),
+            quotaValue: container.lenient(String.self, forKey: .quotaValue)
+                ?? container.lenient(Int.self, forKey: .quotaValue).map(String.init)
+        )
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(quotaID, forKey: .quotaId)
+        try container.encodeIfPresent(quotaMetric, forKey: .quotaMetric)
+        if let model {
+            var dimensions = container.nestedContainer(keyedBy: DimensionKeys.self, forKey: .quotaDimensions)
+            try dimensions.encode(model, forKey: .model)
+        }
+        try container.encodeIfPresent(quotaValue, forKey: .quotaValue)
+    }
+}
+
+// MARK: - Lenient decoding
+
+/// A value decoded if it has the expected shape, else nil (an array's odd element is skipped,
+/// not fatal to the array).
+private struct Lenient<Value: Decodable>: Decodable {
+    var value: Value?
+
+    init(from decoder: any Decoder) {
+        value = try? Value(from: decoder)
+    }
+}
+
+/// A string member, or nil for a member of another type (`metadata` values).
+private typealias StringIfAny = Lenient<String>
+
+extension KeyedDecodingContainer {
+    /// The member decoded as `type`; nil when absent, null, or of another type.
+    fileprivate func lenient<T: Decodable>(_ type: T.Type, forKey key: Key) -> T? {
+        (try? decodeIfPresent(type, forKey: key)) ?? nil
+    }
+
+    /// An integer member: a JSON integer (or an integral number below 1e9 written with a
+    /// fraction or an exponent) or a numeric string, never a boolean.
+    fileprivate func lenientInteger(forKey key: Key) -> Int? {
+        if let number = lenient(Int.self, forKey: key) { return number }
+        if let number = lenient(Double.self, forKey: key), number.isFinite, number.rounded() == number, abs(number) < 1e9 {
             return Int(number)
         }
-        if let text = value as? String { return Int(text) }
-        return nil
-    }
-
-    /// A string from a JSON string or number (`quotaValue` is a string on the wire, be lenient).
-    private static func string(_ value: Any?) -> String? {
-        if let text = value as? String { return text }
-        if JSONBytes.isBoolean(value) { return nil }
-        if let number = value as? Int { return String(number) }
-        return nil
+        return lenient(String.self, forKey: key).flatMap { Int($0) }
     }
 }

@@ -86,14 +86,23 @@ public enum OutcomeClassifier {
         /// (`EMFILE`, `ENFILE`), socket buffers (`ENOBUFS`), memory (`ENOMEM`) or local ports
         /// (`EADDRNOTAVAIL`). Not the upstream's failure.
         case localResources = "LOCAL_RESOURCES"
+        /// The wait was given up because the request was cancelled (its client went away): no
+        /// failure of anyone's.
+        case cancelled = "CANCELLED"
         /// Any other transport error.
         case other = "TRANSPORT_ERROR"
     }
 
     /// Every transport failure is the upstream's (``Verdict/upstreamFailure(reason:)``) but a
-    /// shortage of the gateway's own resources (``Verdict/localFailure(reason:)``).
+    /// shortage of the gateway's own resources (``Verdict/localFailure(reason:)``) and a
+    /// cancelled wait (``Verdict/cancelled``).
     public static func classify(transport failure: TransportFailure) -> Verdict {
-        failure == .localResources ? .localFailure(reason: failure.rawValue) : .upstreamFailure(reason: failure.rawValue)
+        switch failure {
+        case .localResources: .localFailure(reason: failure.rawValue)
+        case .cancelled: .cancelled
+        case .connectionRefused, .connectionReset, .timeout, .tls, .dns, .hostUnreachable, .networkUnreachable, .other:
+            .upstreamFailure(reason: failure.rawValue)
+        }
     }
 
     // MARK: Reasons
@@ -106,6 +115,9 @@ public enum OutcomeClassifier {
         public static let notGoogle4xx = "NOT_GOOGLE_4XX"
         /// A 1xx/3xx status with an envelope.
         public static let unexpectedStatus = "UNEXPECTED_STATUS"
+        /// The gateway's own code failed during a try with an error that is no transport
+        /// failure (a bug): nobody is blamed (``Verdict/localFailure(reason:)``).
+        public static let internalError = "INTERNAL_ERROR"
         /// `ErrorInfo.reason = API_KEY_INVALID` ("API key not valid").
         public static let apiKeyInvalid = "API_KEY_INVALID"
         /// `API_KEY_INVALID` whose message says the key expired.

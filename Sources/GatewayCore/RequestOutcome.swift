@@ -24,7 +24,8 @@ public enum RequestOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     case upstreamError = "upstream_error"
     /// Google refused every key tried.
     case keyError = "key_error"
-    /// The row was finished without saying how (what a new row holds until then).
+    /// The gateway failed in its own code during a try (error reason `INTERNAL_ERROR`; answered
+    /// 500), or the row was finished without saying how (what a new row holds until then).
     case gatewayError = "gateway_error"
     /// The client went away before its answer was complete (logged with status 499).
     case cancelled

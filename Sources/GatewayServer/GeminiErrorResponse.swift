@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import NIOCore
 import NIOHTTP1
 
@@ -32,10 +33,10 @@ public struct GeminiErrorResponse: Error, Sendable {
 
     private static let contentType = "application/json; charset=UTF-8"
 
+    /// `{"error":{"code":...,"message":"...","status":"..."}}`, written by Core's Codable
+    /// ``GoogleError`` (the type the upstream's envelopes are read into).
     private func envelope() -> ByteBuffer {
-        let object: [String: Any] = ["error": ["code": Int(status.code), "message": message, "status": googleStatus]]
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return ByteBuffer(bytes: body)
+        ByteBuffer(bytes: GoogleError(code: Int(status.code), message: message, status: googleStatus).encodedEnvelope())
     }
 
     // MARK: - The gateway's own errors
@@ -48,6 +49,12 @@ public struct GeminiErrorResponse: Error, Sendable {
     static func tooLarge(limit: Int) -> GeminiErrorResponse {
         GeminiErrorResponse(.payloadTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
     }
+
+    /// A body over ``LocalRoutes/maximumBodyBytes`` sent to a path the gateway answers itself.
+    static let localBodyTooLarge = GeminiErrorResponse(
+        .payloadTooLarge, "INVALID_ARGUMENT",
+        "Request body too large for this path: the gateway's own routes (/healthz, /readyz, /metrics, /status) take no body, at most \(LocalRoutes.maximumBodyBytes) bytes. Gemini requests go to /v1/..., /v1beta/...."
+    )
 
     static let noKeys = GeminiErrorResponse(
         .serviceUnavailable, "UNAVAILABLE",
@@ -73,6 +80,11 @@ public struct GeminiErrorResponse: Error, Sendable {
             "Google refused every API key the gateway tried (last: \(reason)); such keys are set aside. See 'gemini-gateway keys list'."
         )
     }
+
+    /// The gateway failed in its own code (its log says how); no upstream or key is at fault.
+    static let internalError = GeminiErrorResponse(
+        .internalServerError, "INTERNAL", "The gateway failed to handle the request; its log has the details. No upstream or key was at fault."
+    )
 
     static func upstreamsFailed(_ detail: String) -> GeminiErrorResponse {
         GeminiErrorResponse(.badGateway, "UNAVAILABLE", "No upstream answered: \(detail)")

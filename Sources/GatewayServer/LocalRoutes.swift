@@ -25,6 +25,12 @@ struct LocalAnswer: Sendable {
 /// router: the probes and the operator pages by exact path, anything else 404. A `HEAD` gets the
 /// head its `GET` would get (the channel handler leaves the body out).
 struct LocalRoutes: Sendable {
+    /// The largest request body a local route takes (and drops): a probe or a scraper sends
+    /// none. A larger one, declared or counted as it arrives, is answered 413 and the connection
+    /// closes (``GeminiErrorResponse/localBodyTooLarge``): nobody can keep a connection busy
+    /// streaming a body to `/healthz`.
+    static let maximumBodyBytes = 64 << 10
+
     let metrics: GatewayMetrics
     let pool: KeyPool
     /// Guards the operator pages.

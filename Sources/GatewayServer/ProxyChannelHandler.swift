@@ -23,8 +23,9 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum Reading {
         /// Between requests.
         case idle
-        /// A request for a local route: its body (none is expected) is dropped as it comes.
-        case local(HTTPRequestHead)
+        /// A request for a local route: its body (none is expected) is dropped as it comes, and
+        /// counted: over ``LocalRoutes/maximumBodyBytes`` it is refused.
+        case local(HTTPRequestHead, bodyBytes: Int)
         /// A proxied request's body, read whole before it is answered (once its head has
         /// authenticated its client).
         case collecting(HTTPRequestHead, ProxyHandler.Admission, ByteBuffer?)
@@ -244,11 +245,15 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch (reading, part) {
         case (.idle, .head(let head)):
             start(head, context: context)
-        case (.local(let head), .end):
+        case (.local(let head, _), .end):
             reading = .idle
             timeouts?.requestReceived()
             answerLocal(head, context: context)
-        case (.local, _):
+        case (.local(let head, let received), .body(let chunk)):
+            let total = received + chunk.readableBytes
+            guard total <= LocalRoutes.maximumBodyBytes else { return refuseLocal(context: context) }
+            reading = .local(head, bodyBytes: total)
+        case (.local, .head):
             break
         case (.collecting(let head, let admission, let collected), .body(var chunk)):
             reading = .idle  // the buffer is uniquely referenced while it grows
@@ -280,8 +285,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         version = head.version
         answersHEAD = head.method == .HEAD
         guard ProxiedTarget.isProxied(head.uri) else {
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > LocalRoutes.maximumBodyBytes {
+                return refuseLocal(context: context)
+            }
             if !head.isKeepAlive { closeWhenAnswered = true }
-            reading = .local(head)
+            reading = .local(head, bodyBytes: 0)
             timeouts?.headReceived()
             return
         }
@@ -330,6 +338,18 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if case .whole(let body) = answer.body {
             writeWhole(answer.head, body, context: context)
         }
+        answering = false
+    }
+
+    /// Refuses a request for a local route whose body is over ``LocalRoutes/maximumBodyBytes``
+    /// (declared, or counted as it came): 413, and the connection closes without reading the
+    /// rest. Local routes keep no request rows.
+    private func refuseLocal(context: ChannelHandlerContext) {
+        reading = .discarding
+        answering = true
+        closeWhenAnswered = true
+        let (head, body) = GeminiErrorResponse.localBodyTooLarge.answer()
+        writeWhole(head, body, context: context)
         answering = false
     }
 

@@ -41,7 +41,6 @@ extension ProxyHandler {
         do {
             response = try await transport.send(outgoing)
         } catch {
-            if Task.isCancelled { return .answer(cancelled(exchange.recorder, attempt: row, started: started)) }
             return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
         }
         row.status = response.status
@@ -83,7 +82,7 @@ extension ProxyHandler {
         }
         var row = attempt
         row.verdict = Verdict.success.label
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.relaying(row, status: response.status)
         if exchange.creates, let first {
             let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: exchange.client.id)
@@ -124,7 +123,7 @@ extension ProxyHandler {
         row.reason = verdict.reason
         row.googleStatus = analysis.googleStatus
         if case .throttled(let throttle) = verdict { row.quotaId = throttle.quotaID }
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.attempted(row)
         let failure = Failure.answer(
             status: response.status, headers: response.headers, body: body, verdict: verdict, googleStatus: analysis.googleStatus
@@ -133,33 +132,68 @@ extension ProxyHandler {
     }
 
     /// A try that got no usable HTTP answer (no connection, a reset, a timeout, a body that broke
-    /// off before the first byte was relayed): the upstream is blamed. The gateway's own shortage
-    /// (descriptors, memory) is final: another try would meet the same.
+    /// off before the first byte was relayed). Who is blamed depends on why:
+    ///
+    /// - the client went away (the task is cancelled, the transport gave up its wait for that):
+    ///   nobody; the try and the request are cancelled;
+    /// - a transport failure (``UpstreamTransportError``): the upstream, and another pair is
+    ///   tried; but the gateway's own shortage (descriptors, memory) blames nobody and is final
+    ///   (another try would meet the same);
+    /// - any other error is no failure of the upstream's but of the gateway's own code: nobody
+    ///   is blamed, no other pair is tried (it would meet the same fault), and the client gets
+    ///   500 `INTERNAL`.
     private func transportFailed(
         _ error: any Error, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
         attempt: AttemptRow, started: ContinuousClock.Instant
     ) -> AttemptResult {
-        let failure = (error as? UpstreamTransportError)
-            ?? UpstreamTransportError(failure: .other, detail: String(describing: error))
+        let failure: UpstreamTransportError
+        switch error {
+        case _ where Task.isCancelled, is CancellationError:
+            return .answer(cancelled(exchange.recorder, attempt: attempt, started: started))
+        case let error as UpstreamTransportError where error.failure == .cancelled:
+            return .answer(cancelled(exchange.recorder, attempt: attempt, started: started))
+        case let error as UpstreamTransportError:
+            failure = error
+        default:
+            return internalFailure(error, upstream: upstream, exchange, attempt: attempt, started: started)
+        }
         let verdict = OutcomeClassifier.classify(transport: failure.failure)
         pool.record(verdict, pair: PairID(key: key.id, upstream: upstream.id), model: exchange.model)
-        var row = attempt
-        row.verdict = verdict.label
-        row.reason = verdict.reason
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
-        exchange.recorder.attempted(row)
+        finishAttempt(attempt, verdict, reason: verdict.reason, exchange.recorder, started: started)
         logger.debug("upstream transport failure", metadata: ["upstream_id": "\(upstream.id)", "error": "\(failure)"])
         let kept = Failure.transport(failure)
         return kept.isLocal ? .final(kept) : .retry(kept)
     }
 
+    /// An error that is not the transport's (a bug of the gateway's, or of a transport that
+    /// broke its contract): logged with its type, charged to nobody, final.
+    private func internalFailure(
+        _ error: any Error, upstream: PoolUpstream, _ exchange: Exchange, attempt: AttemptRow, started: ContinuousClock.Instant
+    ) -> AttemptResult {
+        let verdict = Verdict.localFailure(reason: OutcomeClassifier.Reason.internalError)
+        finishAttempt(attempt, verdict, reason: verdict.reason, exchange.recorder, started: started)
+        logger.error("internal error during an upstream try", metadata: [
+            "request_id": "\(exchange.recorder.requestID)", "upstream_id": "\(upstream.id)",
+            "error_type": "\(String(reflecting: type(of: error)))", "error": "\(error)",
+        ])
+        return .final(.internalError)
+    }
+
+    /// Completes the row of a try that got no HTTP answer.
+    private func finishAttempt(
+        _ attempt: AttemptRow, _ verdict: Verdict, reason: String?, _ recorder: RequestRecorder, started: ContinuousClock.Instant
+    ) {
+        var row = attempt
+        row.verdict = verdict.label
+        row.reason = reason
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
+        recorder.attempted(row)
+    }
+
     /// The client went away while a try was under way: the try is recorded as cancelled, and so
     /// is the request.
     private func cancelled(_ recorder: RequestRecorder, attempt: AttemptRow, started: ContinuousClock.Instant) -> ProxyAnswer {
-        var row = attempt
-        row.verdict = Verdict.cancelled.label
-        row.latencyMs = (ContinuousClock.now - started).milliseconds
-        recorder.attempted(row)
+        finishAttempt(attempt, .cancelled, reason: nil, recorder, started: started)
         return fail(recorder, .clientGone, outcome: .cancelled)
     }
 

@@ -9,6 +9,9 @@ extension ProxyHandler {
     enum Failure {
         case answer(status: Int, headers: HTTPHeaders, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
         case transport(UpstreamTransportError)
+        /// The gateway's own code failed (an error that is no transport failure): nobody's fault
+        /// upstream.
+        case internalError
 
         /// The gateway's own shortage (descriptors, memory), not an upstream's failure.
         var isLocal: Bool {
@@ -49,6 +52,8 @@ extension ProxyHandler {
             return fail(recorder, .gatewayBusy(retryAfter: 1), outcome: .noCapacity, reason: error.failure.rawValue)
         case .transport(let error):
             return fail(recorder, .upstreamsFailed(error.failure.rawValue), outcome: .upstreamError)
+        case .internalError:
+            return fail(recorder, .internalError, outcome: .gatewayError, reason: OutcomeClassifier.Reason.internalError)
         }
     }
 

@@ -74,7 +74,7 @@ final class RequestRecorder: Sendable {
 
     /// Milliseconds since the request arrived.
     func elapsedMilliseconds() -> Double {
-        (ContinuousClock.now - started).milliseconds
+        (ContinuousClock.now - started) / .milliseconds(1)
     }
 
     // MARK: - What the proxy records, in the order it learns it

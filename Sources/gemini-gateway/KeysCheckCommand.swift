@@ -3,8 +3,6 @@ import Foundation
 import GatewayCore
 import GatewayServer
 import GatewayStore
-import NIOCore
-import NIOHTTP1
 
 // MARK: - keys check
 
@@ -193,18 +191,7 @@ struct KeyCheckReport: Encodable {
 
 /// One probed key: what it was, what the probe found, what `--restore` did. Never the secret.
 struct KeyCheckRow: Encodable {
-    enum Result: String, Encodable {
-        /// 200 with a models list.
-        case alive
-        /// 429: the key is valid, its quota is spent for now.
-        case throttled
-        /// Google says the key will not work again (API_KEY_INVALID, leaked, suspended, ...).
-        case dead
-        /// The key is valid but cannot be used (403 SERVICE_DISABLED, a permission or restriction).
-        case unusable
-        /// No verdict on the key: the upstream or Google failed.
-        case unknown
-    }
+    typealias Result = KeyProbeFinding
 
     enum Action: String, Encodable {
         case restored
@@ -250,25 +237,9 @@ struct KeyCheckRow: Encodable {
         state = key.state
         deletedReason = key.deletedReason
         cooldowns = key.cooldowns
-        (result, reason) = Self.judge(probe)
+        (result, reason) = (probe.finding, probe.reason)
         httpStatus = probe.status
         message = probe.message
-    }
-
-    /// The proxy's verdict, read for a probe that no client asked for: a client error on the
-    /// models list (400, 403 without a known reason) is the key's, not a request's.
-    static func judge(_ probe: ProbeOutcome) -> (Result, String) {
-        switch probe.verdict {
-        case .success: (.alive, probe.verdict.reason)
-        case .throttled(let throttle): (.throttled, throttle.reason)
-        case .keyDead(let reason): (.dead, reason)
-        case .keyUnusable(let reason): (.unusable, reason)
-        case .clientError(let reason) where probe.status == 400 || probe.status == 403: (.unusable, reason)
-        case .clientError(let reason), .upstreamBlocked(let reason), .transient(let reason), .upstreamFailure(let reason),
-             .relayRefusal(let reason), .localFailure(let reason):
-            (.unknown, reason)
-        case .cancelled: (.unknown, probe.verdict.reason)
-        }
     }
 
     /// The state before, in a table cell.
@@ -299,137 +270,14 @@ struct KeyCheckRow: Encodable {
     }
 }
 
-// MARK: - Probing
+// MARK: - Messages
 
-/// One probe's answer, judged by the gateway's own classifier.
-struct ProbeOutcome: Sendable {
-    var verdict: Verdict
-    /// The HTTP status; nil when no answer came.
-    var status: Int?
-    /// Google's message, or the transport error.
-    var message: String?
-}
-
-/// How a run of probes ended.
-enum ProbeRun: Sendable {
-    /// Every key was probed: the outcomes in the order of the keys.
-    case finished([ProbeOutcome])
-    /// The first probes (as many as run at once, or all if fewer) got no answer from Google at
-    /// all, so no key can be judged: the rest were not sent. The last failure says why.
-    case unreachable(ProbeOutcome)
-
+extension ProbeRun {
     /// The error `keys check` ends with when the upstream gave no answer.
     func unreachableMessage(upstream: String) -> String {
         guard case .unreachable(let failure) = self else { return "" }
         let why = [failure.verdict.reason, failure.message].compactMap { $0 }.joined(separator: ": ")
         return "no answer from upstream \(upstream) (\(why)); no key was judged and nothing changed. "
             + "Check the upstream, or give another with --upstream URL"
-    }
-}
-
-/// Sends `GET {upstream}/v1beta/models?pageSize=1` with each key, a bounded number at a time,
-/// through the gateway's own upstream transport.
-struct KeyProber: Sendable {
-    let upstream: String
-    private let transport: NIOHTTP1Transport
-
-    /// The largest answer read: a models list of one model is a few hundred bytes.
-    static let maximumBodyBytes = 1 << 20
-
-    /// `timeout` bounds connecting, the wait for the answer's head, and each silence within its body.
-    init(upstream: String, timeout seconds: Double, caFile: String?) throws {
-        self.upstream = upstream
-        var configuration = GatewayConfiguration()
-        configuration.connectTimeout = .seconds(seconds)
-        configuration.responseHeadTimeout = .seconds(seconds)
-        configuration.readIdleTimeout = .seconds(seconds)
-        transport = try NIOHTTP1Transport(configuration: configuration, trustRoots: caFile)
-    }
-
-    func shutdown() async {
-        await transport.shutdown()
-    }
-
-    /// Probes every secret, at most `concurrency` at once (see ``ProbeRun``).
-    func probe(_ secrets: [String], concurrency: Int) async -> ProbeRun {
-        let verdictless = min(concurrency, secrets.count)
-        return await withTaskGroup(of: (Int, ProbeOutcome).self) { group in
-            var outcomes = [ProbeOutcome?](repeating: nil, count: secrets.count)
-            var next = 0
-            var answered = 0, failed = 0
-            func launch() {
-                guard next < secrets.count else { return }
-                let index = next, secret = secrets[index]
-                next += 1
-                group.addTask { (index, await self.probe(secret)) }
-            }
-            for _ in 0..<verdictless { launch() }
-            while let (index, outcome) = await group.next() {
-                outcomes[index] = outcome
-                // A relay's own 4xx page to a well-formed probe is the relay's failure too.
-                switch outcome.verdict {
-                case .upstreamFailure, .relayRefusal: failed += 1
-                default: answered += 1
-                }
-                if answered == 0 && failed >= verdictless {
-                    group.cancelAll()
-                    return .unreachable(outcome)
-                }
-                launch()
-            }
-            return .finished(outcomes.map { $0! })
-        }
-    }
-
-    /// One probe with one key.
-    func probe(_ secret: String) async -> ProbeOutcome {
-        var headers = HTTPHeaders()
-        headers.add(name: "x-goog-api-key", value: secret)
-        headers.add(name: "user-agent", value: "gemini-gateway keys check")
-        let request = UpstreamRequest(
-            method: .GET, baseURL: upstream, target: "/v1beta/models?pageSize=1", headers: headers, body: ByteBuffer()
-        )
-        do {
-            let response = try await transport.send(request)
-            let status = response.status
-            guard let body = try await Self.collect(response.body) else {
-                return ProbeOutcome(
-                    verdict: OutcomeClassifier.classify(transport: .other), status: nil,
-                    message: "HTTP \(status) with an answer over \(Self.maximumBodyBytes) bytes, not a models list")
-            }
-            let analysis = OutcomeClassifier.analyze(status: status, body: body)
-            // A 200 that is not a models list (a relay's login page) says nothing about the key.
-            if analysis.verdict == .success && !Self.isModelsList(body) {
-                return ProbeOutcome(verdict: .upstreamFailure(reason: "NOT_A_MODELS_LIST"), status: status, message: "HTTP \(status) without a models list")
-            }
-            let message = analysis.error.map { Self.redacting(secret, in: $0.message) }
-                ?? (analysis.verdict == .success ? nil : "HTTP \(status), not an answer in Google's error envelope")
-            return ProbeOutcome(verdict: analysis.verdict, status: status, message: message)
-        } catch {
-            let failure = UpstreamTransportError(error)
-            return ProbeOutcome(
-                verdict: OutcomeClassifier.classify(transport: failure.failure), status: nil,
-                message: Self.redacting(secret, in: failure.detail))
-        }
-    }
-
-    /// The whole body; nil when it is over ``maximumBodyBytes`` (the rest is not read: the
-    /// connection closes).
-    private static func collect(_ stream: any UpstreamBodyStream) async throws -> [UInt8]? {
-        var stream = stream
-        var bytes: [UInt8] = []
-        while let chunk = try await stream.next() {
-            guard bytes.count + chunk.readableBytes <= maximumBodyBytes else { return nil }
-            bytes += chunk.readableBytesView
-        }
-        return bytes
-    }
-
-    private static func isModelsList(_ body: [UInt8]) -> Bool {
-        (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["models"] is [Any]
-    }
-
-    private static func redacting(_ secret: String, in text: String) -> String {
-        secret.isEmpty ? text : text.replacingOccurrences(of: secret, with: Secret.redacted(secret))
     }
 }

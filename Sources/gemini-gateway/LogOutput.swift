@@ -98,8 +98,7 @@ final class LogOutput: Sendable {
         else { return }
         atexit { LogOutput.standardError.flush(waitingUpTo: 2) }
         let thread = Thread { [self] in
-            let pause = DispatchTimeInterval.milliseconds(Int(Self.interval.components.seconds * 1_000)
-                + Int(Self.interval.components.attoseconds / 1_000_000_000_000_000))
+            let pause = DispatchTimeInterval.milliseconds(Int(Self.interval / .milliseconds(1)))
             while true {
                 _ = wakeUp.wait(timeout: .now() + pause)
                 _ = tryFlush()

@@ -118,6 +118,90 @@ struct GoogleErrorTests {
         #expect(GoogleError.parse(body) == nil)
     }
 
+    @Test func anArrayIsReadUpToItsFirstElementWithAnError() throws {
+        let later = Array(#"[{"candidates":[]},7,{"error":{"code":503,"message":"m","status":"UNAVAILABLE"}}]"#.utf8)
+        #expect(try #require(GoogleError.parse(later)).code == 503)
+        // The first element with an `error` member decides, even when it is not an envelope.
+        let first = Array(#"[{"error":null},{"error":{"code":503,"message":"m"}}]"#.utf8)
+        #expect(GoogleError.parse(first) == nil)
+    }
+
+    @Test func numbersAreReadAsGoogleMeansThem() throws {
+        let fraction = Array(#"{"error":{"code":429.0,"message":"m","status":7,"details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"q","quotaValue":0},"x",{"quotaValue":true}]}]}}"#.utf8)
+        let error = try #require(GoogleError.parse(fraction))
+        #expect(error.code == 429)
+        #expect(error.status == nil)
+        #expect(error.quotaViolations == [
+            GoogleError.QuotaViolation(quotaID: "q", quotaValue: "0"), GoogleError.QuotaViolation(),
+        ])
+        #expect(GoogleError.parse(Array(#"{"error":{"code":1e20,"message":"m"}}"#.utf8)) == nil)
+        #expect(GoogleError.parse(Array(#"{"error":{"code":429.5,"message":"m"}}"#.utf8)) == nil)
+    }
+
+    @Test func theFirstUsableErrorInfoAndTheFirstRetryInfoCount() throws {
+        let body = Array(#"""
+        {"error":{"code":429,"message":"m","details":[
+        {"@type":"type.googleapis.com/google.rpc.ErrorInfo","domain":"no reason"},
+        {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2.5s"},
+        {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"FIRST"},
+        {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"9s"},
+        {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SECOND"}]}}
+        """#.utf8)
+        let error = try #require(GoogleError.parse(body))
+        #expect(error.retryDelay == 2.5)
+        #expect(error.errorInfo?.reason == "FIRST")
+    }
+
+    // MARK: Writing
+
+    @Test func theGatewaysOwnEnvelopeIsGooglesShape() {
+        let bytes = GoogleError(code: 503, message: "No upstream answered: x/y", status: "UNAVAILABLE").encodedEnvelope()
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"error":{"code":503,"message":"No upstream answered: x/y","status":"UNAVAILABLE"}}"#)
+    }
+
+    /// Quotes, backslashes, every control character, non-ASCII text and the two line separators
+    /// JavaScript once choked on: escaped where JSON requires it, and read back unchanged by
+    /// Foundation's own JSON parser as well as by ``GoogleError/parse(_:)``.
+    @Test func messagesAreEscaped() throws {
+        let controls = String(String.UnicodeScalarView((0..<0x20).compactMap(Unicode.Scalar.init) + [Unicode.Scalar(0x7F)]))
+        let message = #"a "quoted" \path\ C:\\ "# + controls + " é 日本 🙂 \u{2028}\u{2029} </script>"
+        let bytes = GoogleError(code: 400, message: message, status: "INVALID_ARGUMENT").encodedEnvelope()
+        #expect(!bytes.contains { $0 < 0x20 }, "a raw control character in \(String(decoding: bytes, as: UTF8.self))")
+        #expect(String(validating: bytes, as: UTF8.self) != nil)
+        let object = try #require(try JSONSerialization.jsonObject(with: bytes) as? [String: Any])
+        #expect((object["error"] as? [String: Any])?["message"] as? String == message)
+        let read = try #require(GoogleError.parse(Array(bytes)))
+        #expect(read == GoogleError(code: 400, message: message, status: "INVALID_ARGUMENT"))
+    }
+
+    /// Every real body, read, written and read again, is the same error: what the gateway reads
+    /// it can write, details included.
+    @Test(arguments: ErrorFixtures.errors.keys.sorted())
+    func everyFixtureSurvivesARoundTrip(name: String) throws {
+        let error = try #require(GoogleError.parse(ErrorFixtures.bytes(name)))
+        #expect(GoogleError.parse(Array(error.encodedEnvelope())) == error)
+    }
+
+    @Test func detailsAreWrittenAsGoogleWritesThem() throws {
+        let error = GoogleError(
+            code: 429, message: "m", status: "RESOURCE_EXHAUSTED",
+            errorInfo: .init(reason: "R", domain: "googleapis.com", metadata: ["k": "v"]),
+            quotaViolations: [.init(quotaID: "PerDay", quotaMetric: "metric", model: "gemini-2.5-flash", quotaValue: "20")],
+            retryDelay: 37.82626638
+        )
+        let object = try #require(try JSONSerialization.jsonObject(with: error.encodedEnvelope()) as? [String: Any])
+        let details = try #require((object["error"] as? [String: Any])?["details"] as? [[String: Any]])
+        #expect(details.map { $0["@type"] as? String } == [
+            "type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.QuotaFailure",
+            "type.googleapis.com/google.rpc.RetryInfo",
+        ])
+        #expect(details[2]["retryDelay"] as? String == "37.82626638s")
+        let violation = try #require((details[1]["violations"] as? [[String: Any]])?.first)
+        #expect((violation["quotaDimensions"] as? [String: Any])?["model"] as? String == "gemini-2.5-flash")
+        #expect(GoogleError.parse(Array(error.encodedEnvelope())) == error)
+        #expect(GoogleError.formatDuration(26) == "26s")
+    }
+
     // MARK: Durations
 
     @Test(arguments: [

@@ -120,11 +120,18 @@ struct OutcomeClassifierTests {
         #expect(OutcomeClassifier.classify(status: 100, body: body) == .upstreamFailure(reason: "UNEXPECTED_STATUS"))
     }
 
-    @Test(arguments: OutcomeClassifier.TransportFailure.allCases.filter { $0 != .localResources })
+    @Test(arguments: OutcomeClassifier.TransportFailure.allCases.filter { $0 != .localResources && $0 != .cancelled })
     func transportFailuresBlameTheUpstream(failure: OutcomeClassifier.TransportFailure) {
         let verdict = OutcomeClassifier.classify(transport: failure)
         #expect(verdict == .upstreamFailure(reason: failure.rawValue))
         #expect(verdict.shouldRetry)
+    }
+
+    /// A wait given up because the client went away is nobody's failure.
+    @Test func aCancelledWaitBlamesNobody() {
+        let verdict = OutcomeClassifier.classify(transport: .cancelled)
+        #expect(verdict == .cancelled)
+        #expect(!verdict.shouldRetry)
     }
 
     /// The gateway's own shortage (descriptors, memory) blames nobody and is not retried.

@@ -1,6 +1,6 @@
 import FakeGemini
 import Foundation
-import GatewayServer
+@testable import GatewayServer
 import NIOCore
 import Testing
 import TestSupport
@@ -90,5 +90,62 @@ import TestSupport
         #expect(connection.closedByServer)
         await fake.stop()
         gateway.removeFiles()
+    }
+    // MARK: Request bodies
+
+    /// A probe with a small body (a load balancer that POSTs `{}`) is answered as without one,
+    /// the body dropped, and the connection goes on.
+    @Test func aSmallBodyToALocalRouteIsDroppedAndTheConnectionGoesOn() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (first, second) = try await withRawConnection(port: gateway.port) { connection in
+                let body = String(repeating: "x", count: LocalRoutes.maximumBodyBytes)
+                connection.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                let first = try connection.readAnswer(to: "POST")
+                connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                return (first, try connection.readAnswer(to: "GET"))
+            }
+            #expect(first.status == 200 && first.bodyText == #"{"status":"ok"}"#, "\(first.text)")
+            #expect(second.status == 200, "\(second.text)")
+        }
+    }
+
+    /// A body declared over the limit is refused from its head: 413 in Gemini's envelope, and the
+    /// connection closes without a byte of it read (the client need not send it).
+    @Test(arguments: ["/healthz", "/metrics", "/status", "/nowhere"])
+    func aBodyDeclaredTooLargeForALocalRouteIs413AndTheConnectionCloses(path: String) async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send("POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: \(100 << 20)\r\n\r\n")
+                let answer = try connection.readAnswer(to: "POST")
+                return (answer, try connection.readToClose())
+            }
+            #expect(answer.status == 413, "\(answer.text)")
+            #expect(answer.header("connection") == "close")
+            #expect(answer.bodyText.contains(#""status":"INVALID_ARGUMENT""#), "\(answer.text)")
+            #expect(rest.isEmpty)
+            #expect(try await gateway.send(gateway.request("/healthz", method: .GET)).status == 200)
+        }
+    }
+
+    /// A chunked body (no length declared) is counted as it arrives: the chunk that takes it
+    /// over the limit gets 413 and the connection closes; nothing of it was kept.
+    @Test func aChunkedBodyThatGrowsTooLargeForALocalRouteIs413() async throws {
+        try await withGateway(keys: [a]) { gateway, _ in
+            let (answer, rest) = try await withRawConnection(port: gateway.port) { connection in
+                connection.send("POST /readyz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 4096)
+                let header = Array((String(chunk.count, radix: 16) + "\r\n").utf8)
+                // Up to the limit exactly, then one more byte: nothing is sent after the byte over
+                // it, so the close that follows the answer is not a reset of unread bytes.
+                for _ in 0..<(LocalRoutes.maximumBodyBytes / chunk.count) { connection.send(header + chunk + [13, 10]) }
+                connection.send("1\r\nx")
+                let answer = try connection.readAnswer(to: "POST")
+                return (answer, try connection.readToClose())
+            }
+            #expect(answer.status == 413, "\(answer.text)")
+            #expect(answer.header("connection") == "close")
+            #expect(rest.isEmpty)
+            #expect(try await gateway.send(gateway.request("/readyz", method: .GET)).status == 200)
+        }
     }
 }

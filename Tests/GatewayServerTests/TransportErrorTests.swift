@@ -52,9 +52,10 @@ import Testing
         (NIOSSLExtraError.failedToValidateHostname, .tls),
         (NIOTLSUnwrappingError.alreadyClosed, .tls),
         // (NIOSSLCloseTimedOutError, also .tls, has no public initialiser.)
-        // Anything else: a malformed answer, a cancelled wait, a type never seen.
+        // A wait given up because the request's task was cancelled (its client went away).
+        (CancellationError(), .cancelled),
+        // Anything else: a malformed answer, a type never seen.
         (HTTPParserError.invalidStatus, .other),
-        (CancellationError(), .other),
         (Unknown(), .other),
     ]
 

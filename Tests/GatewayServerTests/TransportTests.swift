@@ -107,6 +107,8 @@ import TestSupport
                 Issue.record("expected a timeout")
             } catch let error as UpstreamTransportError {
                 #expect(error.failure == .timeout, "\(error)")
+                // Said as Swift's Duration says it (not rounded to whole seconds).
+                #expect(error.detail == "no response head within 0.5 seconds", "\(error)")
             }
         }
     }

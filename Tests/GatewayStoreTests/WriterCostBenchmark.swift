@@ -58,7 +58,7 @@ struct WriterCostBenchmark {
                 fold += folding
             }
             func perRequest(_ duration: Duration) -> Int {
-                Int((Double(duration.components.attoseconds) / 1e12 + Double(duration.components.seconds) * 1e6) / Double(batches * size))
+                Int(duration / .microseconds(1) / Double(batches * size))
             }
             print(String(format: "  batches of %4d requests: insert %4d us, fold %4d us, whole transaction (with commit) %4d us per request",
                          size, perRequest(insert), perRequest(fold), perRequest(total)))

@@ -151,7 +151,7 @@ public final class RawConnection: @unchecked Sendable {
             guard left > .zero else {
                 throw RawReadError(reason: "no \(what) within the deadline", received: pending)
             }
-            let milliseconds = Int32(min(left.components.seconds * 1_000 + left.components.attoseconds / 1_000_000_000_000_000 + 1, 1_000))
+            let milliseconds = Int32(min(left / .milliseconds(1) + 1, 1_000))
             let ready = poll(&descriptor, 1, milliseconds)
             if ready > 0 { break }
             if ready < 0 && errno != EINTR {

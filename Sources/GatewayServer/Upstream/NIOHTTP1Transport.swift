@@ -116,7 +116,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         let start = try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (waiter: ResponseWaiter) in
                 guard !Task.isCancelled else {
-                    waiter.resume(throwing: UpstreamTransportError(failure: .other, detail: "cancelled"))
+                    waiter.resume(throwing: UpstreamTransportError(failure: .cancelled, detail: "cancelled before the request went out"))
                     return
                 }
                 if loop.inEventLoop {

@@ -44,6 +44,7 @@ extension OutcomeClassifier.TransportFailure {
     /// | `ChannelError.connectTimeout` | `.timeout` |
     /// | any other `ChannelError` (EOF, closed) | `.connectionReset` |
     /// | NIOSSL's errors | `.tls` |
+    /// | `CancellationError` (the request's task was cancelled) | `.cancelled` |
     /// | anything else (a malformed response, ...) | `.other` |
     public init(classifying error: any Error) {
         switch error {
@@ -54,6 +55,7 @@ extension OutcomeClassifier.TransportFailure {
         case is ChannelError: self = .connectionReset
         case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError, is NIOSSLCloseTimedOutError, is NIOTLSUnwrappingError:
             self = .tls
+        case is CancellationError: self = .cancelled
         default: self = .other
         }
     }

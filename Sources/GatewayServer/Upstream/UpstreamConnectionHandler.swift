@@ -196,7 +196,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         case .awaitingHead:
             guard let headDeadline else { return }
             if headDeadline <= now {
-                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(Double(headTimeout.nanoseconds) / 1e9) s"))
+                fail(UpstreamTransportError(failure: .timeout, detail: "no response head within \(Duration(headTimeout))"))
             } else {
                 arm(headDeadline)
             }
@@ -245,7 +245,7 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHan
         guard ticket === self.ticket else { return }
         switch state {
         case .awaitingHead, .gathering:
-            fail(UpstreamTransportError(failure: .other, detail: "cancelled: the client went away"))
+            fail(UpstreamTransportError(failure: .cancelled, detail: "cancelled: the client went away"))
         case .idle, .streaming, .closed:
             break
         }
