@@ -49,12 +49,42 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
 
-        // HTTP on SwiftNIO (the listener and the upstream client), the proxy's policy, services.
+        // HTTP on SwiftNIO, both sides: the listener and each client connection's handler
+        // (`Server/`), the wire code they share (`Wire/`) and the upstream client (`Upstream/`).
+        // It knows nothing of keys, tokens or SQLite: the policy answers through `Responder`.
+        .target(
+            name: "GatewayHTTP",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                // The graceful shutdown of the listener's connections.
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ],
+            // Async functions run on their caller's executor (the connection's event loop) without
+            // a hop at every call, as in GatewayServer, whose async functions these call and are
+            // called by: the two must agree, or every call across would hop executors.
+            // Cross-module optimisation: the per-request path crosses into GatewayServer (the
+            // generic `ClientConnectionHandler<Responder>`, `HTTPWire`, `ForwardedHeaders`), which
+            // would otherwise run unspecialised and uninlined (bench/RESULTS.md, issue 22).
+            swiftSettings: swiftSettings + [
+                .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+                .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+            ]
+        ),
+
+        // The proxy's policy (authenticate, pick, attempt, relay, record), the operator's pages
+        // (`/metrics`, `/status`, the probes) and the services of a running gateway.
         .target(
             name: "GatewayServer",
             dependencies: [
                 "GatewayCore",
                 "GatewayStore",
+                "GatewayHTTP",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -62,9 +92,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                // The graceful shutdown of the listener's connections.
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             // Async functions run on their caller's executor (the connection's event loop) without
             // a hop at every call: the request path has no actor to leave.
@@ -136,9 +163,18 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "TestSupport"]),
         .testTarget(name: "GatewayStoreTests", dependencies: ["GatewayStore", "GatewayCore", "TestSupport"]),
         .testTarget(
+            name: "GatewayHTTPTests",
+            dependencies: [
+                "GatewayHTTP", "GatewayCore", "FakeGemini", "TestSupport",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .testTarget(
             name: "GatewayServerTests",
             dependencies: [
-                "GatewayServer", "GatewayStore", "GatewayCore", "FakeGemini", "TestSupport",
+                "GatewayServer", "GatewayHTTP", "GatewayStore", "GatewayCore", "FakeGemini", "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 import Synchronization

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import GatewayStore
 import Logging
 import NIOCore
@@ -68,7 +69,7 @@ public struct Gateway: Sendable {
             database: database, pool: pool, authenticator: authenticator,
             reloadInterval: configuration.reloadInterval, stragglers: { _ = await tasks.idle(within: stragglerWait) }, logger: logger
         )
-        self.transport = try transport ?? NIOHTTP1Transport(configuration: configuration, trustRoots: configuration.upstreamCAFile)
+        self.transport = try transport ?? NIOHTTP1Transport(timeouts: configuration.upstreamTimeouts, trustRoots: configuration.upstreamCAFile)
         retention = RetentionService(
             database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
         )
@@ -108,7 +109,7 @@ public struct Gateway: Sendable {
             configuration: configuration, limits: limits, logger: logger, requestLine: requestLine
         )
         let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher)
-        let shared = ProxyChannelHandler.Shared(proxy: proxy, local: local, tasks: proxyTasks)
+        let shared = ClientConnectionHandler.Shared(responder: GatewayResponder(proxy: proxy, local: local), tasks: proxyTasks)
         let limits = ClientTimeouts.Limits(
             head: TimeAmount(configuration.requestHeadTimeout), body: TimeAmount(configuration.requestBodyTimeout),
             idle: TimeAmount(configuration.keepAliveTimeout)
@@ -130,8 +131,8 @@ public struct Gateway: Sendable {
         let server = HTTPServer(
             host: configuration.host, port: configuration.port, cap: cap,
             childChannel: { channel in
-                try GatewayPipeline.configure(
-                    channel, handler: ProxyChannelHandler(shared),
+                try ClientPipeline.configure(
+                    channel, handler: ClientConnectionHandler(shared),
                     timeouts: ClientTimeouts(limits: limits, connections: connections, expired: expired)
                 )
             },

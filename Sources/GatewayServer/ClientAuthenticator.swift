@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayHTTP
 import GatewayStore
 import NIOHTTP1
 import Synchronization

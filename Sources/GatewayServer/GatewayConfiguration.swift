@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 
 /// Everything `serve` can be told. Defaults are what an operator gets without flags.
 public struct GatewayConfiguration: Sendable {
@@ -84,4 +85,15 @@ public struct GatewayConfiguration: Sendable {
     public static let defaultUpstream = "https://generativelanguage.googleapis.com"
 
     public init() {}
+}
+
+extension GatewayConfiguration {
+    /// The upstream client's timeouts, as configured.
+    public var upstreamTimeouts: UpstreamTimeouts {
+        var timeouts = UpstreamTimeouts()
+        timeouts.connectTimeout = connectTimeout
+        timeouts.responseHeadTimeout = responseHeadTimeout
+        timeouts.readIdleTimeout = readIdleTimeout
+        return timeouts
+    }
 }

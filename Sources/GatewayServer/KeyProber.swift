@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 
@@ -77,7 +78,7 @@ public struct KeyProber: Sendable {
         configuration.connectTimeout = .seconds(seconds)
         configuration.responseHeadTimeout = .seconds(seconds)
         configuration.readIdleTimeout = .seconds(seconds)
-        transport = try NIOHTTP1Transport(configuration: configuration, trustRoots: caFile)
+        transport = try NIOHTTP1Transport(timeouts: configuration.upstreamTimeouts, trustRoots: caFile)
     }
 
     public func shutdown() async {

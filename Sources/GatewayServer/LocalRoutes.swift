@@ -1,36 +1,15 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 
-/// A whole answer of the gateway's own: the probes, the operator pages, the 404 of unknown paths.
-struct LocalAnswer: Sendable {
-    var head: HTTPResponseHead
-    var body: ByteBuffer
-
-    init(head: HTTPResponseHead, body: ByteBuffer) {
-        self.head = head
-        self.body = body
-    }
-
-    init(_ status: HTTPResponseStatus, contentType: String, body: ByteBuffer, headers: HTTPHeaders = [:]) {
-        var headers = headers
-        headers.add(name: "Content-Type", value: contentType)
-        self.init(head: HTTPResponseHead(version: .http1_1, status: status, headers: headers), body: body)
-    }
-}
-
-/// Answers the requests the proxy does not take (``GatewayChannelHandler`` proxies everything
-/// under `/v1…`, `/v1beta…` and Google's `/upload/` and `/download/` prefixes), without a
-/// router: the probes and the operator pages by exact path, anything else 404. A `HEAD` gets the
-/// head its `GET` would get (the channel handler leaves the body out).
+/// Answers the requests the proxy does not take (the connection handler proxies everything
+/// under `/v1…`, `/v1beta…` and Google's `/upload/` and `/download/` prefixes: ``ProxiedTarget``),
+/// without a router: the probes and the operator pages by exact path, anything else 404. A `HEAD`
+/// gets the head its `GET` would get (the connection handler leaves the body out). Their bodies
+/// are limited by ``LocalAnswer/maximumRequestBodyBytes``.
 struct LocalRoutes: Sendable {
-    /// The largest request body a local route takes (and drops): a probe or a scraper sends
-    /// none. A larger one, declared or counted as it arrives, is answered 413 and the connection
-    /// closes (``GeminiErrorResponse/localBodyTooLarge``): nobody can keep a connection busy
-    /// streaming a body to `/healthz`.
-    static let maximumBodyBytes = 64 << 10
-
     let metrics: GatewayMetrics
     let pool: KeyPool
     /// Guards the operator pages.

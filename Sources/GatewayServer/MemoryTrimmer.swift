@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import GatewayHTTP
 import Logging
 import ServiceLifecycle
 import Synchronization

@@ -1,4 +1,5 @@
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 
@@ -36,7 +37,7 @@ extension ProxyHandler {
     }
 
     /// A success answer's body still arriving from upstream, with the request's row to complete.
-    struct Relay {
+    struct Relay: RelayedBody {
         var first: ByteBuffer?
         var upstream: any UpstreamBodyStream
         /// The upstream's `Content-Length`, kept for the client (the channel handler frames the

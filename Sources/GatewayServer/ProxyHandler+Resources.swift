@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import GatewayStore
 import NIOCore
 import NIOHTTP1

@@ -1,30 +1,17 @@
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import GatewayStore
 import Logging
 import NIOCore
 import NIOHTTP1
 
-/// A proxied request as ``ProxyChannelHandler`` hands it over: its head, who sent it (judged
-/// from the head, before the body was read) and its whole body.
-struct ProxyRequest: Sendable {
-    var head: HTTPRequestHead
-    var admission: ProxyHandler.Admission
-    var body: ByteBuffer
-    var method: HTTPMethod { head.method }
-    var headers: HTTPHeaders { head.headers }
-}
+/// A proxied request as the connection handler (``ClientConnectionHandler``) hands it over: its
+/// head, who sent it (judged from the head, before the body was read) and its whole body.
+typealias ProxyRequest = IncomingRequest<ProxyHandler.Admission>
 
 /// What the proxy answers: a head, and a body either in hand or still arriving from upstream.
-struct ProxyAnswer {
-    var head: HTTPResponseHead
-    var body: Body
-
-    enum Body {
-        case whole(ByteBuffer)
-        case relay(ProxyHandler.Relay)
-    }
-}
+typealias ProxyAnswer = HTTPAnswer<ProxyHandler.Relay>
 
 /// The request path: authenticate, then pick a pair, send, classify, and either relay the answer
 /// or try the next pair, within a budget of attempts and time.

@@ -1,4 +1,5 @@
 import GatewayCore
+@testable import GatewayHTTP
 @testable import GatewayServer
 import NIOCore
 import Testing

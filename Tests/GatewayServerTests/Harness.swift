@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FakeGemini
 import Foundation
 import GatewayCore
+import GatewayHTTP
 import GatewayServer
 import GatewayStore
 import Logging
@@ -240,8 +241,6 @@ func closedPort() throws -> Int {
 
 private let refusingPorts = Mutex<[RefusingPort]>([])
 
-/// Fake keys for tests, shaped like real ones.
-func testKey(_ letter: String) -> String { "AIzaFAKE-key-\(letter)-0000000000000000000\(letter)" }
 
 /// Starts fakes and a gateway, runs `body`, and always stops everything.
 func withGateway(

@@ -1,5 +1,6 @@
 import FakeGemini
 import Foundation
+@testable import GatewayHTTP
 @testable import GatewayServer
 import NIOCore
 import Testing
@@ -98,7 +99,7 @@ import TestSupport
     @Test func aSmallBodyToALocalRouteIsDroppedAndTheConnectionGoesOn() async throws {
         try await withGateway(keys: [a]) { gateway, _ in
             let (first, second) = try await withRawConnection(port: gateway.port) { connection in
-                let body = String(repeating: "x", count: LocalRoutes.maximumBodyBytes)
+                let body = String(repeating: "x", count: LocalAnswer.maximumRequestBodyBytes)
                 connection.send("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
                 let first = try connection.readAnswer(to: "POST")
                 connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -137,7 +138,7 @@ import TestSupport
                 let header = Array((String(chunk.count, radix: 16) + "\r\n").utf8)
                 // Up to the limit exactly, then one more byte: nothing is sent after the byte over
                 // it, so the close that follows the answer is not a reset of unread bytes.
-                for _ in 0..<(LocalRoutes.maximumBodyBytes / chunk.count) { connection.send(header + chunk + [13, 10]) }
+                for _ in 0..<(LocalAnswer.maximumRequestBodyBytes / chunk.count) { connection.send(header + chunk + [13, 10]) }
                 connection.send("1\r\nx")
                 let answer = try connection.readAnswer(to: "POST")
                 return (answer, try connection.readToClose())

@@ -2,6 +2,7 @@ import Logging
 import Synchronization
 import Testing
 import TestSupport
+@testable import GatewayHTTP
 @testable import GatewayServer
 
 /// After a burst, once the gateway is quiet, the memory it freed goes back to the system: once,

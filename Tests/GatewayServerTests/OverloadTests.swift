@@ -1,6 +1,7 @@
 import FakeGemini
 import Foundation
 import GatewayCore
+@testable import GatewayHTTP
 @testable import GatewayServer
 import GRDB
 import Testing

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import TestSupport
+@testable import GatewayHTTP
 @testable import GatewayServer
 
 /// The count of proxied requests running, which a shutdown waits on: the service waits while

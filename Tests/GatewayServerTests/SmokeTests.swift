@@ -4,6 +4,7 @@ import Foundation
 import GatewayCore
 import GRDB
 import Testing
+import TestSupport
 
 @Suite struct SmokeTests {
     @Test func aRequestIsProxiedAndLogged() async throws {

@@ -1,4 +1,4 @@
-@testable import GatewayServer
+@testable import GatewayHTTP
 import NIOHTTP1
 import Testing
 

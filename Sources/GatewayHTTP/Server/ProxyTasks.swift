@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// Every request counts itself in and out: an atomic, not a lock that the event loops would
 /// share (a loop preempted while holding it would stall the other).
-final class ProxyTasks: Service, Sendable {
+public final class ProxyTasks: Service, Sendable {
     private let count = Atomic<Int>(0)
     /// Requests started since the gateway started (for ``MemoryTrimmer``: was there activity?).
     private let total = Atomic<Int>(0)
@@ -24,12 +24,14 @@ final class ProxyTasks: Service, Sendable {
         var cancelled: Set<Int> = []
     }
 
-    var running: Int { count.load(ordering: .sequentiallyConsistent) }
+    public init() {}
+
+    public var running: Int { count.load(ordering: .sequentiallyConsistent) }
 
     /// Proxied requests started so far.
-    var startedTotal: Int { total.load(ordering: .relaxed) }
+    public var startedTotal: Int { total.load(ordering: .relaxed) }
 
-    func started() {
+    public func started() {
         count.add(1, ordering: .relaxed)
         total.add(1, ordering: .relaxed)
     }
@@ -38,7 +40,7 @@ final class ProxyTasks: Service, Sendable {
     /// false when it is not counted (the caller answers it as overloaded). One compare-and-swap
     /// as a rule: the count never goes over the limit, not even for a moment, so a request is
     /// never refused for room that another refused request only seemed to take.
-    func start(within limit: Int) -> Bool {
+    public func start(within limit: Int) -> Bool {
         guard limit > 0 else {
             started()
             return true
@@ -57,7 +59,7 @@ final class ProxyTasks: Service, Sendable {
         return false
     }
 
-    func finished() {
+    public func finished() {
         // Sequentially consistent with `idle()`'s store and load: one of the two sees the other.
         if count.subtract(1, ordering: .sequentiallyConsistent).newValue == 0, draining.load(ordering: .sequentiallyConsistent) {
             wake()
@@ -66,7 +68,7 @@ final class ProxyTasks: Service, Sendable {
 
     /// Returns when no proxied request is being answered, or when the waiting task is cancelled
     /// (the service group's shutdown grace is over).
-    func idle() async {
+    public func idle() async {
         draining.store(true, ordering: .sequentiallyConsistent)
         let id = nextWaiter.add(1, ordering: .relaxed).oldValue
         await withTaskCancellationHandler {
@@ -96,7 +98,7 @@ final class ProxyTasks: Service, Sendable {
 
     /// Returns when no proxied request is being answered, or after `limit`, with the number of
     /// requests still running then.
-    func idle(within limit: Duration) async -> Int {
+    public func idle(within limit: Duration) async -> Int {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.idle() }
             group.addTask { try? await Task.sleep(for: limit) }
@@ -116,7 +118,7 @@ final class ProxyTasks: Service, Sendable {
         for waiter in ready { waiter.resume() }
     }
 
-    func run() async throws {
+    public func run() async throws {
         try? await gracefulShutdown()
         await idle()
     }

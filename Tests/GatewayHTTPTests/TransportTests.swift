@@ -1,7 +1,7 @@
 import FakeGemini
 import Foundation
 import GatewayCore
-@testable import GatewayServer
+@testable import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -11,13 +11,13 @@ import TestSupport
 /// The upstream transport on its own, against the fake: keep-alive reuse, upstream closes,
 /// timeouts, large and streamed bodies.
 @Suite struct TransportTests {
-    static func transport(configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> NIOHTTP1Transport {
-        var configuration = GatewayConfiguration()
+    static func transport(configure: (inout UpstreamTimeouts) -> Void = { _ in }) throws -> NIOHTTP1Transport {
+        var configuration = UpstreamTimeouts()
         // Loopback connects are immediate, but a loop busy with the whole suite may see the
         // completion seconds late: a short timeout here turned a busy machine into 502s.
         configuration.connectTimeout = .seconds(30)
         configure(&configuration)
-        return try NIOHTTP1Transport(configuration: configuration)
+        return try NIOHTTP1Transport(timeouts: configuration)
     }
 
     static func request(_ fake: FakeGemini, _ target: String, key: String = testKey("a"), body: String = #"{"contents":[]}"#) -> UpstreamRequest {
@@ -29,7 +29,7 @@ import TestSupport
 
     /// Runs `body` with a transport and a fake, and always shuts both down.
     static func withTransport(
-        configure: (inout GatewayConfiguration) -> Void = { _ in },
+        configure: (inout UpstreamTimeouts) -> Void = { _ in },
         _ body: (NIOHTTP1Transport, FakeGemini) async throws -> Void
     ) async throws {
         let fake = try await FakeGemini.start()
@@ -203,7 +203,7 @@ import TestSupport
         let fake = try await FakeGemini.start(host: "localhost", tls: server)
         #expect(fake.baseURL.hasPrefix("https://localhost:"))
         // Trusting the test CA: the exchange works over TLS.
-        let trusting = try NIOHTTP1Transport(configuration: GatewayConfiguration(), trustRoots: pki.caCertificate)
+        let trusting = try NIOHTTP1Transport(trustRoots: pki.caCertificate)
         let answer = try await trusting.send(Self.request(fake, "/v1beta/models/m:generateContent"))
         #expect(answer.status == 200)
         #expect(try await Self.readAll(answer).count > 0)
@@ -215,7 +215,7 @@ import TestSupport
         #expect(viaIP.status == 200)
         #expect(try await Self.readAll(viaIP).count > 0)
         // Not trusting it: the certificate is refused, as a TLS failure.
-        let strict = try NIOHTTP1Transport(configuration: GatewayConfiguration())
+        let strict = try NIOHTTP1Transport()
         do {
             _ = try await strict.send(Self.request(fake, "/v1beta/models/m:generateContent"))
             Issue.record("an untrusted certificate was accepted")

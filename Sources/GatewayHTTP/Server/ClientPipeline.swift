@@ -7,8 +7,9 @@ import NIOHTTP1
 ///    connection's standing for ``ConnectionCap``;
 /// 2. ``HTTPWire``, where answers framed by the gateway itself go out (no response encoder);
 /// 3. SwiftNIO's HTTP/1 request decoder, with limits on the head;
-/// 4. ``ProxyChannelHandler``, which answers every request, proxied or local.
-enum GatewayPipeline {
+/// 4. ``ClientConnectionHandler``, which answers every request, proxied or local, through the
+///    policy's ``Responder``.
+public enum ClientPipeline {
     /// The decoder's limits: a head of up to 80 KiB in up to 1,000 fields (beyond them the
     /// decoder fails, and the client gets a bare 400). ``RequestHeadCheck`` holds proxied heads to
     /// less.
@@ -20,7 +21,7 @@ enum GatewayPipeline {
         return limits
     }
 
-    static func configure(_ channel: any Channel, handler: ProxyChannelHandler, timeouts: ClientTimeouts) throws {
+    public static func configure<R>(_ channel: any Channel, handler: ClientConnectionHandler<R>, timeouts: ClientTimeouts) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(timeouts)
         let wire = HTTPWire()

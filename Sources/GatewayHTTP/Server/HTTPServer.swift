@@ -17,7 +17,7 @@ import Synchronization
 /// accept backoff when descriptors run out (on by default), half-closure seen by the handlers
 /// (a client that shuts its sending side down still gets its answer), and
 /// `--max-connections` (``ConnectionCap``) on the listening socket.
-struct HTTPServer: Service {
+public struct HTTPServer: Service {
     var host: String
     var port: Int
     var backlog: Int32 = 4096
@@ -29,7 +29,21 @@ struct HTTPServer: Service {
     var onRunning: @Sendable (any Channel) async -> Void
     var logger: Logger
 
-    func run() async throws {
+    public init(
+        host: String, port: Int, backlog: Int32 = 4096, cap: (@Sendable () -> ConnectionCap)?,
+        childChannel: @escaping @Sendable (any Channel) throws -> Void, onRunning: @escaping @Sendable (any Channel) async -> Void,
+        logger: Logger
+    ) {
+        self.host = host
+        self.port = port
+        self.backlog = backlog
+        self.cap = cap
+        self.childChannel = childChannel
+        self.onRunning = onRunning
+        self.logger = logger
+    }
+
+    public func run() async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
         let open = OpenConnections()

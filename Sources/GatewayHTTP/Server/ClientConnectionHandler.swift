@@ -3,10 +3,11 @@ import NIOCore
 import NIOHTTP1
 
 /// Answers every request of a client connection on its event loop: the proxied ones (`/v1…`,
-/// `/v1beta…`, uploads, downloads) through ``ProxyHandler``, everything else (the probes,
-/// `/metrics`, `/status`, unknown paths) through ``LocalRoutes``.
+/// `/v1beta…`, uploads, downloads: ``ProxiedTarget``) through the ``Responder``'s
+/// ``Responder/respond(to:)``, everything else (the probes, `/metrics`, `/status`, unknown
+/// paths) through its ``Responder/answerLocal(to:)``.
 ///
-/// It sits in each connection's pipeline (``GatewayPipeline``) right after SwiftNIO's HTTP/1
+/// It sits in each connection's pipeline (``ClientPipeline``) right after SwiftNIO's HTTP/1
 /// decoder. A proxied request's body is read here, within the limit, and the request is answered
 /// in a task of its own, pinned to this loop, which writes the answer, framed here, from the
 /// pipeline's ``HTTPWire`` next to the socket: no async sequence per connection, no response
@@ -16,42 +17,43 @@ import NIOHTTP1
 /// Requests on one connection are answered one after another, in order: the parts of a request
 /// that arrives while another is answered (pipelining) wait here, and reading stops until their
 /// turn comes.
-final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = Never
+public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPServerRequestPart
+    public typealias OutboundIn = Never
 
     private enum Reading {
         /// Between requests.
         case idle
         /// A request for a local route: its body (none is expected) is dropped as it comes, and
-        /// counted: over ``LocalRoutes/maximumBodyBytes`` it is refused.
+        /// counted: over ``LocalAnswer/maximumRequestBodyBytes`` it is refused.
         case local(HTTPRequestHead, bodyBytes: Int)
         /// A proxied request's body, read whole before it is answered (once its head has
         /// authenticated its client).
-        case collecting(HTTPRequestHead, ProxyHandler.Admission, ByteBuffer?)
+        case collecting(HTTPRequestHead, R.Admission, ByteBuffer?)
         /// The rest of a request already answered or given up (too large, malformed, client gone).
         case discarding
     }
 
-    /// The proxy, the local routes and the task count, behind one reference: each request's task
-    /// takes one retain, not one for every reference the proxy holds.
-    final class Shared: Sendable {
-        let proxy: ProxyHandler
-        let local: LocalRoutes
+    /// The responder and the task count, behind one reference: each request's task takes one
+    /// retain, not one for every reference the responder holds.
+    public final class Shared: Sendable {
+        let responder: R
         let tasks: ProxyTasks
-        /// `--max-in-flight` (0: no limit).
+        /// ``Responder/maximumInFlight`` (0: no limit).
         let maximumInFlight: Int
+        /// ``Responder/maximumBodyBytes``.
+        let maximumBodyBytes: Int
 
-        init(proxy: ProxyHandler, local: LocalRoutes, tasks: ProxyTasks) {
-            self.proxy = proxy
-            self.local = local
+        public init(responder: R, tasks: ProxyTasks) {
+            self.responder = responder
             self.tasks = tasks
-            maximumInFlight = proxy.configuration.maximumInFlight
+            maximumInFlight = responder.maximumInFlight
+            maximumBodyBytes = responder.maximumBodyBytes
         }
     }
 
     private let shared: Shared
-    private var proxy: ProxyHandler { shared.proxy }
+    private var responder: R { shared.responder }
     private var tasks: ProxyTasks { shared.tasks }
     private var reading = Reading.idle
     /// A request is being answered (from its end to its answer's end).
@@ -89,24 +91,24 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A streamed answer waiting for the client to read (back-pressure).
     private var writable: CheckedContinuation<Void, any Error>?
 
-    init(_ shared: Shared) {
+    public init(_ shared: Shared) {
         self.shared = shared
     }
 
     // MARK: - Pipeline events
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        precondition(wire != nil, "ProxyChannelHandler writes its answers through the pipeline's HTTPWire")
+    public func handlerAdded(context: ChannelHandlerContext) {
+        precondition(wire != nil, "ClientConnectionHandler writes its answers through the pipeline's HTTPWire")
         self.context = context
         self.executor = EventLoopTaskExecutor(pinnedTo: context.eventLoop)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         resumeWriter(throwing: ClientGone())
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
         let part = unwrapInboundIn(data)
         if !waiting.isEmpty || (isHead(part) && answering) {
@@ -116,7 +118,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         take(part, context: context)
     }
 
-    func read(context: ChannelHandlerContext) {
+    public func read(context: ChannelHandlerContext) {
         if waiting.isEmpty {
             context.read()
         } else {
@@ -124,12 +126,12 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { resumeWriter(throwing: nil) }
         context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closing = true
         clientLeftDuringBody()
         // The answer can no longer reach anyone: stop the upstream call and any retry.
@@ -142,17 +144,17 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func clientLeftDuringBody() {
         guard case .collecting(let head, _, _) = reading else { return }
         reading = .discarding
-        _ = proxy.refuse(head, .clientGone, outcome: .cancelled)
+        _ = responder.refuse(head, .clientGone, outcome: .cancelled, reason: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ClientTimeouts.Expired:
             // The connection closes (``ClientTimeouts`` closes it): a proxied request whose body
             // stalled is answered first, and has its row.
             if case .collecting(let head, _, _) = reading {
                 reading = .discarding
-                let error = GeminiErrorResponse.bodyStalled(after: proxy.configuration.requestBodyTimeout)
+                let error = GeminiErrorResponse.bodyStalled(after: responder.requestBodyTimeout)
                 refuseAndClose(head, error, outcome: .clientError, reason: "REQUEST_BODY_TIMEOUT", context: context)
             }
         case is ChannelShouldQuiesceEvent:
@@ -183,7 +185,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .collecting(let head, _, _) = reading {
             if let parse = error as? HTTPParserError, parse != .invalidEOFState {
                 // A body that is not HTTP (a broken chunk, say): the client's error.
@@ -214,10 +216,8 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseMalformed(_ context: ChannelHandlerContext) {
         reading = .discarding
         guard let wire = wire?.context, !closing else { return close(context) }
-        writeThenClose(context.channel.allocator.buffer(staticString: Self.badRequest), on: wire, context: context)
+        writeThenClose(context.channel.allocator.buffer(staticString: badRequest), on: wire, context: context)
     }
-
-    private static let badRequest: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
 
     // MARK: - Requests
 
@@ -251,13 +251,13 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             answerLocal(head, context: context)
         case (.local(let head, let received), .body(let chunk)):
             let total = received + chunk.readableBytes
-            guard total <= LocalRoutes.maximumBodyBytes else { return refuseLocal(context: context) }
+            guard total <= LocalAnswer.maximumRequestBodyBytes else { return refuseLocal(context: context) }
             reading = .local(head, bodyBytes: total)
         case (.local, .head):
             break
         case (.collecting(let head, let admission, let collected), .body(var chunk)):
             reading = .idle  // the buffer is uniquely referenced while it grows
-            let limit = proxy.configuration.maximumBodyBytes
+            let limit = shared.maximumBodyBytes
             guard (collected?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
                 reading = .discarding
                 refuseAndClose(head, .tooLarge(limit: limit), outcome: .tooLarge, context: context)
@@ -273,7 +273,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.collecting(let head, let admission, let body), .end):
             reading = .idle
             timeouts?.requestReceived()
-            answer(ProxyRequest(head: head, admission: admission, body: body ?? ByteBuffer()), context: context)
+            answer(IncomingRequest(head: head, admission: admission, body: body ?? ByteBuffer()), context: context)
         case (.discarding, .end):
             reading = .idle
         case (.discarding, _), (.idle, _), (.collecting, .head):
@@ -285,7 +285,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         version = head.version
         answersHEAD = head.method == .HEAD
         guard ProxiedTarget.isProxied(head.uri) else {
-            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > LocalRoutes.maximumBodyBytes {
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > LocalAnswer.maximumRequestBodyBytes {
                 return refuseLocal(context: context)
             }
             if !head.isKeepAlive { closeWhenAnswered = true }
@@ -295,7 +295,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // The token is checked before any body byte is read: a stranger's body (up to the limit,
         // 100 MiB) is never taken in, nor is it asked for (no `100 Continue`).
-        guard let admission = proxy.admit(head) else {
+        guard let admission = responder.admit(head) else {
             reading = .discarding
             refuseAndClose(head, .unauthenticated, outcome: .unauthorized, context: context)
             return
@@ -307,7 +307,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             refuseAndClose(head, refusal, outcome: .clientError, context: context)
             return
         }
-        let limit = proxy.configuration.maximumBodyBytes
+        let limit = shared.maximumBodyBytes
         if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > limit {
             reading = .discarding
             refuseAndClose(head, .tooLarge(limit: limit), outcome: .tooLarge, context: context)
@@ -332,7 +332,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseAndClose(
         _ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String? = nil, context: ChannelHandlerContext
     ) {
-        let answer = proxy.refuse(head, error, outcome: outcome, reason: reason)
+        let answer = responder.refuse(head, error, outcome: outcome, reason: reason)
         answering = true
         closeWhenAnswered = true
         if case .whole(let body) = answer.body {
@@ -341,7 +341,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answering = false
     }
 
-    /// Refuses a request for a local route whose body is over ``LocalRoutes/maximumBodyBytes``
+    /// Refuses a request for a local route whose body is over ``LocalAnswer/maximumRequestBodyBytes``
     /// (declared, or counted as it came): 413, and the connection closes without reading the
     /// rest. Local routes keep no request rows.
     private func refuseLocal(context: ChannelHandlerContext) {
@@ -355,7 +355,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Answers a proxied request in its own task on this loop. The task starts at once, on this
     /// thread (the request goes upstream in this very read), and goes on here after each wait.
-    private func answer(_ request: ProxyRequest, context: ChannelHandlerContext) {
+    private func answer(_ request: IncomingRequest<R.Admission>, context: ChannelHandlerContext) {
         // Room for one more, or the answer is 503 now: a request over the limit is never queued.
         guard tasks.start(within: shared.maximumInFlight) else {
             refuseOverloaded(request, context: context)
@@ -367,7 +367,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let shared = self.shared
         let started = Task.immediate(executorPreference: executor) {
-            let answer = await shared.proxy.handle(request)
+            let answer = await shared.responder.respond(to: request)
             await handler.value.send(answer)
             shared.tasks.finished()
         }
@@ -376,15 +376,15 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if answering, answers == number { task = started }
     }
 
-    /// Answers a request for a local route in its own task on this loop (``LocalRoutes``: the
-    /// metrics and the status page read state that may take a moment).
+    /// Answers a request for a local route in its own task on this loop (the metrics and the
+    /// status page read state that may take a moment).
     private func answerLocal(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         answering = true
         answeringLocal = true
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let shared = self.shared
         Task.immediate(executorPreference: executor) {
-            let answer = await shared.local.answer(to: head)
+            let answer = await shared.responder.answerLocal(to: head)
             handler.value.sendLocal(answer)
         }
     }
@@ -399,11 +399,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         takeWaiting()
     }
 
-    /// Answers a request the gateway has no room for (``ProxyHandler/overloaded(_:)``) here and
+    /// Answers a request the gateway has no room for (``Responder/overloaded(_:)``) here and
     /// now, without a task; the connection stays open (the body has been read) and the requests
     /// waiting behind it go on.
-    private func refuseOverloaded(_ request: ProxyRequest, context: ChannelHandlerContext) {
-        let answer = proxy.overloaded(request)
+    private func refuseOverloaded(_ request: IncomingRequest<R.Admission>, context: ChannelHandlerContext) {
+        let answer = responder.overloaded(request)
         answering = true
         if case .whole(let body) = answer.body {
             writeWhole(answer.head, body, context: context)
@@ -414,7 +414,7 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Writes the answer; a relayed body chunk by chunk, as it arrives.
-    private func send(_ answer: ProxyAnswer) async {
+    private func send(_ answer: HTTPAnswer<R.Relay>) async {
         defer { task = nil }
         guard let context, context.channel.isActive else {
             if case .relay(let relay) = answer.body { relay.abandon() }
@@ -555,6 +555,11 @@ final class ProxyChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if !answering { close(context) }
         }
     }
-
-    struct ClientGone: Error {}
 }
+
+/// The client went away while its answer was being written.
+struct ClientGone: Error {}
+
+/// The answer to bytes that are not HTTP.
+private let badRequest: StaticString = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+

@@ -1,4 +1,4 @@
-@testable import GatewayServer
+@testable import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 import Testing

@@ -7,19 +7,19 @@ import NIOCore
 /// may run for an hour): the upstream side has its own timeouts.
 ///
 /// It is the first handler of the connection's pipeline, so that it sees every byte as it
-/// arrives, before the HTTP decoder has made anything of it; ``ProxyChannelHandler``, which sees
+/// arrives, before the HTTP decoder has made anything of it; ``ClientConnectionHandler``, which sees
 /// every request (proxied or local), tells it where the
 /// connection is in the exchange.
 ///
 /// One timer per connection at most, re-armed only when it fires or a deadline comes sooner:
 /// each step of a request only notes a new deadline (a clock read), so the timeouts cost the
 /// request path no scheduling.
-final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
+public final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
 
     /// How long each wait may last.
-    struct Limits: Sendable {
+    public struct Limits: Sendable {
         /// From the connection's start, or from the first byte of a request after the last
         /// answer, to the end of the request's head.
         var head: TimeAmount
@@ -27,10 +27,16 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         var body: TimeAmount
         /// Longest wait for the next request once the last one is answered.
         var idle: TimeAmount
+
+        public init(head: TimeAmount, body: TimeAmount, idle: TimeAmount) {
+            self.head = head
+            self.body = body
+            self.idle = idle
+        }
     }
 
     /// Why a connection was closed (the `reason` label of the metric).
-    enum Expiry: String, Sendable, CaseIterable {
+    public enum Expiry: String, Sendable, CaseIterable {
         case head = "request_head_timeout"
         case body = "request_body_timeout"
         case idle = "keep_alive_timeout"
@@ -40,8 +46,8 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
 
     /// Sent down the pipeline just before the connection closes, so that a request whose body
     /// stalled can still be answered (and get its row).
-    struct Expired {
-        var expiry: Expiry
+    public struct Expired {
+        public var expiry: Expiry
     }
 
     private enum Phase {
@@ -68,13 +74,13 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
 
     /// `expired` is told of every connection closed for a timeout or for the cap (to count and
     /// log it); `connections` is given with a connection cap.
-    init(limits: Limits, connections: IdleConnections? = nil, expired: @escaping @Sendable (Expiry, SocketAddress?) -> Void) {
+    public init(limits: Limits, connections: IdleConnections? = nil, expired: @escaping @Sendable (Expiry, SocketAddress?) -> Void) {
         self.limits = limits
         self.connections = connections
         self.expired = expired
     }
 
-    // MARK: Where the exchange is (told by ProxyChannelHandler)
+    // MARK: Where the exchange is (told by ClientConnectionHandler)
 
     /// A request's head has arrived: its body (if any) comes next.
     func headReceived() {
@@ -128,7 +134,7 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: Pipeline events
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let now = NIODeadline.now()
         setDeadline(now + limits.head)
@@ -142,13 +148,13 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         stop()
         leave()
         self.context = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         stop()
         leave()
         context.fireChannelInactive()
@@ -161,7 +167,7 @@ final class ClientTimeouts: ChannelInboundHandler, RemovableChannelHandler {
         connections?.remove(slot)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         markBusy()
         switch phase {
         case .awaitingHead(started: false):

@@ -16,11 +16,11 @@ import Synchronization
 /// A request being read or answered is never cut for a new client. It sits in the listening
 /// socket's pipeline, where each accepted connection passes as it is read, and holds the
 /// socket's reads back while nothing may be accepted.
-final class ConnectionCap: ChannelDuplexHandler {
-    typealias InboundIn = any Channel
-    typealias InboundOut = any Channel
-    typealias OutboundIn = Never
-    typealias OutboundOut = Never
+public final class ConnectionCap: ChannelDuplexHandler {
+    public typealias InboundIn = any Channel
+    public typealias InboundOut = any Channel
+    public typealias OutboundIn = Never
+    public typealias OutboundOut = Never
 
     let maximum: Int
     let connections: IdleConnections
@@ -28,12 +28,12 @@ final class ConnectionCap: ChannelDuplexHandler {
     /// A read was held back at the cap: the next connection to close lets it go.
     private var readHeld = false
 
-    init(_ maximum: Int, connections: IdleConnections) {
+    public init(_ maximum: Int, connections: IdleConnections) {
         self.maximum = maximum
         self.connections = connections
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let channel = unwrapInboundIn(data)
         count += 1
         if count > maximum { connections.closeLongestIdle() }
@@ -49,7 +49,7 @@ final class ConnectionCap: ChannelDuplexHandler {
         context.fireChannelRead(data)
     }
 
-    func read(context: ChannelHandlerContext) {
+    public func read(context: ChannelHandlerContext) {
         guard isAccepting() else {
             readHeld = true
             return
@@ -67,7 +67,7 @@ final class ConnectionCap: ChannelDuplexHandler {
 /// The open client connections and since when each has been idle, for ``ConnectionCap``. Each
 /// connection's ``ClientTimeouts`` keeps its ``Slot``: registered once per connection (under a
 /// lock), marked idle or busy per request with a relaxed atomic store.
-final class IdleConnections: Sendable {
+public final class IdleConnections: Sendable {
     /// One connection's standing.
     final class Slot: Sendable {
         /// 0 while a request is being read or answered; otherwise the uptime in nanoseconds
@@ -85,6 +85,8 @@ final class IdleConnections: Sendable {
     /// request as soon as it has connected, and one whose bytes are still on their way (or not
     /// yet read on a busy machine) must not be closed for the next.
     static let silentGrace = TimeAmount.seconds(10)
+
+    public init() {}
 
     private let slots = Mutex<[ObjectIdentifier: Slot]>([:])
     /// At the cap with no idle connection: accepting has stopped.

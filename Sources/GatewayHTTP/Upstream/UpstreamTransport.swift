@@ -44,6 +44,12 @@ public struct UpstreamResponse {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: any UpstreamBodyStream
+
+    public init(status: Int, headers: HTTPHeaders, body: any UpstreamBodyStream) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
 }
 
 /// Sends requests upstream over pooled keep-alive connections.
@@ -54,4 +60,4 @@ public protocol UpstreamTransport: Sendable {
 }
 
 /// How long the transport keeps an unused upstream connection in its pool before closing it.
-let upstreamPoolIdleTimeout: Duration = .seconds(60)
+public let upstreamPoolIdleTimeout: Duration = .seconds(60)

@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 import GatewayCore
-@testable import GatewayServer
+@testable import GatewayHTTP
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -81,7 +81,7 @@ import Testing
     @Test func anErrorOfAnUnknownTypeSaysItsTypeButNotItsFailure() {
         let error = UpstreamTransportError(Unknown())
         #expect(error.failure == .other)
-        #expect(error.detail.hasPrefix("GatewayServerTests.TransportErrorTests.Unknown: "), "\(error.detail)")
+        #expect(error.detail.hasPrefix("GatewayHTTPTests.TransportErrorTests.Unknown: "), "\(error.detail)")
     }
 
     @Test func aLocalShortageIsTheGatewaysFailureNotTheUpstreams() {
@@ -114,7 +114,7 @@ import Testing
 
     /// The transport itself, to an address where nothing listens.
     @Test func theTransportSaysRefused() async throws {
-        let transport = try NIOHTTP1Transport(configuration: GatewayConfiguration())
+        let transport = try NIOHTTP1Transport()
         try await Self.withRefusingPort { port in
             let request = UpstreamRequest(
                 method: .GET, baseURL: "http://127.0.0.1:\(port)", target: "/v1beta/models", headers: [:], body: ByteBuffer()

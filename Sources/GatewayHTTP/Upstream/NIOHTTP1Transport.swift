@@ -46,15 +46,15 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
 
     /// - Parameter trustRoots: extra CA certificates (PEM file) to trust besides the system's,
     ///   for relays behind a private CA.
-    public init(configuration: GatewayConfiguration, trustRoots: String? = nil) throws {
+    public init(timeouts: UpstreamTimeouts = UpstreamTimeouts(), trustRoots: String? = nil) throws {
         let group = MultiThreadedEventLoopGroup.singleton
         self.group = group
         var pools: [ObjectIdentifier: LoopPool] = [:]
         for loop in group.makeIterator() { pools[ObjectIdentifier(loop)] = LoopPool(loop: loop) }
         self.pools = pools
-        connectTimeout = .init(configuration.connectTimeout)
-        headTimeout = .init(configuration.responseHeadTimeout)
-        readIdleTimeout = .init(configuration.readIdleTimeout)
+        connectTimeout = .init(timeouts.connectTimeout)
+        headTimeout = .init(timeouts.responseHeadTimeout)
+        readIdleTimeout = .init(timeouts.readIdleTimeout)
         // Steady load needs about as many idle connections as requests in flight; a burst of
         // streams (each holds a connection) beyond this is closed as it ends instead of holding
         // its buffers for `poolIdleTimeout`.

@@ -1,61 +1,10 @@
-import Foundation
 import GatewayCore
-import NIOCore
+import GatewayHTTP
 import NIOHTTP1
 
-/// An error the gateway itself answers, in Gemini's envelope
-/// `{"error":{"code":...,"message":"...","status":"..."}}` so SDKs report it properly.
-public struct GeminiErrorResponse: Error, Sendable {
-    public var status: HTTPResponseStatus
-    public var message: String
-    public var googleStatus: String
-    public var headers: HTTPHeaders
+// MARK: - The proxy's own errors, in Gemini's envelope (``GeminiErrorResponse``)
 
-    public init(_ status: HTTPResponseStatus, _ googleStatus: String, _ message: String, headers: HTTPHeaders = [:]) {
-        self.status = status
-        self.googleStatus = googleStatus
-        self.message = message
-        self.headers = headers
-    }
-
-    /// The response head and the envelope as its body.
-    func answer() -> (HTTPResponseHead, ByteBuffer) {
-        var headers = self.headers
-        headers.add(name: "Content-Type", value: Self.contentType)
-        return (HTTPResponseHead(version: .http1_1, status: status, headers: headers), envelope())
-    }
-
-    /// The same, as the answer of a local route.
-    var localAnswer: LocalAnswer {
-        let (head, body) = answer()
-        return LocalAnswer(head: head, body: body)
-    }
-
-    private static let contentType = "application/json; charset=UTF-8"
-
-    /// `{"error":{"code":...,"message":"...","status":"..."}}`, written by Core's Codable
-    /// ``GoogleError`` (the type the upstream's envelopes are read into).
-    private func envelope() -> ByteBuffer {
-        ByteBuffer(bytes: GoogleError(code: Int(status.code), message: message, status: googleStatus).encodedEnvelope())
-    }
-
-    // MARK: - The gateway's own errors
-
-    static let unauthenticated = GeminiErrorResponse(
-        .unauthorized, "UNAUTHENTICATED",
-        "Missing or invalid gateway token: send it as the x-goog-api-key header, the key query parameter, or Authorization: Bearer."
-    )
-
-    static func tooLarge(limit: Int) -> GeminiErrorResponse {
-        GeminiErrorResponse(.payloadTooLarge, "INVALID_ARGUMENT", "Request payload size exceeds the gateway's limit: \(limit) bytes.")
-    }
-
-    /// A body over ``LocalRoutes/maximumBodyBytes`` sent to a path the gateway answers itself.
-    static let localBodyTooLarge = GeminiErrorResponse(
-        .payloadTooLarge, "INVALID_ARGUMENT",
-        "Request body too large for this path: the gateway's own routes (/healthz, /readyz, /metrics, /status) take no body, at most \(LocalRoutes.maximumBodyBytes) bytes. Gemini requests go to /v1/..., /v1beta/...."
-    )
-
+extension GeminiErrorResponse {
     static let noKeys = GeminiErrorResponse(
         .serviceUnavailable, "UNAVAILABLE",
         "The gateway has no active API key. Add keys with 'gemini-gateway import --keys api_keys.txt' (or restore one with 'gemini-gateway keys restore')."
@@ -133,16 +82,6 @@ public struct GeminiErrorResponse: Error, Sendable {
             "\(first) and \(second) were created with different API keys of the gateway (different Google projects); one request can only use resources of one project."
         )
     }
-
-    /// The client went away before its answer (499, nginx's code for it: only ever logged).
-    static let clientGone = GeminiErrorResponse(HTTPResponseStatus(statusCode: 499), "CANCELLED", "The client went away.")
-
-    /// A body that fell silent for longer than `--request-body-timeout`.
-    static func bodyStalled(after timeout: Duration) -> GeminiErrorResponse {
-        GeminiErrorResponse(.requestTimeout, "DEADLINE_EXCEEDED", "The request's body stalled: nothing of it arrived for \(timeout).")
-    }
-
-    static let malformedBody = GeminiErrorResponse(.badRequest, "INVALID_ARGUMENT", "Malformed HTTP request body.")
 
     static let notFound = GeminiErrorResponse(
         .notFound, "NOT_FOUND", "Unknown path: the gateway serves /v1/..., /v1beta/..., /healthz, /readyz and /metrics."

@@ -14,13 +14,13 @@ import NIOHTTP1
 ///
 /// Names are compared without regard to case, byte by byte: no header name is lowercased (or
 /// otherwise copied) on the way.
-enum ForwardedHeaders {
+public enum ForwardedHeaders {
     private static let hopByHop: [StaticString] = [
         "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
         "transfer-encoding", "upgrade",
     ]
 
-    static let apiKey = "x-goog-api-key"
+    public static let apiKey = "x-goog-api-key"
 
     private static let notToUpstreamNames: [StaticString] = hopByHop + [
         "host", "content-length", "authorization", "x-goog-api-key", "accept-encoding", "cookie",
@@ -71,7 +71,7 @@ enum ForwardedHeaders {
     /// The client's headers as sent upstream, with `credential` as the only credential:
     /// `x-goog-api-key` for native endpoints, `Authorization: Bearer` for `/openai/`; the
     /// client's address only if `keepClientAddress`.
-    static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool, keepClientAddress: Bool = false) -> HTTPHeaders {
+    public static func toUpstream(_ headers: HTTPHeaders, credential: String, bearer: Bool, keepClientAddress: Bool = false) -> HTTPHeaders {
         var out = keepClientAddress
             ? filtered(headers, dropping: notToUpstream, room: 1)
             : filtered(headers, dropping: notToUpstreamNorAddress, droppingPrefix: forwardedPrefix, room: 1)
@@ -81,7 +81,7 @@ enum ForwardedHeaders {
     }
 
     /// The upstream's headers as sent to the client (room for one more: the request id).
-    static func toClient(_ headers: HTTPHeaders) -> HTTPHeaders {
+    public static func toClient(_ headers: HTTPHeaders) -> HTTPHeaders {
         HTTPHeaders(filtered(headers, dropping: notToClient, room: 1))
     }
 
@@ -157,13 +157,13 @@ enum ForwardedHeaders {
 
 /// The client's path and query as forwarded: the path exactly as sent, the query without `key`
 /// (the gateway token, if the client sent it that way).
-struct ForwardedTarget {
-    var path: String
-    var query: String?
+public struct ForwardedTarget {
+    public var path: String
+    public var query: String?
     /// The value of `key` in the query, if any.
-    var keyParameter: String?
+    public var keyParameter: String?
 
-    init(target: String) {
+    public init(target: String) {
         guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else {
             path = target
             query = nil
@@ -187,7 +187,7 @@ struct ForwardedTarget {
     }
 
     /// `path?query` for the upstream request.
-    var forwarded: String {
+    public var forwarded: String {
         query.map { path + "?" + $0 } ?? path
     }
 }
