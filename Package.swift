@@ -27,6 +27,10 @@ let package = Package(
         // SHA-256 for token hashes and key fingerprints. It brings its own BoringSSL copy: about
         // 1.5 minutes more on a cold build, the price of not keeping a digest of our own.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // The tests' child processes only (TestSupport): about 10 to 20 s more on a cold build,
+        // its one module; its SystemPackage (for `FilePath`) is built already for SwiftNIO.
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // Pure domain: no I/O, no NIO, no GRDB; SHA-256 from swift-crypto.
@@ -154,10 +158,16 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
-        // What several test targets need: child processes without Foundation's Process, deadlines,
-        // captured logs.
+        // What several test targets need: child processes on swift-subprocess (not Foundation's
+        // Process), deadlines, captured logs.
         .target(
-            name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport",
+            name: "TestSupport",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore", "TestSupport"]),

@@ -34,24 +34,17 @@ enum CLI {
     }
 
     /// A started `gemini-gateway` process in `directory`.
-    static func start(_ arguments: [String], in directory: String, environment: [String: String]) throws -> ChildProcess {
-        try ChildProcess(executable.path, arguments, directory: directory, environment: Self.environment(environment))
+    static func start(_ arguments: [String], in directory: String, environment: [String: String]) async throws -> ChildProcess {
+        try await ChildProcess(executable.path, arguments, directory: directory, environment: Self.environment(environment))
     }
 
-    /// Runs a command to its end and returns its status and output. The wait is on a thread of
-    /// its own, never on one of the test process's few cooperative threads: tests run in
-    /// parallel, and the gateways and fakes of the other tests need those threads (two on a
-    /// 2-core machine) to answer at all.
+    /// Runs a command to its end and returns its status and output. The wait holds no thread:
+    /// tests run in parallel, and the gateways and fakes of the other tests need the test
+    /// process's few cooperative threads (two on a 2-core machine) to answer at all.
     static func run(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws -> CLIResult {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result {
-                    let child = try start(arguments, in: directory, environment: environment)
-                    let status = child.waitUntilExit()
-                    return CLIResult(status: status, stdout: child.stdout, stderr: child.stderr)
-                })
-            }
-        }
+        let child = try await start(arguments, in: directory, environment: environment)
+        let status = await child.waitForExit()
+        return CLIResult(status: status, stdout: child.stdout, stderr: child.stderr)
     }
 }
 

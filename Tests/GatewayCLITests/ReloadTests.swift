@@ -31,7 +31,7 @@ import Testing
             """
         }
         ws.write("gateway.env", settings(admin: "admin-one-0123456789", proxyKey: "client-one-0123456789", attempts: 5, port: port))
-        let serve = try ServeProcess(["serve", "--config", "gateway.env"], in: ws.path)
+        let serve = try await ServeProcess(["serve", "--config", "gateway.env"], in: ws.path)
         defer { serve.kill() }
         #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil, "\(serve.stderr)")
 
@@ -133,7 +133,7 @@ import Testing
             #expect(unit.contains(hardening), "\(hardening)")
         }
         let path = ws.write("gemini-gateway.service", unit.replacingOccurrences(of: "/usr/local/bin/gemini-gateway", with: CLI.executable.path))
-        let verify = try ChildProcess(try #require(Self.systemdAnalyze), ["verify", path], environment: ProcessInfo.processInfo.environment)
+        let verify = try await ChildProcess(try #require(Self.systemdAnalyze), ["verify", path], environment: ProcessInfo.processInfo.environment)
         let status = await verify.waitForExit(timeout: patience)
         let text = verify.stdout + verify.stderr
         #expect(status == 0, "\(text)")

@@ -29,7 +29,7 @@ import Testing
         }
         let alice = try await token("alice"), bob = try await token("bob")
         let port = try freePort()
-        let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)", "--log-retention-days", "30"], in: ws.path)
+        let serve = try await ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)", "--log-retention-days", "30"], in: ws.path)
         defer { serve.kill() }
         #expect(await serve.waitForStderr(timeout: 120) { $0.contains("Server started") } != nil)
 

@@ -19,7 +19,7 @@ import Testing
         ws.write("api_keys.txt", "\(secrets[0])\n\(secrets[1]) proj\n")
         ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
         let port = try freePort()
-        let serve = try ServeProcess(
+        let serve = try await ServeProcess(
             ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt"],
             in: ws.path
         )
@@ -88,7 +88,7 @@ import Testing
             "serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt",
             "--proxy-key", proxyKey,
         ]
-        let first = try ServeProcess(arguments, in: ws.path)
+        let first = try await ServeProcess(arguments, in: ws.path)
         defer { first.kill() }
         #expect(await first.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
 
@@ -112,7 +112,7 @@ import Testing
         #expect(await first.waitForExit(timeout: patience) != nil)
         #expect(try await database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM requests") } == 0)
 
-        let second = try ServeProcess(arguments, in: ws.path)
+        let second = try await ServeProcess(arguments, in: ws.path)
         defer { second.kill() }
         #expect(await second.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
         #expect(second.stderr.contains("streams interrupted when the gateway last stopped"))
@@ -136,7 +136,7 @@ import Testing
         ws.createDatabase()
         #expect(try await ws.run("clients", "add", "ops").status == 0)
         let port = try freePort()
-        let serve = try ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
+        let serve = try await ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
         defer { serve.kill() }
         #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
         serve.terminate()
@@ -158,7 +158,7 @@ import Testing
         let proxyKey = "gw-proxy-key-of-the-trace-test-0123456789"
         let adminToken = "admin-token-of-the-trace-test-0123456789"
         let port = try freePort()
-        let serve = try ServeProcess(
+        let serve = try await ServeProcess(
             ["serve", "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt",
              "--log-level", "trace", "--proxy-key", proxyKey],
             in: ws.path, environment: ["GEMINI_GATEWAY_ADMIN_TOKEN": adminToken]
@@ -235,30 +235,20 @@ func freePort() throws -> Int {
 final class ServeProcess: Sendable {
     private let child: ChildProcess
 
-    init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
-        child = try CLI.start(arguments, in: directory, environment: environment)
+    init(_ arguments: [String], in directory: String, environment: [String: String] = [:]) async throws {
+        child = try await CLI.start(arguments, in: directory, environment: environment)
     }
 
     var stdout: String { child.stdout }
     var stderr: String { child.stderr }
 
-    /// The first stdout line matching `predicate`, waiting up to `timeout` seconds.
+    /// The first stdout line matching `predicate`, waiting up to `timeout` seconds for it.
     func waitForStdout(timeout: Double, _ predicate: (String) -> Bool) async -> String? {
-        await waitForLine(timeout: timeout, in: { $0.stdout }, predicate)
+        await child.firstLine(of: .stdout, timeout: timeout, where: predicate)
     }
 
     func waitForStderr(timeout: Double, _ predicate: (String) -> Bool) async -> String? {
-        await waitForLine(timeout: timeout, in: { $0.stderr }, predicate)
-    }
-
-    private func waitForLine(timeout: Double, in text: (ServeProcess) -> String, _ predicate: (String) -> Bool) async -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = text(self).split(separator: "\n").map(String.init).first(where: predicate) { return line }
-            if !child.isRunning { return text(self).split(separator: "\n").map(String.init).first(where: predicate) }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return nil
+        await child.firstLine(of: .stderr, timeout: timeout, where: predicate)
     }
 
     func terminate() { child.signal(SIGTERM) }

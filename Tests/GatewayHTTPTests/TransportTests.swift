@@ -195,7 +195,7 @@ import TestSupport
     }
 
     @Test func httpsUpstreamsAreVerifiedAgainstTheTrustedCA() async throws {
-        let pki = try TestPKI()
+        let pki = try await TestPKI()
         let server = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(pki.serverCertificate).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: pki.serverKey, format: .pem))
@@ -238,24 +238,24 @@ struct TestPKI {
     var serverCertificate: String { directory + "/server.pem" }
     var serverKey: String { directory + "/server.key" }
 
-    init() throws {
+    init() async throws {
         directory = NSTemporaryDirectory() + "gateway-pki-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try Data("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8)
             .write(to: URL(fileURLWithPath: directory + "/ext.cnf"))
-        try Self.openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        try await Self.openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
                           "-days", "2", "-subj", "/CN=gateway test CA"], in: directory)
-        try Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        try await Self.openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
                           "-subj", "/CN=localhost"], in: directory)
-        try Self.openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        try await Self.openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
                           "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"], in: directory)
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
-    private static func openssl(_ arguments: [String], in directory: String) throws {
-        let openssl = try ChildProcess("/usr/bin/openssl", arguments, directory: directory, environment: ProcessInfo.processInfo.environment)
-        guard openssl.waitUntilExit() == 0 else { throw POSIXError(.EINVAL) }
+    private static func openssl(_ arguments: [String], in directory: String) async throws {
+        let openssl = try await ChildProcess("/usr/bin/openssl", arguments, directory: directory, environment: ProcessInfo.processInfo.environment)
+        guard await openssl.waitForExit(timeout: patience) == 0 else { throw POSIXError(.EINVAL) }
     }
 }

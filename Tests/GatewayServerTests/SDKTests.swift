@@ -239,9 +239,13 @@ struct ProcessResult: Sendable {
 func runProcess(
     _ executable: String, _ arguments: [String], environment: [String: String], directory: String, timeout: Double
 ) async throws -> ProcessResult {
-    let child = try ChildProcess(executable, arguments, directory: directory, environment: environment)
+    let child = try await ChildProcess(executable, arguments, directory: directory, environment: environment)
     var timedOut = false
-    var status = await child.waitForExit(timeout: timeout)
+    var status = await withTaskCancellationHandler {
+        await child.waitForExit(timeout: timeout)
+    } onCancel: {
+        child.signal(SIGTERM)
+    }
     if status == nil {
         timedOut = true
         child.signal(SIGTERM)

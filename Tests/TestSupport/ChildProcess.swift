@@ -1,154 +1,251 @@
-import Foundation
+import Subprocess
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
 
-/// A child process for tests, started with `posix_spawn` rather than Foundation's `Process`:
-/// `Process.run()` of swift-corelibs-foundation in Swift 6.3.1 over-reads a `dirent` while it
-/// scans `/proc/self/fd` and crashes the test process now and then when many descriptors are
-/// open (swift-corelibs-foundation#5472), which a suite full of sockets always has.
+/// A child process for tests, on swift-subprocess: its `run` holds the child for as long as it
+/// runs, in a task of its own, and this wrapper lets a test read what it wrote so far, signal it
+/// and wait for its end, as a test that talks to a running `gemini-gateway serve` needs.
 ///
-/// Standard input is `/dev/null`; standard output and error are collected as they come (one
-/// reading thread each, so a chatty child never blocks on a full pipe).
+/// Not Foundation's `Process`: `Process.run()` of swift-corelibs-foundation in Swift 6.3.1
+/// over-reads a `dirent` while it scans `/proc/self/fd` and crashes the test process now and then
+/// when many descriptors are open (swift-corelibs-foundation#5472), which a suite full of sockets
+/// always has. Subprocess spawns with `posix_spawn` and closes the other descriptors with a
+/// `closefrom` file action (glibc 2.34 on), not by a scan, and learns of the child's end from a
+/// pidfd, not by polling.
+///
+/// Standard input is `/dev/null`; standard output and error are collected as they come (as
+/// Subprocess's one epoll thread sees them ready, so a chatty child never blocks on a full pipe).
+/// The child sees exactly the environment given. No wait here holds a thread of the cooperative
+/// pool: a wait is a continuation, resumed by new output, by the child's end or by its timeout.
+/// A child still running when its `ChildProcess` goes away (a test that failed before it stopped
+/// it) is killed and reaped.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
-    private static let spawning = NSLock()
-    private let output = Mutex<(stdout: [UInt8], stderr: [UInt8], open: Int)>(([], [], 2))
-    private let exit = Mutex<Int32?>(nil)
+    private let shared: Shared
+    private let running: Task<Void, Never>
 
     /// Starts `executable` (an absolute path) with `arguments` in `directory`, with exactly
-    /// `environment` as its environment.
-    public init(_ executable: String, _ arguments: [String], directory: String? = nil, environment: [String: String]) throws {
-        // Pipes are made close-on-exec and the child spawned under one lock, so that no other
-        // child of this process inherits the write ends (its output would never end).
-        Self.spawning.lock()
-        defer { Self.spawning.unlock() }
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
-            throw ChildProcessError.spawn(errno: errno, executable: executable)
+    /// `environment` as its environment; returns once it runs, or throws if it could not start.
+    public init(_ executable: String, _ arguments: [String], directory: String? = nil, environment: [String: String]) async throws {
+        let configuration = Configuration(
+            executable: .path(FilePath(executable)),
+            arguments: Arguments(arguments),
+            environment: .custom(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })),
+            workingDirectory: directory.map { FilePath($0) }
+        )
+        let shared = Shared()
+        var running: Task<Void, Never>?
+        pid = try await withCheckedThrowingContinuation { started in
+            running = Task { await shared.run(configuration, started: started) }
         }
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-
-        // The working directory: through env(1)'s -C, which every Debian has, so that the
-        // parent never changes its own.
-        var argv = [executable] + arguments
-        var path = executable
-        if let directory {
-            argv = ["/usr/bin/env", "-C", directory, "--"] + argv
-            path = "/usr/bin/env"
-        }
-        let cArguments = argv.map { strdup($0) } + [nil]
-        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in cArguments { free(pointer) }
-            for pointer in cEnvironment { free(pointer) }
-        }
-        var child: pid_t = 0
-        let result = posix_spawn(&child, path, &actions, nil, cArguments, cEnvironment)
-        close(outPipe[1])
-        close(errPipe[1])
-        guard result == 0 else {
-            close(outPipe[0])
-            close(errPipe[0])
-            throw ChildProcessError.spawn(errno: result, executable: executable)
-        }
-        pid = child
-        read(outPipe[0], into: \.stdout)
-        read(errPipe[0], into: \.stderr)
-    }
-
-    private func read(_ fd: Int32, into field: any WritableKeyPath<(stdout: [UInt8], stderr: [UInt8], open: Int), [UInt8]> & Sendable) {
-        Thread.detachNewThread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { break }
-                self.output.withLock { $0[keyPath: field].append(contentsOf: buffer[0..<count]) }
-            }
-            close(fd)
-            self.output.withLock { $0.open -= 1 }
-        }
+        self.shared = shared
+        self.running = running!
     }
 
     /// What the child wrote so far.
-    public var stdout: String { output.withLock { String(decoding: $0.stdout, as: UTF8.self) } }
-    public var stderr: String { output.withLock { String(decoding: $0.stderr, as: UTF8.self) } }
+    public var stdout: String { shared.text(.stdout) }
+    public var stderr: String { shared.text(.stderr) }
 
-    /// Sends `signal` to the child (nothing once it has been reaped).
-    public func signal(_ signal: Int32) {
-        guard exit.withLock({ $0 == nil }) else { return }
-        kill(pid, signal)
-    }
+    /// Sends `signal` to the child while it runs (nothing once it has ended).
+    public func signal(_ signal: Int32) { shared.send(signal) }
 
-    /// Whether the child still runs (reaps it when it has ended).
-    public var isRunning: Bool { reap(blocking: false) == nil }
+    /// Whether the child still runs.
+    public var isRunning: Bool { exitStatus == nil }
 
-    /// The exit status (128 + the signal for a child killed by one), or nil if it still runs.
-    public var exitStatus: Int32? { reap(blocking: false) }
+    /// The exit status (128 + the signal for a child killed by one) once the child has ended and
+    /// its output is read; nil while it runs.
+    public var exitStatus: Int32? { shared.state.withLock { $0.exit } }
 
-    /// Waits, blocking the thread, until the child exits and its output is read; its status.
-    /// Not from async code: a blocked cooperative thread is one of the two (on 2 cores) that
-    /// every test's servers need; use ``waitForExit(timeout:)`` there.
-    @available(*, noasync, message: "blocks a cooperative thread; use waitForExit(timeout:)")
-    @discardableResult
-    public func waitUntilExit() -> Int32 {
-        let status = reap(blocking: true) ?? -1
-        while output.withLock({ $0.open > 0 }) { usleep(1_000) }
-        return status
-    }
-
-    /// Waits up to `seconds` for the child to exit (and its output to be read); nil if it did not.
+    /// Waits up to `seconds` for the child to end (and its output to be read); its exit status, or
+    /// nil if it still runs.
     public func waitForExit(timeout seconds: Double) async -> Int32? {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            if let status = exitStatus {
-                while output.withLock({ $0.open > 0 }), ContinuousClock.now < deadline + .seconds(5) {
-                    try? await Task.sleep(for: .milliseconds(5))
-                }
-                return status
-            }
-            if Task.isCancelled { usleep(20_000) } else { try? await Task.sleep(for: .milliseconds(20)) }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
+        while true {
+            let (version, exit) = shared.state.withLock { ($0.version, $0.exit) }
+            if let exit { return exit }
+            if ContinuousClock.now >= deadline { return nil }
+            await shared.change(after: version, until: deadline)
         }
-        return exitStatus
     }
 
-    private func reap(blocking: Bool) -> Int32? {
-        exit.withLock { exit in
-            if let exit { return exit }
-            var status: Int32 = 0
-            var result: pid_t
-            repeat { result = waitpid(pid, &status, blocking ? 0 : WNOHANG) } while result < 0 && errno == EINTR
-            guard result == pid else { return nil }
-            let signal = status & 0x7f
-            exit = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-            return exit
+    /// Waits for the child to end, however long it takes; its exit status.
+    public func waitForExit() async -> Int32 {
+        await running.value
+        return exitStatus ?? -1
+    }
+
+    public enum Stream: Sendable { case stdout, stderr }
+
+    /// The first whole line of `stream` that `predicate` accepts, waiting up to `timeout` seconds
+    /// for it to be written; nil if none came before the child ended or the time ran out.
+    public func firstLine(of stream: Stream, timeout: Double, where predicate: (String) -> Bool) async -> String? {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
+        var checked = 0
+        while true {
+            let (version, ended, bytes) = shared.state.withLock { state in
+                (state.version, state.exit != nil, Array(state.output[stream].dropFirst(checked)))
+            }
+            var start = 0
+            while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: bytes[start..<newline], as: UTF8.self)
+                if predicate(line) { return line }
+                start = newline + 1
+            }
+            checked += start
+            if ended {
+                let last = String(decoding: bytes[start...], as: UTF8.self)
+                return !last.isEmpty && predicate(last) ? last : nil
+            }
+            if ContinuousClock.now >= deadline { return nil }
+            await shared.change(after: version, until: deadline)
         }
     }
 
     deinit {
-        // A test that forgot its child: do not leave it running or unreaped.
-        if exit.withLock({ $0 == nil }) {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        // A test that failed before it stopped its child: Subprocess kills it when its run is
+        // cancelled, and reaps it.
+        if isRunning { running.cancel() }
     }
 }
 
-public enum ChildProcessError: Error, CustomStringConvertible {
-    case spawn(errno: Int32, executable: String)
-
-    public var description: String {
-        switch self {
-        case .spawn(let code, let executable): "cannot start \(executable): \(String(cString: strerror(code)))"
+/// What the task that runs the child shares with its `ChildProcess` and the tests' waits.
+private final class Shared: Sendable {
+    struct Output {
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        subscript(stream: ChildProcess.Stream) -> [UInt8] { stream == .stdout ? stdout : stderr }
+        mutating func append(_ bytes: UnsafeRawBufferPointer, to stream: ChildProcess.Stream) {
+            switch stream {
+            case .stdout: stdout.append(contentsOf: bytes)
+            case .stderr: stderr.append(contentsOf: bytes)
+            }
         }
+    }
+
+    struct Waiter {
+        var continuation: CheckedContinuation<Void, Never>
+        var timer: Task<Void, Never>?
+    }
+
+    struct State {
+        var output = Output()
+        var exit: Int32?
+        /// The running child, to signal: set for as long as it has not ended.
+        var execution: Execution<NoInput, SequenceOutput, SequenceOutput>?
+        /// Counts every change of output or exit, so that a wait sees whether it missed one.
+        var version: UInt64 = 0
+        var waiters: [UInt64: Waiter] = [:]
+        var nextWaiter: UInt64 = 0
+    }
+
+    let state = Mutex(State())
+
+    func text(_ stream: ChildProcess.Stream) -> String {
+        state.withLock { String(decoding: $0.output[stream], as: UTF8.self) }
+    }
+
+    func send(_ signal: Int32) {
+        // Under the lock: `run` closes the child's pidfd only after `execution` is cleared.
+        state.withLock { state in _ = try? state.execution?.send(signal: Signal(rawValue: signal)) }
+    }
+
+    /// Runs the child to its end: resumes `started` with its pid once it runs (or with the error
+    /// that kept it from starting), collects its output, and records its exit status.
+    func run(_ configuration: Configuration, started: CheckedContinuation<pid_t, any Error>) async {
+        var didStart = false
+        let status: Int32
+        do {
+            let result = try await Subprocess.run(configuration, input: .none, output: .sequence, error: .sequence) { execution in
+                state.withLock { $0.execution = execution }
+                didStart = true
+                started.resume(returning: execution.processIdentifier.value)
+                async let stdout: Void = collect(execution.standardOutput, into: .stdout)
+                async let stderr: Void = collect(execution.standardError, into: .stderr)
+                _ = await (stdout, stderr)
+                // Both pipes are closed: the child has ended or is ending (Subprocess also ends the
+                // reads when it sees the child end while a grandchild keeps a pipe open). Signals
+                // reach it until it has, without reaping it: `run` reaps it after this returns.
+                let pid = execution.processIdentifier.value
+                _ = try? await onOwnThread {
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+                }
+                state.withLock { $0.execution = nil }
+            }
+            switch result.terminationStatus {
+            case .exited(let code): status = code
+            case .signaled(let signal): status = 128 + signal
+            }
+        } catch {
+            state.withLock { $0.execution = nil }
+            guard didStart else {
+                started.resume(throwing: error)
+                return
+            }
+            status = -1
+        }
+        changed { $0.exit = status }
+    }
+
+    private func collect(_ sequence: SubprocessOutputSequence, into stream: ChildProcess.Stream) async {
+        do {
+            for try await buffer in sequence {
+                buffer.withUnsafeBytes { bytes in changed { $0.output.append(bytes, to: stream) } }
+            }
+        } catch {
+            // The read failed or was cancelled (the run is being torn down): what came is kept.
+        }
+    }
+
+    /// Applies `change` and wakes every wait.
+    private func changed(_ change: (inout State) -> Void) {
+        let waiters = state.withLock { state in
+            change(&state)
+            state.version &+= 1
+            defer { state.waiters = [:] }
+            return state.waiters.values
+        }
+        for waiter in waiters {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
+        }
+    }
+
+    /// Returns when the state has changed since `version`, or at `deadline`. The caller's
+    /// cancellation does not cut it short: every wait here has a deadline of its own.
+    func change(after version: UInt64, until deadline: ContinuousClock.Instant) async {
+        await withCheckedContinuation { continuation in
+            let id: UInt64? = state.withLock { state in
+                guard state.version == version else { return nil }
+                let id = state.nextWaiter
+                state.nextWaiter += 1
+                state.waiters[id] = Waiter(continuation: continuation)
+                return id
+            }
+            guard let id else { return continuation.resume() }
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                self.wake(id)
+            }
+            let woken = state.withLock { state in
+                guard state.waiters[id] != nil else { return true }
+                state.waiters[id]?.timer = timer
+                return false
+            }
+            if woken { timer.cancel() }
+        }
+    }
+
+    private func wake(_ id: UInt64) {
+        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: id) }) else { return }
+        waiter.timer?.cancel()
+        waiter.continuation.resume()
     }
 }
