@@ -15,8 +15,12 @@
 # time, so the log writer's batches are small and its per-batch work weighs more than under load.
 #
 # Settings: BENCH_PORT_BASE (18500: ports BASE+1 and BASE+4 on 127.0.0.1), BENCH_SKIP_BUILD=1,
-# BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600: hard time limit), BENCH_LOG_LEVEL
-# (info, the default users run: a line per request; warning leaves the line out),
+# BENCH_TOP (25 functions listed), BENCH_MAX_SECONDS (600 plus the pauses: hard time limit), BENCH_LOG_LEVEL
+# (info, the default users run: a line per request; warning leaves the line out), BENCH_INSTR_PAUSE
+# (0 s: a pause after each answer; 0.25 makes every request log transaction one row, whatever the
+# machine's speed: without it, rows that arrive within the writer's 100 ms share a transaction, and
+# how many do depends on how fast valgrind runs that day; a run then takes ~10 minutes, and what
+# runs per second and not per request, such as the pool's reload check, weighs more in the count),
 # BENCH_INSTR_TARGET (gateway; floor: count bench/nio-proxy-floor instead, the plainest SwiftNIO
 # proxy, for the gateway's distance to it function by function). Installs nginx, valgrind and gcc
 # with apt-get when run as root. Output in bench/out/instructions-*/; one bench at a time
@@ -49,9 +53,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
-# A hard limit on the whole run (BENCH_MAX_SECONDS, 600): a gateway that hangs under valgrind
+# A hard limit on the whole run (BENCH_MAX_SECONDS, 600 s and the pauses): a gateway that hangs under valgrind
 # must not hold the lock forever.
-start_watchdog "${BENCH_MAX_SECONDS:-600}" instructions
+start_watchdog "${BENCH_MAX_SECONDS:-$(awk -v n=$((FEW + MANY)) -v p="${BENCH_INSTR_PAUSE:-0}" 'BEGIN { printf "%d", 600 + n * p }')}" instructions
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
@@ -122,7 +126,7 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     PIDS+=($pid)
     "$PY" bench/tools.py wait-port "$GATEWAY_PORT" 120
     log "$n requests under callgrind"
-    "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$("$PY" bench/tools.py token "$OUT/client-$n.json")" "$n"
+    "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$("$PY" bench/tools.py token "$OUT/client-$n.json")" "$n" "${BENCH_INSTR_PAUSE:-0}"
     kill -TERM "$pid"
     wait "$pid" || die "the gateway under callgrind failed: see $OUT/gateway-$n.log"
     local kept=() other
@@ -159,4 +163,8 @@ count "$FEW"
 count "$MANY"
 "$PY" bench/tools.py callgrind-diff "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$((MANY - FEW))" "${BENCH_TOP:-25}" \
     | tee "$OUT/summary.txt"
+if [ "$TARGET" = gateway ]; then
+    "$PY" bench/tools.py callgrind-threads "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$((MANY - FEW))" \
+        | tee "$OUT/threads.txt"
+fi
 log "done: $OUT/summary.txt (callgrind_annotate $OUT/callgrind-$MANY.out for the whole profile)"

@@ -10,11 +10,16 @@
                                                                  CPU ticks and /proc/PID/io, summed
     tools.py rows DB                                             what the gateway logged (JSON)
     tools.py token FILE                                          the token from `clients add --json`
-    tools.py sequential PORT TOKEN N                             N generateContent requests, one after
+    tools.py sequential PORT TOKEN N [PAUSE]                     N generateContent requests, one after
                                                                  the other on one keep-alive connection
+                                                                 (PAUSE seconds after each answer)
     tools.py callgrind-diff OUT_A OUT_B N [TOP]                  instructions per request between two
                                                                  callgrind outputs N requests apart, and
                                                                  the TOP functions by self instructions
+    tools.py callgrind-threads OUT_A OUT_B N                     the same per request split by thread:
+                                                                 event loops, the database's queues (the
+                                                                 request log's transactions, pool state,
+                                                                 commits)
 """
 
 import http.client
@@ -176,9 +181,12 @@ GENERATE_BODY = json.dumps({
 
 def sequential(args):
     port, token, count = int(args[0]), args[1], int(args[2])
+    pause = float(args[3]) if len(args) > 3 else 0
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     failed = 0
-    for _ in range(count):
+    for index in range(count):
+        if pause and index:
+            time.sleep(pause)
         connection.request("POST", "/v1beta/models/gemini-2.5-flash:generateContent", body=GENERATE_BODY,
                            headers={"Content-Type": "application/json", "x-goog-api-key": token,
                                     "User-Agent": "google-genai-sdk/1.0 gl-python/3.11 (bench)"})
@@ -224,8 +232,56 @@ def callgrind_diff(args):
         print("%9d  %s" % (round(value), name[:150]))
 
 
+def callgrind_threads(args):
+    """Inclusive instructions per request of the gateway's threads, and how many transactions the
+    request log wrote (each one's fixed cost is spread over the rows it held)."""
+    log_insert = "GatewayStore11AppDatabaseV6insert_7streamsySayAA15RequestLogEntryVG_AHtYaKFy4GRDB0D0CYbKXEfU_TA"
+    parts = [
+        ("all threads", "PROGRAM TOTALS"),
+        ("the event loops (SelectableEventLoop.run)", "NIOPosix19SelectableEventLoopC3runyyKF "),
+        ("the database's work (GRDB's queues: its writer and readers)", "GRDB18DispatchQueueActorC7execute"),
+        ("  the request log's transactions, but their commits (AppDatabase.insert(_:streams:))", log_insert),
+        ("  pool state (AppDatabase.apply)", "GatewayStore11AppDatabaseV5apply_8lastUsed3now"),
+        ("  the commits of all its transactions (sqlite3BtreeCommitPhaseOne)", "sqlite3BtreeCommitPhaseOne"),
+    ]
+
+    def inclusive(path):
+        out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+                             capture_output=True, text=True, check=True).stdout
+        costs = {}
+        for line in out.splitlines():
+            m = re.match(r"\s*([\d,]+)\s+\([\s\d.]+%\)\s+(.*)$", line)
+            if m:
+                costs[m.group(2)] = max(costs.get(m.group(2), 0), int(m.group(1).replace(",", "")))
+        return costs
+
+    def calls(path, pattern):  # calls into the functions whose name holds `pattern`
+        names, total, callee = {}, 0, None
+        with open(path, errors="replace") as lines:
+            for line in lines:
+                if line.startswith(("fn=", "cfn=")):
+                    key, rest = line.rstrip("\n").split("=", 1)
+                    m = re.match(r"\((\d+)\)(?: (.*))?", rest)
+                    if m and m.group(2):
+                        names[m.group(1)] = m.group(2)
+                    name = names.get(m.group(1), "") if m else rest
+                    callee = name if key == "cfn" else None
+                elif line.startswith("calls=") and callee is not None:
+                    if pattern in callee:
+                        total += int(line.split("=")[1].split()[0])
+                    callee = None
+        return total
+
+    a, b, count = inclusive(args[0]), inclusive(args[1]), int(args[2])
+    for label, pattern in parts:
+        cost = [max((v for k, v in costs.items() if pattern in k), default=0) for costs in (a, b)]
+        print("%-84s %9d" % (label, round((cost[1] - cost[0]) / count)))
+    print("request log transactions: %d, then %d" % (calls(args[0], log_insert), calls(args[1], log_insert)))
+
+
 COMMANDS = {"render": render, "keys": keys, "ports": ports, "wait-port": wait_port, "probe": probe,
-            "proc": proc, "rows": rows, "token": token, "sequential": sequential, "callgrind-diff": callgrind_diff}
+            "proc": proc, "rows": rows, "token": token, "sequential": sequential, "callgrind-diff": callgrind_diff,
+            "callgrind-threads": callgrind_threads}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
