@@ -72,9 +72,8 @@ let package = Package(
             // Async functions run on their caller's executor (the connection's event loop) without
             // a hop at every call, as in GatewayServer, whose async functions these call and are
             // called by: the two must agree, or every call across would hop executors.
-            // Cross-module optimisation: the per-request path crosses into GatewayServer (the
-            // generic `ClientConnectionHandler<Responder>`, `HTTPWire`, `ForwardedHeaders`), which
-            // would otherwise run unspecialised and uninlined (bench/RESULTS.md, issue 22).
+            // Cross-module optimisation: GatewayServer calls the small wire helpers (`HTTPWire`,
+            // `ForwardedHeaders`) on every request, which it can then inline.
             swiftSettings: swiftSettings + [
                 .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
                 .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),

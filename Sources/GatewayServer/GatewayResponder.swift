@@ -12,23 +12,32 @@ struct GatewayResponder: Responder {
     var maximumInFlight: Int { proxy.configuration.maximumInFlight }
     var requestBodyTimeout: Duration { proxy.configuration.requestBodyTimeout }
 
-    func admit(_ head: HTTPRequestHead) -> ProxyHandler.Admission? {
+    func admit(_ head: HTTPRequestHead) -> (any Sendable)? {
         proxy.admit(head)
     }
 
-    func respond(to request: ProxyRequest) async -> ProxyAnswer {
-        await proxy.handle(request)
+    func respond(to request: IncomingRequest) async -> HTTPAnswer {
+        await proxy.handle(Self.proxyRequest(request)).http
     }
 
-    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) -> ProxyAnswer {
-        proxy.refuse(head, error, outcome: outcome, reason: reason)
+    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) -> HTTPAnswer {
+        proxy.refuse(head, error, outcome: outcome, reason: reason).http
     }
 
-    func overloaded(_ request: ProxyRequest) -> ProxyAnswer {
-        proxy.overloaded(request)
+    func overloaded(_ request: IncomingRequest) -> HTTPAnswer {
+        proxy.overloaded(Self.proxyRequest(request)).http
     }
 
     func answerLocal(to head: HTTPRequestHead) async -> LocalAnswer {
         await local.answer(to: head)
+    }
+
+    /// The request with the admission ``admit(_:)`` made for it (the handler hands back what
+    /// this responder gave it).
+    private static func proxyRequest(_ request: IncomingRequest) -> ProxyRequest {
+        guard let admission = request.admission as? ProxyHandler.Admission else {
+            preconditionFailure("the connection handler hands back the admission GatewayResponder.admit made")
+        }
+        return ProxyRequest(head: request.head, admission: admission, body: request.body)
     }
 }

@@ -8,10 +8,32 @@ import NIOHTTP1
 
 /// A proxied request as the connection handler (``ClientConnectionHandler``) hands it over: its
 /// head, who sent it (judged from the head, before the body was read) and its whole body.
-typealias ProxyRequest = IncomingRequest<ProxyHandler.Admission>
+struct ProxyRequest: Sendable {
+    var head: HTTPRequestHead
+    var admission: ProxyHandler.Admission
+    var body: ByteBuffer
+    var method: HTTPMethod { head.method }
+    var headers: HTTPHeaders { head.headers }
+}
 
 /// What the proxy answers: a head, and a body either in hand or still arriving from upstream.
-typealias ProxyAnswer = HTTPAnswer<ProxyHandler.Relay>
+struct ProxyAnswer {
+    var head: HTTPResponseHead
+    var body: Body
+
+    enum Body {
+        case whole(ByteBuffer)
+        case relay(ProxyHandler.Relay)
+    }
+
+    /// The answer as the connection handler writes it.
+    var http: HTTPAnswer {
+        switch body {
+        case .whole(let bytes): HTTPAnswer(head: head, body: .whole(bytes))
+        case .relay(let relay): HTTPAnswer(head: head, body: .relay(relay))
+        }
+    }
+}
 
 /// The request path: authenticate, then pick a pair, send, classify, and either relay the answer
 /// or try the next pair, within a budget of attempts and time.
@@ -47,6 +69,8 @@ struct ProxyHandler: Sendable {
     /// upload session, which stands for the client that started it.
     struct Admission: Sendable {
         var client: ClientIdentity
+        /// The request's target as parsed to find the token: parsed once per request.
+        var target: ForwardedTarget
         /// The upload session the request continues, bound to the key and upstream that began it.
         var uploadPin: ResourcePin?
     }
@@ -59,12 +83,12 @@ struct ProxyHandler: Sendable {
         let pin = ProjectResource.uploadSession(path: target.path, query: target.query)
             .flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
         let client = token == nil ? pin.flatMap { authenticator.identity(clientID: $0.owner.clientID) } : authenticator.authenticate(token)
-        return client.map { Admission(client: $0, uploadPin: pin) }
+        return client.map { Admission(client: $0, target: target, uploadPin: pin) }
     }
 
     /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
     func handle(_ request: ProxyRequest) async -> ProxyAnswer {
-        let (target, route, recorder) = begin(request.head)
+        let (target, route, recorder) = begin(request.head, target: request.admission.target)
         var answer = await proxy(request, target: target, route: route, recorder: recorder)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
         return answer
@@ -84,7 +108,7 @@ struct ProxyHandler: Sendable {
     /// nothing sent upstream, no key or upstream charged. Its row (`no_capacity`, reason
     /// `MAX_IN_FLIGHT`) names the client and the body's size, like the rows of served requests.
     func overloaded(_ request: ProxyRequest) -> ProxyAnswer {
-        let (_, _, recorder) = begin(request.head)
+        let (_, _, recorder) = begin(request.head, target: request.admission.target)
         recorder.admitted(request.admission.client, requestBytes: request.body.readableBytes)
         finishRow(recorder, Self.overload, outcome: .noCapacity, reason: Self.overloadReason)
         metrics.requestOverloaded()
@@ -99,8 +123,9 @@ struct ProxyHandler: Sendable {
     private static let overloadAnswer = overload.answer()
     static let overloadReason = "MAX_IN_FLIGHT"
 
-    private func begin(_ head: HTTPRequestHead) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
-        let target = ForwardedTarget(target: head.uri)
+    /// Starts the request's row; `target` is the head's, when ``admit(_:)`` parsed it already.
+    private func begin(_ head: HTTPRequestHead, target: ForwardedTarget? = nil) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
+        let target = target ?? ForwardedTarget(target: head.uri)
         let route = GeminiRoute(path: target.path, query: target.query)
         var entry = RequestLogEntry(
             requestId: Self.newRequestID(), startedAt: Date(),

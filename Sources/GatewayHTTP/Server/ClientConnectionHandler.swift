@@ -17,7 +17,7 @@ import NIOHTTP1
 /// Requests on one connection are answered one after another, in order: the parts of a request
 /// that arrives while another is answered (pipelining) wait here, and reading stops until their
 /// turn comes.
-public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, RemovableChannelHandler {
+public final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundIn = Never
 
@@ -29,7 +29,7 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
         case local(HTTPRequestHead, bodyBytes: Int)
         /// A proxied request's body, read whole before it is answered (once its head has
         /// authenticated its client).
-        case collecting(HTTPRequestHead, R.Admission, ByteBuffer?)
+        case collecting(HTTPRequestHead, any Sendable, ByteBuffer?)
         /// The rest of a request already answered or given up (too large, malformed, client gone).
         case discarding
     }
@@ -37,14 +37,14 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
     /// The responder and the task count, behind one reference: each request's task takes one
     /// retain, not one for every reference the responder holds.
     public final class Shared: Sendable {
-        let responder: R
+        let responder: any Responder
         let tasks: ProxyTasks
         /// ``Responder/maximumInFlight`` (0: no limit).
         let maximumInFlight: Int
         /// ``Responder/maximumBodyBytes``.
         let maximumBodyBytes: Int
 
-        public init(responder: R, tasks: ProxyTasks) {
+        public init(responder: any Responder, tasks: ProxyTasks) {
             self.responder = responder
             self.tasks = tasks
             maximumInFlight = responder.maximumInFlight
@@ -53,7 +53,7 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
     }
 
     private let shared: Shared
-    private var responder: R { shared.responder }
+    private var responder: any Responder { shared.responder }
     private var tasks: ProxyTasks { shared.tasks }
     private var reading = Reading.idle
     /// A request is being answered (from its end to its answer's end).
@@ -355,7 +355,7 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
 
     /// Answers a proxied request in its own task on this loop. The task starts at once, on this
     /// thread (the request goes upstream in this very read), and goes on here after each wait.
-    private func answer(_ request: IncomingRequest<R.Admission>, context: ChannelHandlerContext) {
+    private func answer(_ request: IncomingRequest, context: ChannelHandlerContext) {
         // Room for one more, or the answer is 503 now: a request over the limit is never queued.
         guard tasks.start(within: shared.maximumInFlight) else {
             refuseOverloaded(request, context: context)
@@ -402,7 +402,7 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
     /// Answers a request the gateway has no room for (``Responder/overloaded(_:)``) here and
     /// now, without a task; the connection stays open (the body has been read) and the requests
     /// waiting behind it go on.
-    private func refuseOverloaded(_ request: IncomingRequest<R.Admission>, context: ChannelHandlerContext) {
+    private func refuseOverloaded(_ request: IncomingRequest, context: ChannelHandlerContext) {
         let answer = responder.overloaded(request)
         answering = true
         if case .whole(let body) = answer.body {
@@ -414,7 +414,7 @@ public final class ClientConnectionHandler<R: Responder>: ChannelDuplexHandler, 
     }
 
     /// Writes the answer; a relayed body chunk by chunk, as it arrives.
-    private func send(_ answer: HTTPAnswer<R.Relay>) async {
+    private func send(_ answer: HTTPAnswer) async {
         defer { task = nil }
         guard let context, context.channel.isActive else {
             if case .relay(let relay) = answer.body { relay.abandon() }

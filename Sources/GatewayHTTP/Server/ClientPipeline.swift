@@ -21,7 +21,7 @@ public enum ClientPipeline {
         return limits
     }
 
-    public static func configure<R>(_ channel: any Channel, handler: ClientConnectionHandler<R>, timeouts: ClientTimeouts) throws {
+    public static func configure(_ channel: any Channel, handler: ClientConnectionHandler, timeouts: ClientTimeouts) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(timeouts)
         let wire = HTTPWire()

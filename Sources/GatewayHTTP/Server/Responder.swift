@@ -6,12 +6,12 @@ import NIOHTTP1
 /// asks of the layer above it (`GatewayServer`'s proxy and local routes) for each request. The
 /// handler does the reading, pipelining, framing and back-pressure; the responder decides who
 /// may ask, what the answer is, and keeps the request's row.
+///
+/// The handler holds it as `any Responder`, and what it carries from the responder back to it
+/// (who sent a request, a relayed body) as existentials: a generic handler, specialised for
+/// nothing across the module boundary, cost 20,000 instructions a request more in metadata
+/// lookups and unspecialised code (bench/RESULTS.md, issue 22); these cost two small boxes.
 public protocol Responder: Sendable {
-    /// Who sent a request, as judged from its head before its body is read.
-    associatedtype Admission: Sendable
-    /// An answer's body still arriving from upstream.
-    associatedtype Relay: RelayedBody
-
     /// The largest proxied request body read: a larger one (declared, or counted as it comes) is
     /// refused with 413 and the connection closes.
     var maximumBodyBytes: Int { get }
@@ -21,28 +21,29 @@ public protocol Responder: Sendable {
     var requestBodyTimeout: Duration { get }
 
     /// Who sent the request, from its head alone; nil when nobody (401, before any body byte).
-    func admit(_ head: HTTPRequestHead) -> Admission?
+    func admit(_ head: HTTPRequestHead) -> (any Sendable)?
     /// Answers a proxied request whose body has been read whole.
-    func respond(to request: IncomingRequest<Admission>) async -> HTTPAnswer<Relay>
+    func respond(to request: IncomingRequest) async -> HTTPAnswer
     /// Answers a proxied request that is not answered (no valid token, too large, malformed, its
     /// body stalled, its client gone), and keeps its row.
-    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) -> HTTPAnswer<Relay>
+    func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) -> HTTPAnswer
     /// Answers a proxied request the gateway has no room for (``maximumInFlight``), now.
-    func overloaded(_ request: IncomingRequest<Admission>) -> HTTPAnswer<Relay>
+    func overloaded(_ request: IncomingRequest) -> HTTPAnswer
     /// Answers a request for any path that is not proxied (probes, operator pages, 404).
     func answerLocal(to head: HTTPRequestHead) async -> LocalAnswer
 }
 
 /// A proxied request as the connection handler hands it over: its head, who sent it (judged from
 /// the head, before the body was read) and its whole body.
-public struct IncomingRequest<Admission: Sendable>: Sendable {
+public struct IncomingRequest: Sendable {
     public var head: HTTPRequestHead
-    public var admission: Admission
+    /// What ``Responder/admit(_:)`` returned for the head.
+    public var admission: any Sendable
     public var body: ByteBuffer
     public var method: HTTPMethod { head.method }
     public var headers: HTTPHeaders { head.headers }
 
-    public init(head: HTTPRequestHead, admission: Admission, body: ByteBuffer) {
+    public init(head: HTTPRequestHead, admission: any Sendable, body: ByteBuffer) {
         self.head = head
         self.admission = admission
         self.body = body
@@ -50,13 +51,13 @@ public struct IncomingRequest<Admission: Sendable>: Sendable {
 }
 
 /// What a responder answers: a head, and a body either in hand or still arriving from upstream.
-public struct HTTPAnswer<Relay: RelayedBody> {
+public struct HTTPAnswer {
     public var head: HTTPResponseHead
     public var body: Body
 
     public enum Body {
         case whole(ByteBuffer)
-        case relay(Relay)
+        case relay(any RelayedBody)
     }
 
     public init(head: HTTPResponseHead, body: Body) {

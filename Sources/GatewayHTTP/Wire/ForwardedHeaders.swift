@@ -157,7 +157,7 @@ public enum ForwardedHeaders {
 
 /// The client's path and query as forwarded: the path exactly as sent, the query without `key`
 /// (the gateway token, if the client sent it that way).
-public struct ForwardedTarget {
+public struct ForwardedTarget: Sendable {
     public var path: String
     public var query: String?
     /// The value of `key` in the query, if any.
