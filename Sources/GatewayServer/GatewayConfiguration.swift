@@ -55,12 +55,21 @@ public struct GatewayConfiguration: Sendable {
     public var maximumAttempts = 5
     public var retryBudget: Duration = .seconds(60)
 
-    /// How long to wait to connect to an upstream, and for a response head (a non-streaming
-    /// generateContent on a thinking model can take minutes before its first byte).
-    public var connectTimeout: Duration = .seconds(10)
-    public var responseHeadTimeout: Duration = .seconds(600)
-    /// Longest silence between two chunks of an upstream body before the upstream is given up.
-    public var readIdleTimeout: Duration = .seconds(300)
+    /// The upstream client's timeouts: connecting, the response head, silence within a body
+    /// (their defaults are ``UpstreamTimeouts``'s).
+    public var upstreamTimeouts = UpstreamTimeouts()
+    public var connectTimeout: Duration {
+        get { upstreamTimeouts.connectTimeout }
+        set { upstreamTimeouts.connectTimeout = newValue }
+    }
+    public var responseHeadTimeout: Duration {
+        get { upstreamTimeouts.responseHeadTimeout }
+        set { upstreamTimeouts.responseHeadTimeout = newValue }
+    }
+    public var readIdleTimeout: Duration {
+        get { upstreamTimeouts.readIdleTimeout }
+        set { upstreamTimeouts.readIdleTimeout = newValue }
+    }
 
     /// A PEM file of extra CA certificates to trust for https upstreams (relays behind a private CA).
     public var upstreamCAFile: String?
@@ -85,15 +94,4 @@ public struct GatewayConfiguration: Sendable {
     public static let defaultUpstream = "https://generativelanguage.googleapis.com"
 
     public init() {}
-}
-
-extension GatewayConfiguration {
-    /// The upstream client's timeouts, as configured.
-    public var upstreamTimeouts: UpstreamTimeouts {
-        var timeouts = UpstreamTimeouts()
-        timeouts.connectTimeout = connectTimeout
-        timeouts.responseHeadTimeout = responseHeadTimeout
-        timeouts.readIdleTimeout = readIdleTimeout
-        return timeouts
-    }
 }

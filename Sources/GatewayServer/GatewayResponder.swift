@@ -17,15 +17,15 @@ struct GatewayResponder: Responder {
     }
 
     func respond(to request: IncomingRequest) async -> HTTPAnswer {
-        await proxy.handle(Self.proxyRequest(request)).http
+        await proxy.handle(Self.proxyRequest(request))
     }
 
     func refuse(_ head: HTTPRequestHead, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String?) -> HTTPAnswer {
-        proxy.refuse(head, error, outcome: outcome, reason: reason).http
+        proxy.refuse(head, error, outcome: outcome, reason: reason)
     }
 
     func overloaded(_ request: IncomingRequest) -> HTTPAnswer {
-        proxy.overloaded(Self.proxyRequest(request)).http
+        proxy.overloaded(Self.proxyRequest(request))
     }
 
     func answerLocal(to head: HTTPRequestHead) async -> LocalAnswer {

@@ -74,11 +74,11 @@ public struct KeyProber: Sendable {
     /// `timeout` bounds connecting, the wait for the answer's head, and each silence within its body.
     public init(upstream: String, timeout seconds: Double, caFile: String?) throws {
         self.upstream = upstream
-        var configuration = GatewayConfiguration()
-        configuration.connectTimeout = .seconds(seconds)
-        configuration.responseHeadTimeout = .seconds(seconds)
-        configuration.readIdleTimeout = .seconds(seconds)
-        transport = try NIOHTTP1Transport(timeouts: configuration.upstreamTimeouts, trustRoots: caFile)
+        var timeouts = UpstreamTimeouts()
+        timeouts.connectTimeout = .seconds(seconds)
+        timeouts.responseHeadTimeout = .seconds(seconds)
+        timeouts.readIdleTimeout = .seconds(seconds)
+        transport = try NIOHTTP1Transport(timeouts: timeouts, trustRoots: caFile)
     }
 
     public func shutdown() async {

@@ -16,24 +16,8 @@ struct ProxyRequest: Sendable {
     var headers: HTTPHeaders { head.headers }
 }
 
-/// What the proxy answers: a head, and a body either in hand or still arriving from upstream.
-struct ProxyAnswer {
-    var head: HTTPResponseHead
-    var body: Body
-
-    enum Body {
-        case whole(ByteBuffer)
-        case relay(ProxyHandler.Relay)
-    }
-
-    /// The answer as the connection handler writes it.
-    var http: HTTPAnswer {
-        switch body {
-        case .whole(let bytes): HTTPAnswer(head: head, body: .whole(bytes))
-        case .relay(let relay): HTTPAnswer(head: head, body: .relay(relay))
-        }
-    }
-}
+/// What the proxy answers: the HTTP layer's answer, whose relayed body is a ``ProxyHandler/Relay``.
+typealias ProxyAnswer = HTTPAnswer
 
 /// The request path: authenticate, then pick a pair, send, classify, and either relay the answer
 /// or try the next pair, within a budget of attempts and time.

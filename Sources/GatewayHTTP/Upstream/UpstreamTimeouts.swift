@@ -1,5 +1,5 @@
-/// How long the upstream client waits, each a `serve` option (`GatewayConfiguration` holds the
-/// operator's values; these defaults are the same).
+/// How long the upstream client waits, each a `serve` option (`GatewayConfiguration` holds one:
+/// these are the defaults an operator gets).
 public struct UpstreamTimeouts: Sendable {
     /// To connect to an upstream.
     public var connectTimeout: Duration = .seconds(10)
