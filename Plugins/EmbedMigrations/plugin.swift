@@ -1,8 +1,9 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds every `migrations/*.sql` file of the package into the target as Swift source, so the
-/// binary carries its schema and runs from any working directory.
+/// Embeds every `migrations/*.sql` file of the package, and the shipped price table
+/// `etc/prices.csv`, into the target as Swift source, so the binary carries its schema and its
+/// default prices and runs from any working directory.
 @main
 struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
@@ -11,13 +12,15 @@ struct EmbedMigrations: BuildToolPlugin {
             .contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }
             .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        let prices = context.package.directoryURL.appending(path: "etc/prices.csv")
+        let inputs = files + [prices]
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedMigrations.swift")
         return [
             .buildCommand(
                 displayName: "Embedding \(files.count) migrations",
                 executable: try context.tool(named: "EmbedMigrationsTool").url,
-                arguments: [output.path] + files.map(\.path),
-                inputFiles: files,
+                arguments: [output.path] + inputs.map(\.path),
+                inputFiles: inputs,
                 outputFiles: [output]
             )
         ]

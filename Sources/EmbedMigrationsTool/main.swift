@@ -1,12 +1,14 @@
 import Foundation
 
-// Usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql...
-// Writes a Swift file with one `EmbeddedMigration` per input, ordered by file name.
+// Usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql... [PRICES.csv]
+// Writes a Swift file with one `EmbeddedMigration` per .sql input, ordered by file name, and the
+// text of the .csv input (the shipped price table) as `embeddedPriceFile` ("" without one).
 let arguments = CommandLine.arguments.dropFirst()
 guard let output = arguments.first else {
     FileHandle.standardError.write(Data("usage: EmbedMigrationsTool OUTPUT.swift MIGRATION.sql...\n".utf8))
     exit(64)
 }
+let priceFile = arguments.dropFirst().map { URL(fileURLWithPath: $0) }.first { $0.pathExtension == "csv" }
 let inputs = arguments.dropFirst().map { URL(fileURLWithPath: $0) }
     .filter { $0.pathExtension == "sql" }
     .sorted { $0.lastPathComponent < $1.lastPathComponent }
@@ -31,4 +33,8 @@ for url in inputs {
     source += "    EmbeddedMigration(identifier: \(hashes)\"\(identifier)\"\(hashes), sql: \(hashes)\"\"\"\n\(sql)\n\"\"\"\(hashes)),\n"
 }
 source += "]\n"
+let prices = try priceFile.map { try String(contentsOf: $0, encoding: .utf8) } ?? ""
+var priceHashes = "#"
+while prices.contains("\"" + priceHashes) { priceHashes += "#" }
+source += "\nlet embeddedPriceFile = \(priceHashes)\"\"\"\n\(prices)\n\"\"\"\(priceHashes)\n"
 try source.write(to: URL(fileURLWithPath: output), atomically: true, encoding: .utf8)

@@ -7,13 +7,15 @@ enum DefaultAnswers {
     // MARK: Native Gemini API
 
     static func usage(_ s: FakeGemini.Settings, candidates: Int) -> JSONText {
-        .object([
+        var members: [(String, JSONText)] = [
             ("promptTokenCount", .int(s.promptTokenCount)),
             ("candidatesTokenCount", .int(candidates)),
             ("totalTokenCount", .int(s.promptTokenCount + candidates + s.thoughtsTokenCount)),
             ("promptTokensDetails", .array([.object([("modality", .string("TEXT")), ("tokenCount", .int(s.promptTokenCount))])])),
             ("thoughtsTokenCount", .int(s.thoughtsTokenCount)),
-        ])
+        ]
+        if s.cachedContentTokenCount > 0 { members.append(("cachedContentTokenCount", .int(s.cachedContentTokenCount))) }
+        return .object(members)
     }
 
     static func candidate(text: String, finished: Bool) -> JSONText {

@@ -119,6 +119,8 @@ extension FakeGemini {
         public var promptTokenCount: Int = 11
         public var candidatesTokenCount: Int = 7
         public var thoughtsTokenCount: Int = 5
+        /// `cachedContentTokenCount` (part of the prompt's count), sent when above 0.
+        public var cachedContentTokenCount: Int = 0
         /// Length of default embedding vectors.
         public var embeddingDimensions: Int = 8
         /// Models that `GET /models` lists and `GET /models/{m}` finds (any model name is accepted by

@@ -21,6 +21,8 @@ public struct PoolKey: Sendable, Hashable {
     public var lastThrottledAt: Date?
     /// Consecutive throttles since the last success (drives the bare-429 backoff).
     public var throttleStreak: Int
+    /// Its requests cost nothing (`keys set --free-tier`); their list price is still recorded.
+    public var freeTier: Bool
 
     /// A key as loaded from the database.
     public init(
@@ -30,7 +32,8 @@ public struct PoolKey: Sendable, Hashable {
         project: String? = nil,
         lastUsedAt: Date? = nil,
         lastThrottledAt: Date? = nil,
-        throttleStreak: Int = 0
+        throttleStreak: Int = 0,
+        freeTier: Bool = false
     ) {
         self.id = id
         self.secret = secret
@@ -39,6 +42,7 @@ public struct PoolKey: Sendable, Hashable {
         self.lastUsedAt = lastUsedAt
         self.lastThrottledAt = lastThrottledAt
         self.throttleStreak = throttleStreak
+        self.freeTier = freeTier
     }
 }
 
@@ -62,6 +66,7 @@ extension PoolKey: CustomStringConvertible, CustomDebugStringConvertible, Custom
             "lastUsedAt": lastUsedAt as Any,
             "lastThrottledAt": lastThrottledAt as Any,
             "throttleStreak": throttleStreak,
+            "freeTier": freeTier,
         ])
     }
 }

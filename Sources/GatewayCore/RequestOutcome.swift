@@ -34,11 +34,15 @@ public enum RequestOutcome: String, Sendable, Hashable, Codable, CaseIterable {
     /// A stream the gateway stopped in (a crash, `kill -9`): made at the next start from the
     /// stream's last snapshot in `streams_in_flight` (migration 0005).
     case interrupted
+    /// Refused by one of the client's own limits before a pair was picked (migration 0007): 429
+    /// over a rate, token, money or concurrency limit, 403 for a model it may not use, 401 once
+    /// its token expired. Which limit is the row's error reason (``ClientLimit``'s raw value).
+    case clientLimit = "client_limit"
 
     /// The column of `request_facts` (and of `daily_usage`) that counts a request with this
     /// outcome, besides `requests` and, for every outcome but ``success``, `errors`.
     ///
-    /// Mirrors `request_facts` as migration 0005 defines it (`LogBindingTests` holds the Swift
+    /// Mirrors `request_facts` as migration 0007 defines it (`LogBindingTests` holds the Swift
     /// fold of the daily totals to the SQL views' for every outcome). The views sort by text and
     /// put every word they do not name into `upstream_errors`: a case added here must be placed
     /// in a category that agrees with them, or come with a migration that redefines the view.
@@ -51,12 +55,13 @@ public enum RequestOutcome: String, Sendable, Hashable, Codable, CaseIterable {
         case .upstreamError, .keyError, .gatewayError: .upstreamErrors
         case .cancelled: .cancelled
         case .truncated, .interrupted: .truncated
+        case .clientLimit: .clientLimited
         }
     }
 
     /// The kinds of outcome the usage reports count, one column each.
     public enum Category: Sendable, Hashable, CaseIterable {
-        case successful, clientErrors, throttled, noCapacity, upstreamErrors, cancelled, truncated
+        case successful, clientErrors, throttled, noCapacity, upstreamErrors, cancelled, truncated, clientLimited
     }
 }
 

@@ -12,6 +12,10 @@ import ServiceLifecycle
 public struct Gateway: Sendable {
     public let pool: KeyPool
     public let authenticator: ClientAuthenticator
+    /// The clients' limits and what they used (in memory, rebuilt from the request log at start).
+    public let limiter: ClientLimiter
+    /// The price table (`prices import`).
+    public let prices: Prices
     public let logWriter: RequestLogWriter
     /// The Prometheus metrics served at `/metrics`.
     public let metrics: GatewayMetrics
@@ -48,6 +52,11 @@ public struct Gateway: Sendable {
         }
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
+        limiter = ClientLimiter()
+        prices = Prices()
+        // A database without prices (new, or from before migration 0007) gets the shipped table.
+        let imported = try database.importShippedPricesIfEmpty()
+        if imported > 0 { logger.info("imported the shipped price table", metadata: ["models": "\(imported)"]) }
         // A shutdown that outlasts its grace cancels the requests still running (the server
         // closes their connections): the log writer and the pool's sync wait a moment for them
         // to end before their last writes.
@@ -66,7 +75,7 @@ public struct Gateway: Sendable {
             databaseHealthy: { databaseWatcher.isHealthy }
         )
         sync = PoolSync(
-            database: database, pool: pool, authenticator: authenticator,
+            database: database, pool: pool, authenticator: authenticator, limiter: limiter, prices: prices,
             reloadInterval: configuration.reloadInterval, stragglers: { _ = await tasks.idle(within: stragglerWait) }, logger: logger
         )
         self.transport = try transport ?? NIOHTTP1Transport(timeouts: configuration.upstreamTimeouts, trustRoots: configuration.upstreamCAFile)
@@ -79,6 +88,9 @@ public struct Gateway: Sendable {
         owners = ResourceOwners(database: database, logger: logger)
         try await owners.load()
         try await sync.loadInitial()
+        // The clients' use of today, this month and the last minute, from the request log.
+        let now = Date()
+        limiter.rebuild(from: try database.clientUsage(now: now), now: now)
     }
 
     /// Runs `body` (the service group with the application) with every task it starts preferring
@@ -105,7 +117,8 @@ public struct Gateway: Sendable {
         requestLine: RequestLineWriter? = nil
     ) -> some Service {
         let proxy = ProxyHandler(
-            pool: pool, authenticator: authenticator, transport: transport, logWriter: logWriter, metrics: metrics, owners: owners,
+            pool: pool, authenticator: authenticator, limiter: limiter, prices: prices, transport: transport,
+            logWriter: logWriter, metrics: metrics, owners: owners,
             configuration: configuration, limits: limits, logger: logger, requestLine: requestLine
         )
         let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher)

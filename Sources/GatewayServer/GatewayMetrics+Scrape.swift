@@ -146,6 +146,9 @@ extension GatewayMetrics {
         static let overloadedRequests = Family(
             name: "gemini_gateway_overloaded_requests_total",
             help: "Proxied requests answered 503 at once because --max-in-flight requests were in flight.")
+        static let clientLimitRefusals = Family(
+            name: "gemini_gateway_client_limit_refusals_total",
+            help: "Requests refused by one of their client's own limits (limit: rpm, rpd, tpm, tpd, daily-budget, monthly-budget, max-concurrent, models, expires).")
         static let keyCoolingUntil = Family(
             name: "gemini_gateway_key_cooling_until_seconds",
             help: "Unix time when the key's last cooldown in force ends; 0 when it is not cooling.")

@@ -41,6 +41,9 @@ public final class GatewayMetrics: Sendable {
     let perKey: Bool
     let fixed: FixedSeries
     let scrape = Mutex(ScrapeState())
+    /// `gemini_gateway_client_limit_refusals_total` by limit and client (clients are the
+    /// operator's: few), made on first use.
+    private let clientLimitRefusals = Mutex<[String: Prometheus.Counter]>([:])
 
     /// Metrics for one gateway. `storedKeyCounts` reads the keys that are not in the pool
     /// (disabled, deleted) from the database; it runs on every scrape.
@@ -107,6 +110,19 @@ public final class GatewayMetrics: Sendable {
     /// A proxied request was refused: `--max-in-flight` requests were in flight.
     func requestOverloaded() {
         fixed.overloadedRequests.increment()
+    }
+
+    /// A request was refused by one of its client's own limits (`client_limit`).
+    func clientLimitRefused(client: String, limit: ClientLimit) {
+        let counter = clientLimitRefusals.withLock { counters in
+            let key = "\(limit.rawValue)\u{0}\(client)"
+            if let counter = counters[key] { return counter }
+            let counter = registry.makeCounter(
+                descriptor: Family.clientLimitRefusals.descriptor, labels: [("client", client), ("limit", limit.rawValue)])
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     /// A request in flight turned out to be a stream, or not (OpenAI-compatible calls say so in

@@ -16,6 +16,9 @@ public final class PoolSync: Service, Sendable {
     let database: AppDatabase
     let pool: KeyPool
     let authenticator: ClientAuthenticator
+    /// The clients' limits and the price table, reloaded with the clients.
+    let limiter: (any ClientLimitStore)?
+    let prices: Prices?
     let reloadInterval: Duration
     let logger: Logger
     /// The marker of the last load (and when it started). `run` starts from the one `loadInitial`
@@ -30,12 +33,15 @@ public final class PoolSync: Service, Sendable {
     private let stragglers: @Sendable () async -> Void
 
     public init(
-        database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator, reloadInterval: Duration,
+        database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator,
+        limiter: (any ClientLimitStore)? = nil, prices: Prices? = nil, reloadInterval: Duration,
         stragglers: @escaping @Sendable () async -> Void = {}, logger: Logger
     ) {
         self.database = database
         self.pool = pool
         self.authenticator = authenticator
+        self.limiter = limiter
+        self.prices = prices
         self.reloadInterval = reloadInterval
         self.stragglers = stragglers
         self.logger = logger
@@ -47,9 +53,7 @@ public final class PoolSync: Service, Sendable {
         let started = Date()
         let marker = try await database.poolMarker()
         let state = try await database.loadPoolState()
-        pool.load(state)
-        authenticator.replaceClients(state.clients)
-        warnAboutInvalid(state)
+        load(state)
         loaded.withLock { $0 = (marker, started) }
         return marker
     }
@@ -84,9 +88,7 @@ public final class PoolSync: Service, Sendable {
                 guard current != marker else { continue }
                 let started = Date()
                 let state = try await database.loadPoolState(changedSince: lastReload.addingTimeInterval(-1))
-                pool.load(state)
-                authenticator.replaceClients(state.clients)
-                warnAboutInvalid(state)
+                load(state)
                 marker = current
                 lastReload = started
                 loaded.withLock { $0 = (current, started) }
@@ -103,6 +105,15 @@ public final class PoolSync: Service, Sendable {
             if cancelled { await self.stragglers() }
             await self.flush(includingUsage: true, last: true)
         }.value
+    }
+
+    /// Puts a loaded state in force: the pool, the client tokens, their limits, the prices.
+    private func load(_ state: PoolState) {
+        pool.load(state)
+        authenticator.replaceClients(state.clients)
+        limiter?.replace(state.clients)
+        prices?.replace(state.prices)
+        warnAboutInvalid(state)
     }
 
     private func warnAboutInvalid(_ state: PoolState) {

@@ -30,6 +30,10 @@ typealias ProxyAnswer = HTTPAnswer
 struct ProxyHandler: Sendable {
     let pool: KeyPool
     let authenticator: ClientAuthenticator
+    /// The clients' own limits, judged before a pair is picked (`ProxyHandler+Limits.swift`).
+    let limiter: any ClientLimitStore
+    /// What each request cost, priced when its row is finished.
+    let prices: Prices
     let transport: any UpstreamTransport
     let logWriter: RequestLogWriter
     let metrics: GatewayMetrics
@@ -118,7 +122,8 @@ struct ProxyHandler: Sendable {
         entry.apiVersion = route.apiVersion
         entry.model = route.model
         entry.isStream = route.isStream
-        return (target, route, RequestRecorder(entry: entry, writer: logWriter, metrics: metrics, logger: logger, requestLine: requestLine))
+        return (target, route, RequestRecorder(
+            entry: entry, writer: logWriter, metrics: metrics, prices: prices, logger: logger, requestLine: requestLine))
     }
 
 
@@ -148,6 +153,7 @@ struct ProxyHandler: Sendable {
         case .success(let prepared): exchange = prepared
         case .failure(let error): return fail(recorder, error, outcome: .clientError)
         }
+        if let refused = checkLimits(exchange) { return refused }
         var tried = Set<PairID>()
         var lastFailure: Failure?
         // Pairs whose upstream answered with a 4xx page of its own: charged only if Google then

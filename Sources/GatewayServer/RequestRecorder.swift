@@ -20,19 +20,28 @@ final class RequestRecorder: Sendable {
         var done = false
         /// What the in-flight streams gauge holds for this request.
         var countedAsStream: Bool
+        /// The key of the last try is free-tier: the request costs 0 (at list price all the same).
+        var freeTier = false
+        /// The client's limits admitted the request: charge them when it ends.
+        var charges: (store: any ClientLimitStore, client: Int64)?
     }
 
     private let state: Mutex<State>
     private let writer: RequestLogWriter
     private let metrics: GatewayMetrics
+    private let prices: Prices?
     private let logger: Logger
     private let requestLine: RequestLineWriter?
     let started: ContinuousClock.Instant
     /// The row's request id (set once, when the request arrives).
     let requestID: String
 
-    init(entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, logger: Logger, requestLine: RequestLineWriter? = nil) {
+    init(
+        entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, prices: Prices? = nil, logger: Logger,
+        requestLine: RequestLineWriter? = nil
+    ) {
         self.requestLine = requestLine
+        self.prices = prices
         self.requestID = entry.requestId
         self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
         self.writer = writer
@@ -96,8 +105,14 @@ final class RequestRecorder: Sendable {
         }
     }
 
+    /// The client's limits admitted the request: its tokens and cost go to them when it ends.
+    func charges(_ store: any ClientLimitStore, client: Int64) {
+        state.withLock { $0.charges = (store, client) }
+    }
+
     /// The pair a try goes to: the row names the key and upstream of the last try.
     func picked(key: PoolKey, upstream: PoolUpstream) {
+        state.withLock { $0.freeTier = key.freeTier }
         update {
             $0.keyId = key.id
             $0.keyFingerprint = key.fingerprint
@@ -150,7 +165,7 @@ final class RequestRecorder: Sendable {
 
     /// Completes the row and queues it (once; later calls do nothing).
     private func finish(_ change: (inout RequestLogEntry) -> Void) {
-        let finished: (entry: RequestLogEntry, countedAsStream: Bool)? = state.withLock { state in
+        let finished: (entry: RequestLogEntry, countedAsStream: Bool, freeTier: Bool, charges: (store: any ClientLimitStore, client: Int64)?)? = state.withLock { state in
             guard !state.done else { return nil }
             state.done = true
             change(&state.entry)
@@ -159,9 +174,25 @@ final class RequestRecorder: Sendable {
             // Moved out, not copied: nothing reads the row after this.
             var entry = Self.finishedEntry
             swap(&entry, &state.entry)
-            return (entry, state.countedAsStream)
+            return (entry, state.countedAsStream, state.freeTier, state.charges)
         }
-        guard let (entry, countedAsStream) = finished else { return }
+        guard let finished else { return }
+        var entry = finished.entry
+        let countedAsStream = finished.countedAsStream
+        // What it cost, from the tokens it used, priced now: the row carries it to the log, and
+        // the client's limits are charged with it.
+        let usage = UsageMetadata(
+            prompt: entry.promptTokens, cached: entry.cachedTokens, candidates: entry.candidatesTokens,
+            thoughts: entry.thoughtsTokens, toolUse: entry.toolUseTokens, total: entry.totalTokens)
+        if let prices {
+            let cost = prices.cost(model: entry.model, usage: usage, freeTier: finished.freeTier)
+            if cost != .zero { entry.cost = cost }
+        }
+        if let charges = finished.charges {
+            charges.store.finish(
+                client: charges.client, tokens: usage.prompt + usage.candidates + usage.thoughts,
+                costMicros: entry.cost?.costMicros ?? 0, now: Date().timeIntervalSince1970)
+        }
         metrics.requestFinished(entry, countedAsStream: countedAsStream)
         if let requestLine {
             requestLine(entry)

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GatewayHTTP
 import GatewayStore
 import Logging
@@ -115,6 +116,7 @@ public struct StatusPage: Sendable {
         body += totals(data, log: log)
         body += traffic(data)
         body += models(data)
+        body += spend(data)
         body += upstreams(data)
         body += keys(data)
         body += """
@@ -187,6 +189,22 @@ public struct StatusPage: Sendable {
         html += "</tbody></table>"
         if data.modelsNotShown > 0 {
             html += #"<p class="muted">\#(data.modelsNotShown) quieter models not listed (counted in the totals above).</p>"#
+        }
+        return html
+    }
+
+    /// One chart per client (the biggest spenders): US dollars per UTC day over the last 30 days,
+    /// drawn in micro-dollars, the tooltips in dollars.
+    static func spend(_ data: StatusPageData) -> String {
+        var html = "<h2>Spend per client, last \(StatusPageData.spendDays) days (US dollars, UTC days)</h2>"
+        guard !data.spend.isEmpty else { return html + #"<p class="muted">Nothing spent in the last 30 days (see <code>gemini-gateway prices list</code>).</p>"# }
+        for client in data.spend {
+            let columns = zip(client.days, client.costMicros).map { day, cost in
+                StatusChart.Column(value: Int(cost), tooltip: "\(client.client), \(day): $\(Micros.dollars(cost))")
+            }
+            let labels = client.days.enumerated().filter { $0.offset % 5 == 0 }.map { ($0.offset, String($0.element.dropFirst(5))) }
+            html += "<h3>\(HTMLText.escape(client.client)): $\(Micros.dollars(client.total))</h3>"
+            html += StatusChart.columns(columns, labels: labels, caption: "Spend of \(client.client) per day over the last 30 days, in micro-dollars")
         }
         return html
     }

@@ -58,7 +58,7 @@ struct DailyTable: Sendable {
             name: "daily_key_usage", keyColumns: ["day", "key_id"],
             sumColumns: [
                 "requests", "successful", "errors", "total_tokens", "attempts", "successful_attempts",
-                "throttled_attempts", "key_failures", "upstream_failures",
+                "throttled_attempts", "key_failures", "upstream_failures", "cost_micros", "list_cost_micros",
             ],
             maxColumns: []
         ),
@@ -188,6 +188,7 @@ struct DailyTotals {
         var thoughtsTokens = 0, toolUseTokens = 0, totalTokens = 0, requestBytes = 0, responseBytes = 0
         var latencySum = 0.0, ttfbSum = 0.0
         var ttfbRequests = 0
+        var clientLimited = 0, unpricedRequests = 0, costMicros = 0, listCostMicros = 0
 
         /// Binds the value of `column`.
         func bind(_ column: UsageColumn, to row: inout RowBinder) {
@@ -216,6 +217,10 @@ struct DailyTotals {
             case .latencyMsSum: row.bind(latencySum)
             case .ttfbMsSum: row.bind(ttfbSum)
             case .ttfbRequests: row.bind(ttfbRequests)
+            case .clientLimited: row.bind(clientLimited)
+            case .unpricedRequests: row.bind(unpricedRequests)
+            case .costMicros: row.bind(costMicros)
+            case .listCostMicros: row.bind(listCostMicros)
             }
         }
     }
@@ -229,6 +234,7 @@ struct DailyTotals {
         var counts = RequestCounts()
         var totalTokens = 0
         var tries = AttemptCounts()
+        var costMicros = 0, listCostMicros = 0
     }
 
     struct UpstreamKey: Hashable {
@@ -282,6 +288,7 @@ struct DailyTotals {
         let latency = e.latencyMs.flatMap { $0.isNaN ? nil : $0 }
         let ttfb = e.ttfbMs.flatMap { $0.isNaN ? nil : $0 }
         let model = StoredText(e.model)
+        let cost = Int(e.cost?.costMicros ?? 0), listCost = Int(e.cost?.listCostMicros ?? 0)
         var overflowed = self.overflowed
         Self.update(&usage[UsageKey(day: day, client: StoredText(e.clientName), model: model), default: UsageSums()]) { sums in
             sums.counts.add(successful: successful)
@@ -306,11 +313,17 @@ struct DailyTotals {
             sums.latencySum += latency ?? 0
             sums.ttfbSum += ttfb ?? 0
             sums.ttfbRequests += ttfb == nil ? 0 : 1
+            sums.clientLimited += outcome == .clientLimited ? 1 : 0
+            sums.unpricedRequests += e.cost?.status == .unpriced ? 1 : 0
+            Self.add(cost, to: &sums.costMicros, &overflowed)
+            Self.add(listCost, to: &sums.listCostMicros, &overflowed)
         }
         if let keyId = e.keyId {
             Self.update(&keys[KeyKey(day: day, keyId: keyId), default: KeySums()]) { sums in
                 sums.counts.add(successful: successful)
                 Self.add(e.totalTokens, to: &sums.totalTokens, &overflowed)
+                Self.add(cost, to: &sums.costMicros, &overflowed)
+                Self.add(listCost, to: &sums.listCostMicros, &overflowed)
             }
         }
         if let upstreamId = e.upstreamId {
@@ -371,7 +384,7 @@ struct DailyTotals {
         try Self.add(keys, to: tables[1], db) { row, key, sums in
             row.bind(key.day)
             row.bind(key.keyId)
-            row.bind(sums.counts.values + [sums.totalTokens] + sums.tries.values)
+            row.bind(sums.counts.values + [sums.totalTokens] + sums.tries.values + [sums.costMicros, sums.listCostMicros])
         }
         try Self.add(upstreams, to: tables[2], db) { row, key, sums in
             row.bind(key.day)

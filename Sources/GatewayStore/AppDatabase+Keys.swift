@@ -34,6 +34,8 @@ public struct KeyListing: Codable, Sendable, Equatable {
     public var throttles: Int
     /// The stored secret is not a valid key (edited by hand): the gateway does not use it.
     public var invalidSecret: Bool
+    /// Its requests cost 0 (`keys set --free-tier`).
+    public var freeTier: Bool
 }
 
 extension AppDatabase {
@@ -75,7 +77,7 @@ extension AppDatabase {
                     lastUsedAt: key.lastUsedAt, lastThrottledAt: key.lastThrottledAt,
                     deletedAt: key.deletedAt, deletedReason: key.deletedReason,
                     requests: row["requests"], failedRequests: row["failed"], throttles: row["throttles"],
-                    invalidSecret: !key.hasValidSecret
+                    invalidSecret: !key.hasValidSecret, freeTier: key.freeTier
                 )
             }
         }
@@ -135,6 +137,30 @@ extension AppDatabase {
             }
             try key.update(db)
             return key
+        }
+    }
+
+    /// Marks keys free-tier or not: the key `selector`, or every key labelled `project` (keys
+    /// imported later with that label are not marked). Returns the keys changed. The running
+    /// gateway picks the change up with its next reload (the key's `updated_at` moves).
+    @discardableResult
+    public func setFreeTier(_ freeTier: Bool, key selector: String?, project: String?, now: Date = Date()) throws -> [KeyRecord] {
+        try write { db in
+            var keys: [KeyRecord]
+            if let project {
+                keys = try KeyRecord.filter(KeyRecord.Columns.project == project).fetchAll(db)
+                guard !keys.isEmpty else { throw StoreError.notFound("no key has the project label '\(project)' (see 'gemini-gateway keys list')") }
+            } else if let selector {
+                keys = [try Self.resolveKey(selector, in: db)]
+            } else {
+                throw StoreError.invalid("name a key or give --project")
+            }
+            for index in keys.indices {
+                keys[index].freeTier = freeTier
+                keys[index].updatedAt = now
+                try keys[index].update(db)
+            }
+            return keys
         }
     }
 }

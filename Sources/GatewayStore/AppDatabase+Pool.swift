@@ -19,6 +19,8 @@ public struct PoolState: Sendable {
     /// Ids of enabled upstreams left out of `upstreams` for the same reason (their URL is not
     /// shown: it might carry what should not be logged).
     public var invalidUpstreams: [Int64] = []
+    /// The price table (`prices import`).
+    public var prices: [ModelPrice] = []
 }
 
 extension KeyRecord {
@@ -42,14 +44,17 @@ extension UpstreamRecord {
 }
 
 extension AppDatabase {
-    /// A value that changes whenever an operator (the CLI) changes keys, upstreams or clients.
+    /// A value that changes whenever an operator (the CLI) changes keys, upstreams, clients (their
+    /// limits included) or prices.
     /// Cheap (index lookups), so the server can poll it every second.
     public func poolMarker() async throws -> String {
         try await writer.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT (SELECT MAX(updated_at) FROM keys) AS k, (SELECT MAX(id) FROM keys) AS ki,
                        (SELECT MAX(updated_at) FROM upstreams) AS u, (SELECT MAX(id) FROM upstreams) AS ui,
-                       (SELECT MAX(id) FROM clients) AS c, (SELECT MAX(revoked_at) FROM clients) AS cr
+                       (SELECT MAX(id) FROM clients) AS c, (SELECT MAX(revoked_at) FROM clients) AS cr,
+                       (SELECT MAX(updated_at) FROM clients) AS cu, (SELECT MAX(updated_at) FROM prices) AS p,
+                       (SELECT COUNT(*) FROM prices) AS pc
                 """)!
             return row.databaseValues.map { $0.description }.joined(separator: "|")
         }
@@ -72,7 +77,8 @@ extension AppDatabase {
                 }
                 return PoolKey(
                     id: record.id!, secret: record.secret, fingerprint: record.fingerprint, project: record.project,
-                    lastUsedAt: record.lastUsedAt, lastThrottledAt: record.lastThrottledAt, throttleStreak: record.throttleStreak
+                    lastUsedAt: record.lastUsedAt, lastThrottledAt: record.lastThrottledAt, throttleStreak: record.throttleStreak,
+                    freeTier: record.freeTier
                 )
             }
             var invalidUpstreams: [Int64] = []
@@ -101,7 +107,7 @@ extension AppDatabase {
             return PoolState(
                 keys: keys, upstreams: upstreams, cooldowns: cooldowns, projectCooldowns: projectCooldowns,
                 clients: clients, keysChangedByOperator: changed, invalidKeys: invalidKeys,
-                invalidUpstreams: invalidUpstreams
+                invalidUpstreams: invalidUpstreams, prices: try Self.prices(db)
             )
         }
     }

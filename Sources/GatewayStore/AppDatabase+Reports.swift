@@ -223,12 +223,12 @@ extension AppDatabase {
 
     // MARK: - Building the queries
 
-    private static func plan(_ range: ReportRange, _ db: Database) throws -> ReportPlan {
+    static func plan(_ range: ReportRange, _ db: Database) throws -> ReportPlan {
         let prunedBefore = try Date.fetchOne(db, sql: "SELECT pruned_before FROM log_state")
         return ReportPlan(range, prunedBefore: prunedBefore)
     }
 
-    private static func addFilter(_ filter: ReportFilter, to sql: inout String, _ arguments: inout [any DatabaseValueConvertible]) {
+    static func addFilter(_ filter: ReportFilter, to sql: inout String, _ arguments: inout [any DatabaseValueConvertible]) {
         if let client = filter.client {
             sql += " AND client = ?"
             arguments.append(client)
@@ -241,7 +241,7 @@ extension AppDatabase {
 }
 
 /// The parts of a report's source, joined by `UNION ALL`, with their arguments in order.
-private struct SourceBuilder {
+struct SourceBuilder {
     private var parts: [String] = []
     private(set) var arguments: StatementArguments = []
 

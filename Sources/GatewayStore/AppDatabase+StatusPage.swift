@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 
 // MARK: - What the status page shows, read in one go
@@ -75,6 +76,19 @@ public struct StatusPageData: Sendable, Equatable {
     public var modelsNotShown = 0
     /// Everything in the window, shown models or not.
     public var total = Traffic()
+    /// What each client spent (micro-dollars) per UTC day of the last ``spendDays`` days (oldest
+    /// first, today last), the biggest spenders first, at most `spendClientLimit` of them.
+    public var spend: [ClientSpend] = []
+    public static let spendDays = 30
+
+    /// One client's spend per day.
+    public struct ClientSpend: Sendable, Equatable {
+        public var client: String
+        /// UTC days ('YYYY-MM-DD'), oldest first, and what was spent on each.
+        public var days: [String]
+        public var costMicros: [Int64]
+        public var total: Int64 { costMicros.reduce(0, +) }
+    }
 
     /// The start of bucket `index`.
     public func bucketStart(_ index: Int) -> Date {
@@ -106,11 +120,32 @@ extension AppDatabase {
                 (data.keys, data.keysNotShown) = try Self.statusKeys(db, now: now, limit: keyLimit, counts: data.keyCounts)
                 data.upstreams = try Self.statusUpstreams(db, since: windowStart)
                 try Self.statusTraffic(db, into: &data, buckets: buckets, modelLimit: modelLimit)
+                data.spend = try Self.statusSpend(db, now: now, clientLimit: 8)
                 return data
             }
         } catch {
             throw StoreError(error, path: path ?? ":memory:", busyTimeout: busyTimeout)
         }
+    }
+
+    // MARK: Spend
+
+    /// The last 30 UTC days of spend per client, from the daily totals (one index range a day).
+    static func statusSpend(_ db: Database, now: Date, clientLimit: Int) throws -> [StatusPageData.ClientSpend] {
+        let today = ClientUsageCounters.day(Int64(now.timeIntervalSince1970.rounded(.down)))
+        let days = ((today - Int64(StatusPageData.spendDays) + 1)...today).map { utcDay($0 * 86_400) }
+        var byClient: [String: [Int64]] = [:]
+        for row in try Row.fetchAll(db, sql: """
+            SELECT day, client, SUM(cost_micros) AS cost FROM daily_usage
+            WHERE day >= ? AND day <= ? GROUP BY day, client HAVING SUM(cost_micros) > 0
+            """, arguments: [days.first!, days.last!]) {
+            let day: String = row["day"]
+            guard let index = days.firstIndex(of: day) else { continue }
+            byClient[row["client"], default: Array(repeating: 0, count: days.count)][index] += row["cost"] as Int64
+        }
+        return byClient.map { StatusPageData.ClientSpend(client: $0.key, days: days, costMicros: $0.value) }
+            .sorted { ($0.total, $1.client) > ($1.total, $0.client) }
+            .prefix(clientLimit).map { $0 }
     }
 
     // MARK: Keys

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 
 // MARK: - One record type per table (columns in snake_case, properties in camelCase)
@@ -25,6 +26,8 @@ public struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, MutableP
     public var throttleStreak: Int
     public var createdAt: Date
     public var updatedAt: Date
+    /// Its requests cost 0 (their list price is still recorded): `keys set --free-tier`.
+    public var freeTier: Bool = false
 
     public enum Columns {
         public static let id = Column("id")
@@ -123,6 +126,52 @@ public struct ClientRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     public var tokenTail: String
     public var createdAt: Date
     public var revokedAt: Date?
+    // The client's limits (migration 0007); nil: none.
+    public var rpm: Int?
+    public var rpd: Int?
+    public var tpm: Int?
+    public var tpd: Int?
+    public var dailyBudgetMicros: Int64?
+    public var monthlyBudgetMicros: Int64?
+    public var maxConcurrent: Int?
+    /// Allowed model names or globs, one a line.
+    public var models: String?
+    public var expiresAt: Date?
+    /// The last change by `clients add` or `clients set`.
+    public var updatedAt: Date?
+
+    public init(id: Int64?, name: String, tokenHash: String, tokenTail: String, createdAt: Date, revokedAt: Date?, limits: ClientLimits = ClientLimits()) {
+        self.id = id
+        self.name = name
+        self.tokenHash = tokenHash
+        self.tokenTail = tokenTail
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+        self.limits = limits
+        self.updatedAt = createdAt
+    }
+
+    /// The limits as the request path judges them.
+    public var limits: ClientLimits {
+        get {
+            ClientLimits(
+                rpm: rpm, rpd: rpd, tpm: tpm, tpd: tpd, dailyBudgetMicros: dailyBudgetMicros,
+                monthlyBudgetMicros: monthlyBudgetMicros, maxConcurrent: maxConcurrent,
+                models: models.map { $0.split(separator: "\n").map(String.init) }, expiresAt: expiresAt
+            )
+        }
+        set {
+            rpm = newValue.rpm
+            rpd = newValue.rpd
+            tpm = newValue.tpm
+            tpd = newValue.tpd
+            dailyBudgetMicros = newValue.dailyBudgetMicros
+            monthlyBudgetMicros = newValue.monthlyBudgetMicros
+            maxConcurrent = newValue.maxConcurrent
+            models = newValue.models.map { $0.joined(separator: "\n") }
+            expiresAt = newValue.expiresAt
+        }
+    }
 
     public enum Columns {
         public static let id = Column("id")

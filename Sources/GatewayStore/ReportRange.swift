@@ -60,6 +60,19 @@ public enum ReportTime {
             """)
     }
 
+    /// An expiry (`clients add/set --expires`): a date is valid through that UTC day (it expires at
+    /// the next midnight), a date and time at that instant (UTC), a duration (`30d`) from now.
+    public static func parseExpiry(_ text: String, now: Date) throws(ReportTimeError) -> Date {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let seconds = duration(trimmed) { return now.addingTimeInterval(seconds) }
+        if let day = UTC.day(trimmed) { return day.addingTimeInterval(86_400) }
+        if let instant = UTC.dateTime(trimmed) { return instant }
+        throw ReportTimeError(message: """
+            --expires '\(text)' is neither a date (2027-06-30: valid through that UTC day), a date and \
+            time (2027-06-30 12:00, UTC) nor a duration from now (90d, 12h)
+            """)
+    }
+
     /// Seconds in `24h`, `7d` and the like; nil if `text` is not one.
     static func duration(_ text: String) -> TimeInterval? {
         guard let unit = text.last, let amount = Int(text.dropLast()), amount >= 0, amount <= 100_000 else { return nil }

@@ -64,6 +64,9 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var usageStatus: UsageStatus
     public var errorStatus: String?
     public var errorReason: String?
+    /// What it cost (`cost_micros`, `list_cost_micros`, `price_status`), set when the row is
+    /// finished; nil: nothing (0, `none`).
+    public var cost: RequestCost?
     public var attempts: [AttemptRow]
 
     public init(requestId: String, startedAt: Date, method: String, endpoint: String) {
@@ -130,7 +133,7 @@ extension AppDatabase {
     /// Rows one `INSERT` carries when a batch has that many left: SQLite then runs one program for
     /// all of them (its cursors opened once, one reset and one step); the writer's whole work per
     /// row took 23% fewer instructions than with a statement a row (`bench/RESULTS.md`, "Writer
-    /// and usage scan, instruction counts"). 16 rows of `requests` are 464 parameters, under the
+    /// and usage scan, instruction counts"). 16 rows of `requests` are 512 parameters, under the
     /// 999 that older SQLite builds allow.
     static let rowsPerInsert = 16
 
@@ -146,9 +149,9 @@ extension AppDatabase {
                 is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
                 latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
                 candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
-                error_status, error_reason
+                error_status, error_reason, cost_micros, list_cost_micros, price_status
                 """,
-            values: 29, rows: rows)
+            values: 32, rows: rows)
     }
 
     static func insertSQL(attemptsRows rows: Int) -> String {
@@ -239,6 +242,9 @@ extension AppDatabase {
         row.bind(e.usageStatus.rawValue)
         row.bind(e.errorStatus)
         row.bind(e.errorReason)
+        row.bind(e.cost?.costMicros ?? 0)
+        row.bind(e.cost?.listCostMicros ?? 0)
+        row.bind((e.cost?.status ?? .none).rawValue)
         return started.day
     }
 

@@ -34,6 +34,14 @@ enum UsageColumn: String, CaseIterable, Sendable {
     case ttfbMsSum = "ttfb_ms_sum"
     /// How many requests have a time to first byte.
     case ttfbRequests = "ttfb_requests"
+    /// Requests refused by the client's own limits (migration 0007).
+    case clientLimited = "client_limited"
+    /// Requests with tokens of a model the price table does not know (their cost counts 0).
+    case unpricedRequests = "unpriced_requests"
+    /// What the requests cost, micro-dollars (free-tier keys: 0).
+    case costMicros = "cost_micros"
+    /// The same at list price (free-tier keys included).
+    case listCostMicros = "list_cost_micros"
 
     /// The column's name in `daily_usage`.
     var name: String { rawValue }
@@ -65,8 +73,12 @@ enum UsageColumn: String, CaseIterable, Sendable {
              .promptTokens, .cachedTokens, .candidatesTokens, .thoughtsTokens, .totalTokens:
             [.sum(self, inTable: true)]
         case .noCapacity, .streamed, .upstreamAttempts, .usageMissing, .usageTruncated, .toolUseTokens,
-             .requestBytes, .responseBytes:
+             .requestBytes, .responseBytes, .clientLimited, .unpricedRequests:
             [.sum(self, inTable: false)]
+        case .costMicros:
+            [UsageMeasure(name: "cost_usd", sql: "SUM(cost_micros) / 1000000.0", inTable: false)]
+        case .listCostMicros:
+            [UsageMeasure(name: "list_cost_usd", sql: "SUM(list_cost_micros) / 1000000.0", inTable: false)]
         }
     }
 

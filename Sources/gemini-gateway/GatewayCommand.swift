@@ -13,7 +13,7 @@ struct GatewayCommand: AsyncParsableCommand {
             by another writer (try again).
             """,
         subcommands: [
-            ServeCommand.self, ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, StatusCommand.self,
+            ServeCommand.self, ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, PricesCommand.self, StatusCommand.self,
             ReportCommand.self,
         ]
     )

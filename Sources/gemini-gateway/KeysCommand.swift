@@ -6,7 +6,7 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "List and manage Gemini API keys (shown by fingerprint, never whole).",
-        subcommands: [List.self, Disable.self, Restore.self, Delete.self, Check.self]
+        subcommands: [List.self, Disable.self, Restore.self, Delete.self, SetKey.self, Check.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -25,10 +25,11 @@ struct KeysCommand: AsyncParsableCommand {
                 let keys = try database.open().listKeys(states: state.map { [$0] } ?? Set(KeyRecord.State.allCases))
                 if output.json { return try Output.json(keys) }
                 Output.table(
-                    ["ID", "FINGERPRINT", "TAIL", "PROJECT", "STATE", "COOLDOWNS", "LAST USED", "LAST THROTTLED", "REQUESTS", "FAILED", "THROTTLES", "WHY DELETED"],
+                    ["ID", "FINGERPRINT", "TAIL", "PROJECT", "FREE TIER", "STATE", "COOLDOWNS", "LAST USED", "LAST THROTTLED", "REQUESTS", "FAILED", "THROTTLES", "WHY DELETED"],
                     keys.map { key in
                         [
                             String(key.id), key.fingerprint, key.invalidSecret ? "?" : "…" + key.tail, key.project ?? "-",
+                            key.freeTier ? "yes" : "-",
                             key.invalidSecret ? "\(key.state.rawValue) (unused: stored secret is not a valid key)" : key.state.rawValue,
                             key.cooldowns.isEmpty ? "-" : key.cooldowns.map { "\($0.model) until \(Output.time($0.until)) (\($0.reason))" }.joined(separator: "; "),
                             Output.time(key.lastUsedAt), Output.time(key.lastThrottledAt),
@@ -79,6 +80,35 @@ struct KeysCommand: AsyncParsableCommand {
             try await reportingErrors {
                 let record = try database.open().setKeyState(key, to: .deleted, reason: reason)
                 print("key \(record.fingerprint) (…\(record.tail)) deleted (soft): \(reason)")
+            }
+        }
+    }
+}
+
+extension KeysCommand {
+    struct SetKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Mark a key, or every key of a project label, free-tier (its requests cost 0; their list price is still reported) or not."
+        )
+        @Argument(help: "The key: its id, fingerprint (or a unique prefix), or last 4 characters (or give --project).")
+        var key: String?
+        @Option(name: .long, help: "Every key with this project label instead of one key.") var project: String?
+        @Flag(name: .customLong("free-tier"), help: "Its requests cost nothing.") var freeTier = false
+        @Flag(name: .customLong("no-free-tier"), help: "Its requests cost the list price.") var paid = false
+        @OptionGroup var database: DatabaseOptions
+
+        func validate() throws {
+            guard freeTier != paid else { throw ValidationError("give --free-tier or --no-free-tier") }
+            guard (key == nil) != (project == nil) else { throw ValidationError("name one key, or give --project LABEL") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let keys = try database.open().setFreeTier(freeTier, key: key, project: project)
+                for record in keys {
+                    print("key \(record.fingerprint) (…\(record.tail)) \(freeTier ? "free-tier" : "paid")")
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ struct ReportCommand: AsyncParsableCommand {
             are counted whole (noted on stderr). The same numbers are in the SQL views usage_by_client_day, \
             usage_by_model_day, usage_by_key_day, usage_by_upstream_day and health (see docs/reports.md).
             """,
-        subcommands: [Clients.self, Models.self, Keys.self, Upstreams.self, Health.self]
+        subcommands: [Clients.self, Models.self, Keys.self, Upstreams.self, Spend.self, Health.self]
     )
 
     // MARK: - Per client / per model per day
@@ -60,6 +60,34 @@ struct ReportCommand: AsyncParsableCommand {
             let report = try database.open().usageReport(by: dimension, range: range, filter: filter.filter, perDay: !totals)
             let caption = range.caption("requests per \(noun)\(totals ? "" : " per day")")
             ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
+        }
+    }
+
+    // MARK: - Spend
+
+    struct Spend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What the requests cost in US dollars, per client (or --by model, key, project, day) per day (--totals: for the whole range).",
+            discussion: "cost_usd is what was charged (free-tier keys count 0), list_cost_usd the list price, saved_usd the difference; unpriced_requests used a model the price table does not know (counted at 0: 'gemini-gateway prices import')."
+        )
+        @Option(name: .long, help: "Group by client, model, key, project or day.") var by: SpendDimension = .client
+        @Flag(name: .long, help: "One row per client (model, ...) for the whole range instead of one per day.") var totals = false
+        @OptionGroup var range: ReportRangeOptions
+        @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let range = try range.parsed()
+                let report = try database.open().spendReport(by: by, range: range, perDay: !totals)
+                let caption = range.caption(by == .day ? "spend per day" : "spend per \(by.rawValue)\(totals ? "" : " per day")")
+                ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
+                if let column = report.columns.firstIndex(of: "unpriced_requests"),
+                   report.rows.contains(where: { ($0[column].integer ?? 0) > 0 }) {
+                    LogOutput.standardError.flush(waitingUpTo: 2)
+                    FileHandle.standardError.write(Data("note: unpriced_requests used models without a price (counted at $0); see 'gemini-gateway prices list'\n".utf8))
+                }
+            }
         }
     }
 
@@ -160,3 +188,5 @@ extension ReportRange {
         "\(what), \(Output.time(since)) to \(Output.time(until)) UTC"
     }
 }
+
+extension SpendDimension: ExpressibleByArgument {}

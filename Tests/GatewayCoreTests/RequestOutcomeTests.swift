@@ -1,13 +1,13 @@
 import GatewayCore
 import Testing
 
-/// The words a request's row stores: the views of migrations 0002 and 0005 match them as text, so
+/// The words a request's row stores: the views of migrations 0002, 0005 and 0007 match them as text, so
 /// they may never change.
 @Suite struct RequestOutcomeTests {
     @Test func outcomesAreStoredAsTheWordsOfTheSchema() {
         #expect(RequestOutcome.allCases.map(\.rawValue) == [
             "success", "client_error", "unauthorized", "too_large", "throttled", "no_capacity", "upstream_error",
-            "key_error", "gateway_error", "cancelled", "truncated", "interrupted",
+            "key_error", "gateway_error", "cancelled", "truncated", "interrupted", "client_limit",
         ])
         #expect(UsageStatus.allCases.map(\.rawValue) == ["complete", "missing", "truncated", "none"])
     }

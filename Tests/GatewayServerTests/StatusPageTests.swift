@@ -239,7 +239,8 @@ import Testing
         #expect(hostile[2] == "disabled")
 
         // The charts are there, with one bar group per minute that had requests.
-        #expect(html.components(separatedBy: "<svg").count - 1 == 3, "\(where_): two column charts and the tokens per model")
+        #expect(html.components(separatedBy: "<svg").count - 1 == 4, "\(where_): two column charts, the tokens per model and one client's spend")
+        #expect(html.contains("Spend per client, last 30 days"), "\(where_)")
         #expect(html.contains("tokens</title>"))
 
         // Nothing hostile is live markup, no secret is anywhere.

@@ -77,7 +77,8 @@ import Testing
                 e.isStream, e.status, e.outcome.rawValue, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
                 e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
                 e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                e.usageStatus.rawValue, e.errorStatus, e.errorReason,
+                e.usageStatus.rawValue, e.errorStatus, e.errorReason, e.cost?.costMicros ?? 0,
+                e.cost?.listCostMicros ?? 0, (e.cost?.status ?? .none).rawValue,
             ]
             try db.execute(sql: AppDatabase.insertRequestSQL, arguments: StatementArguments(values))
             for a in e.attempts {
@@ -175,6 +176,13 @@ import Testing
             e.usageStatus = pick(UsageStatus.allCases)
             e.errorStatus = pick(texts)
             e.errorReason = pick(texts)
+            // Costs (migration 0007): none, priced, free-tier, unpriced, and sums near the 64-bit edge.
+            e.cost = pick([
+                nil, RequestCost(costMicros: 33, listCostMicros: 33, status: .priced),
+                RequestCost(costMicros: 0, listCostMicros: 557_500, status: .freeTier),
+                RequestCost(costMicros: 0, listCostMicros: 0, status: .unpriced),
+                RequestCost(costMicros: Int64.random(in: 0..<1_000_000_000, using: &generator), listCostMicros: 1, status: .priced),
+            ])
             e.attempts = (0..<Int.random(in: 0...3, using: &generator)).map { attempt in
                 AttemptRow(
                     attempt: attempt + 1,
@@ -290,13 +298,13 @@ import Testing
     }
 
     /// ``RequestOutcome/category`` and the usage statuses, as the fold counts them, against the
-    /// columns `request_facts` (migration 0005) gives the stored words: one row per case.
+    /// columns `request_facts` (migration 0007) gives the stored words: one row per case.
     @Test func everyOutcomeCountsWhereRequestFactsCountsIt() async throws {
         let fixture = try Fixture()
         let columns: [(RequestOutcome.Category, String)] = [
             (.successful, "successful"), (.clientErrors, "client_errors"), (.throttled, "throttled"),
             (.noCapacity, "no_capacity"), (.upstreamErrors, "upstream_errors"), (.cancelled, "cancelled"),
-            (.truncated, "truncated"),
+            (.truncated, "truncated"), (.clientLimited, "client_limited"),
         ]
         #expect(columns.map(\.0) == RequestOutcome.Category.allCases)
         let usages = UsageStatus.allCases
