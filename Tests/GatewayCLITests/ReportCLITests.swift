@@ -175,6 +175,9 @@ import Testing
             "response_bytes": try raw("SELECT SUM(response_bytes) FROM requests WHERE client_name = 'alice'"),
             "avg_latency_ms": try raw("SELECT round(AVG(latency_ms), 1) FROM requests WHERE client_name = 'alice'"),
             "avg_ttfb_ms": try raw("SELECT round(AVG(ttfb_ms), 1) FROM requests WHERE client_name = 'alice'"),
+            "client_limited": "0", "unpriced_requests": "0",
+            "cost_usd": try raw("SELECT SUM(cost_micros) / 1e6 FROM requests WHERE client_name = 'alice'"),
+            "list_cost_usd": try raw("SELECT SUM(list_cost_micros) / 1e6 FROM requests WHERE client_name = 'alice'"),
         ]
         #expect(alice == aliceWants)
         let bobWants: [String: String] = [
@@ -187,9 +190,13 @@ import Testing
             "response_bytes": try raw("SELECT SUM(response_bytes) FROM requests WHERE client_name = 'bob'"),
             "avg_latency_ms": try raw("SELECT round(AVG(latency_ms), 1) FROM requests WHERE client_name = 'bob'"),
             "avg_ttfb_ms": try raw("SELECT round(AVG(ttfb_ms), 1) FROM requests WHERE client_name = 'bob'"),
+            "client_limited": "0", "unpriced_requests": "0",
+            "cost_usd": try raw("SELECT SUM(cost_micros) / 1e6 FROM requests WHERE client_name = 'bob'"),
+            "list_cost_usd": try raw("SELECT SUM(list_cost_micros) / 1e6 FROM requests WHERE client_name = 'bob'"),
         ]
         #expect(bob == bobWants)
         #expect(alice["request_bytes"] == "200", "5 bodies of 40 bytes")
+        #expect(alice["cost_usd"] != "0", "alice's requests are priced (etc/prices.csv is loaded at start)")
 
         // --totals over a range given as dates, --client, --model.
         let totals = try await Self.run(ws, ["clients", "--totals", "--since", today, "--until", today])

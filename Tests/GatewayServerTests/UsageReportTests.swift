@@ -299,6 +299,11 @@ import Testing
             "response_bytes": .integer(group.map { $0.1["response_bytes"] as Int64 }.reduce(0, +)),
             "avg_latency_ms": .real((latency / Double(requests) * 10).rounded() / 10),
             "avg_ttfb_ms": .real((ttfb / Double(requests) * 10).rounded() / 10),
+            // Migration 0007: no client of this traffic has limits; the cost is the rows' own.
+            "client_limited": count { $0.outcome == "client_limit" },
+            "unpriced_requests": .integer(Int64(group.filter { ($0.1["price_status"] as String) == "unpriced" }.count)),
+            "cost_usd": .real(Double(group.map { $0.1["cost_micros"] as Int64 }.reduce(0, +)) / 1_000_000),
+            "list_cost_usd": .real(Double(group.map { $0.1["list_cost_micros"] as Int64 }.reduce(0, +)) / 1_000_000),
         ]
     }
 
@@ -334,7 +339,9 @@ import Testing
             let want = usageRow(group)
             for (column, value) in want {
                 if case .real(let wanted) = value, let got = record[column]?.real {
-                    #expect(abs(got - wanted) < 0.051, "\(view) \(name) \(column): \(got) != \(wanted)")
+                    // Averages are rounded to 0.1 ms; dollars are exact micro-dollar sums.
+                    let tolerance = column.hasSuffix("_usd") ? 1e-9 : 0.051
+                    #expect(abs(got - wanted) < tolerance, "\(view) \(name) \(column): \(got) != \(wanted)")
                 } else {
                     #expect(record[column] == value, "\(view) \(name) \(column)")
                 }
