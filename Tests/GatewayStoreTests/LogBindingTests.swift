@@ -77,7 +77,7 @@ import Testing
                 e.isStream, e.status, e.outcome.rawValue, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
                 e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
                 e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                e.usageStatus.rawValue, e.errorStatus, e.errorReason,
+                e.usageStatus.rawValue, e.errorStatus, e.errorReason, e.queueWaitMs,
             ]
             try db.execute(sql: AppDatabase.insertRequestSQL, arguments: StatementArguments(values))
             for a in e.attempts {
@@ -175,6 +175,7 @@ import Testing
             e.usageStatus = pick(UsageStatus.allCases)
             e.errorStatus = pick(texts)
             e.errorReason = pick(texts)
+            e.queueWaitMs = latency()
             e.attempts = (0..<Int.random(in: 0...3, using: &generator)).map { attempt in
                 AttemptRow(
                     attempt: attempt + 1,
