@@ -21,7 +21,8 @@
 # machine's speed: without it, rows that arrive within the writer's 100 ms share a transaction, and
 # how many do depends on how fast valgrind runs that day; a run then takes ~10 minutes, and what
 # runs per second and not per request, such as the pool's reload check, weighs more in the count),
-# BENCH_INSTR_TARGET (gateway; floor: count bench/nio-proxy-floor instead, the plainest SwiftNIO
+# BENCH_CLIENT_LIMITS (none: options for `clients add`, such as "--rpm 1000000 --models gemini-*", so
+# the bench's client is checked against limits it never reaches), BENCH_INSTR_TARGET (gateway; floor: count bench/nio-proxy-floor instead, the plainest SwiftNIO
 # proxy, for the gateway's distance to it function by function). Installs nginx, valgrind and gcc
 # with apt-get when run as root. Output in bench/out/instructions-*/; one bench at a time
 # (bench/out/run.lock).
@@ -29,6 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FEW=${BENCH_INSTR_FEW:-500}
+read -ra CLIENT_LIMITS <<< "${BENCH_CLIENT_LIMITS:-}"
 MANY=${BENCH_INSTR_MANY:-1500}
 PORT_BASE=${BENCH_PORT_BASE:-18500}
 UPSTREAM_PORT=$((PORT_BASE + 1))
@@ -118,7 +120,7 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     fi
     "$GATEWAY" import --db "$db" --keys "$OUT/api_keys.txt" --upstreams "$OUT/proxy_urls.txt" > "$OUT/import-$n.log" 2>&1 \
         || die "import failed: see $OUT/import-$n.log"
-    "$GATEWAY" clients add bench --json --db "$db" > "$OUT/client-$n.json" || die "clients add failed"
+    "$GATEWAY" clients add bench --json --db "$db" "${CLIENT_LIMITS[@]}" > "$OUT/client-$n.json" || die "clients add failed"
     LD_PRELOAD=$OUT/sigsuspend.so valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$n.out" \
         "$GATEWAY" serve --db "$db" --host 127.0.0.1 --port "$GATEWAY_PORT" --log-level "${BENCH_LOG_LEVEL:-info}" \
         > "$OUT/gateway-$n.log" 2>&1 9>&- &

@@ -21,7 +21,8 @@
 # the upstream pools have closed the burst's idle connections and the gateway has trimmed again),
 # BENCH_WRITE_RESULTS (1 in a full run: update bench/RESULTS.md), BENCH_PYTHON (the Python for
 # the SSE server and stream client; default Debian's python3), BENCH_GATEWAY (another gateway binary
-# to measure, e.g. one built with other flags). The gateway's own GEMINI_GATEWAY_*
+# to measure, e.g. one built with other flags), BENCH_CLIENT_LIMITS (options for the bench client's
+# `clients add`, e.g. "--rpm 100000000 --models gemini-*": limits checked but never reached). The gateway's own GEMINI_GATEWAY_*
 # variables pass through, e.g. GEMINI_GATEWAY_MAX_IN_FLIGHT=0.
 #
 # Installs what it needs with apt-get when run as root (nginx, wrk, python3, python3-uvloop,
@@ -231,14 +232,15 @@ printf 'http://127.0.0.1:%s\nhttp://localhost:%s\nhttp://127.0.0.1:%s/p3\n' \
     "$UPSTREAM_PORT" "$UPSTREAM_PORT" "$UPSTREAM_PORT" > "$OUT/gateway/proxy_urls.txt"
 cat >> "$COMMANDS" <<EOF
 gemini-gateway import --db DB --keys api_keys.txt --upstreams proxy_urls.txt   # $KEYS keys; upstreams: http://127.0.0.1:$UPSTREAM_PORT, http://localhost:$UPSTREAM_PORT, http://127.0.0.1:$UPSTREAM_PORT/p3
-gemini-gateway clients add bench --json --db DB
+gemini-gateway clients add bench --json --db DB ${BENCH_CLIENT_LIMITS:-}
 cp DB DB-warning   # the second gateway's own copy
 gemini-gateway serve --db DB --host 127.0.0.1 --port $GATEWAY_PORT                                            # the gateway as it ships (log level info: a line per request, to a file)
 gemini-gateway serve --db DB-warning --host 127.0.0.1 --port $QUIET_PORT --log-level warning                  # gateway-warning
 EOF
 "$GATEWAY" import --db "$DB" --keys "$OUT/gateway/api_keys.txt" --upstreams "$OUT/gateway/proxy_urls.txt" > "$OUT/gateway/import.log" 2>&1 \
     || die "import failed: see $OUT/gateway/import.log"
-"$GATEWAY" clients add bench --json --db "$DB" > "$OUT/gateway/client.json" || die "clients add failed"
+read -ra CLIENT_LIMITS <<< "${BENCH_CLIENT_LIMITS:-}"
+"$GATEWAY" clients add bench --json --db "$DB" "${CLIENT_LIMITS[@]}" > "$OUT/gateway/client.json" || die "clients add failed"
 TOKEN=$("$PY" bench/tools.py token "$OUT/gateway/client.json")
 export BENCH_TOKEN=$TOKEN
 cp "$DB" "$DB-warning"

@@ -37,6 +37,9 @@ public struct CooldownPolicy: Sendable, Hashable {
     public var upstreamBlockedCooldown: TimeInterval = 30 * 60
     /// How long an upstream's last failure still ranks it behind the others once its cooldown is over.
     public var upstreamFailureMemory: TimeInterval = 30
+    /// When a burst of 429s through one upstream is blamed on it rather than on the keys, and how
+    /// long it then cools.
+    public var egress = EgressRule()
 
     /// The defaults described above.
     public init() {}

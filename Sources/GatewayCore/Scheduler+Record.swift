@@ -16,6 +16,10 @@ extension Scheduler {
     /// | transient | - | `lastFailureAt = now` only: it sorts behind the others but is not cooled and its streak is unchanged (a Google-side 503 storm says nothing about the relay, and must not lengthen its next backoff) |
     /// | clientError, cancelled | - | - |
     ///
+    /// A per-minute or bare 429 is also evidence against the upstream it came through: when
+    /// ``EgressRule`` blames that upstream, it cools (reason `EGRESS_THROTTLED`) and the cooldowns
+    /// its burst of 429s put on keys and projects are lifted (`Scheduler+Egress.swift`).
+    ///
     /// With ``CooldownPolicy/invalidKeyGrace`` set, a first `API_KEY_INVALID` does not delete the
     /// key: it becomes a suspect and cools for every model (`"*"`, reason
     /// ``CooldownPolicy/invalidKeyRecheckReason``) for the grace, like an unusable key. Another
@@ -41,13 +45,14 @@ extension Scheduler {
                 slots[slot].key.throttleStreak = 0
                 changes.append(.keyRecovered(id: keyID))
             }
-            if let index = upstreamIndexByID[upstreamID],
-               upstreamSlots[index].upstream.failureStreak > 0 || upstreamSlots[index].upstream.cooldownUntil != nil
-            {
-                upstreamSlots[index].upstream.failureStreak = 0
-                upstreamSlots[index].upstream.cooldownUntil = nil
-                upstreamSlots[index].coolUntil = -.infinity
-                changes.append(.upstreamRecovered(id: upstreamID))
+            if let index = upstreamIndexByID[upstreamID] {
+                upstreamSlots[index].succeeded = time
+                if upstreamSlots[index].upstream.failureStreak > 0 || upstreamSlots[index].upstream.cooldownUntil != nil {
+                    upstreamSlots[index].upstream.failureStreak = 0
+                    upstreamSlots[index].upstream.cooldownUntil = nil
+                    upstreamSlots[index].coolUntil = -.infinity
+                    changes.append(.upstreamRecovered(id: upstreamID))
+                }
             }
 
         case .throttled(let throttle):
@@ -59,9 +64,17 @@ extension Scheduler {
             let stored = Self.merge(entry, into: &slots[Int(slot)].cooldowns, now: time)
             changes.append(.keyCooldown(keyCooldown(keyID: keyID, stored)))
             let project = slots[Int(slot)].project
+            var projectUntil: Double?
             if throttle.isProjectWide, project >= 0 {
                 let stored = Self.merge(entry, into: &projects[Int(project)].cooldowns, now: time)
                 changes.append(.projectCooldown(projectCooldown(project: projects[Int(project)].name, stored)))
+                if stored == entry { projectUntil = until }
+            }
+            if throttle.kind == .perMinute, policy.egress.isOn, upstreamSlots.count > 1 {
+                let mark = ThrottleMark(
+                    time: time, keyID: keyID, project: project >= 0 ? projects[Int(project)].name : "key \(keyID)",
+                    model: model, keyUntil: stored == entry ? until : nil, projectUntil: projectUntil)
+                changes += blameEgress(after: mark, upstream: upstreamID, now: now, rule: policy.egress)
             }
 
         case .keyDead(let reason):

@@ -95,7 +95,11 @@ extension Scheduler {
             var upstream = incoming
             var sequence: UInt64 = 0
             var dirty = false
+            var succeeded = -Double.infinity
+            var throttles: [ThrottleMark] = []
             if let old = oldUpstreamIndexByID[incoming.id].map({ oldUpstreams[$0] }) {
+                succeeded = old.succeeded
+                throttles = old.throttles
                 upstream.cooldownUntil = old.upstream.cooldownUntil
                 upstream.failureStreak = old.upstream.failureStreak
                 upstream.lastFailureAt = old.upstream.lastFailureAt
@@ -110,7 +114,9 @@ extension Scheduler {
                 failed: upstream.lastFailureAt?.timeIntervalSinceReferenceDate ?? -.infinity,
                 used: upstream.lastUsedAt?.timeIntervalSinceReferenceDate ?? -.infinity,
                 sequence: sequence,
-                usageDirty: dirty))
+                usageDirty: dirty,
+                succeeded: succeeded,
+                throttles: throttles))
         }
 
         // Views hold slot numbers of the old pool; they are rebuilt on demand.

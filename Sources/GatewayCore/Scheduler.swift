@@ -64,6 +64,10 @@ public struct Scheduler: Sendable {
         var used: Double
         var sequence: UInt64
         var usageDirty: Bool
+        /// When a request last succeeded through it (`-infinity`: not since the start).
+        var succeeded: Double = -.infinity
+        /// Its recent per-minute and bare 429s, for ``EgressRule`` (within its window).
+        var throttles: [ThrottleMark] = []
     }
 
     var slots: [KeySlot] = []

@@ -12,6 +12,11 @@ public enum StateChange: Sendable, Hashable {
     case keyCooldown(KeyCooldown)
     /// Store (upsert by project and model) a project-wide cooldown.
     case projectCooldown(ProjectCooldown)
+    /// Delete the key's cooldown for `model` if it ends at `until` or sooner (a 429 blamed on the
+    /// upstream after all, ``EgressRule``).
+    case keyCooldownLifted(keyID: Int64, model: String, until: Date)
+    /// Likewise for a project's cooldown.
+    case projectCooldownLifted(project: String, model: String, until: Date)
     /// The key was throttled at `at`; `streak` is its consecutive throttle count.
     case keyThrottled(id: Int64, at: Date, streak: Int)
     /// The key succeeded after throttles: its throttle streak is back to 0.

@@ -32,6 +32,8 @@ public struct Gateway: Sendable {
     /// Guards `/metrics` and `/status`.
     let admin: AdminAuthenticator
     let limits: RetryLimits
+    /// The requests waiting for a key to come back.
+    let waits: WaitingRoom
     /// The proxied requests being answered (the service group waits for them on shutdown).
     let proxyTasks = ProxyTasks()
 
@@ -68,11 +70,14 @@ public struct Gateway: Sendable {
         )
         let databaseWatcher = DatabaseWatcher(database: database, logger: logger)
         self.databaseWatcher = databaseWatcher
+        let waits = WaitingRoom(maximumWait: configuration.maximumQueueWait, capacity: configuration.maximumQueued)
+        self.waits = waits
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
             // Disabled and deleted keys are not in the pool: index counts in SQLite, per scrape.
             storedKeyCounts: { try await database.keyCounts() },
-            databaseHealthy: { databaseWatcher.isHealthy }
+            databaseHealthy: { databaseWatcher.isHealthy },
+            waiting: { waits.waiting }
         )
         sync = PoolSync(
             database: database, pool: pool, authenticator: authenticator, limiter: limiter, prices: prices,
@@ -82,7 +87,9 @@ public struct Gateway: Sendable {
         retention = RetentionService(
             database: database, settings: .init(retentionDays: configuration.logRetentionDays), logger: logger
         )
-        statusPage = StatusPage(database: database, logWriter: logWriter, logger: logger)
+        var statusPage = StatusPage(database: database, logWriter: logWriter, logger: logger)
+        statusPage.waits = waits
+        self.statusPage = statusPage
         admin = AdminAuthenticator(token: configuration.adminToken, metricsPublic: configuration.metricsPublic)
         limits = RetryLimits(attempts: configuration.maximumAttempts, budget: configuration.retryBudget)
         owners = ResourceOwners(database: database, logger: logger)
@@ -119,7 +126,7 @@ public struct Gateway: Sendable {
         let proxy = ProxyHandler(
             pool: pool, authenticator: authenticator, limiter: limiter, prices: prices, transport: transport,
             logWriter: logWriter, metrics: metrics, owners: owners,
-            configuration: configuration, limits: limits, logger: logger, requestLine: requestLine
+            configuration: configuration, limits: limits, waits: waits, logger: logger, requestLine: requestLine
         )
         let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher)
         let shared = ClientConnectionHandler.Shared(responder: GatewayResponder(proxy: proxy, local: local), tasks: proxyTasks)

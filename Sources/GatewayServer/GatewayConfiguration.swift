@@ -51,6 +51,14 @@ public struct GatewayConfiguration: Sendable {
     /// Each request in flight holds a client connection and an upstream one.
     public var maximumInFlight = 4096
 
+    /// The longest a request waits in all for a key to come back when every key is cooling for
+    /// its model (per-minute and bare 429s only); zero: it gets 429 at once.
+    public var maximumQueueWait: Duration = .seconds(10)
+
+    /// Most requests waiting for a key at once; more get 429 at once. A waiter holds its client
+    /// connection and a suspended task (no thread, no upstream connection).
+    public var maximumQueued = 1000
+
     /// Upstream tries per client request, and the time after which no new try starts.
     public var maximumAttempts = 5
     public var retryBudget: Duration = .seconds(60)

@@ -32,6 +32,7 @@ extension GatewayMetrics {
         let queueDepth = logWriter.queueDepth
         let droppedRows = logWriter.droppedRows
         let databaseHealthy = databaseHealthy?()
+        let waiting = waiting?() ?? 0
         scrape.withLock { state in
             fixed.keys(.usable).set(Double(snapshot.activeKeys - snapshot.coolingKeys))
             fixed.keys(.cooling).set(Double(snapshot.coolingKeys))
@@ -40,6 +41,7 @@ extension GatewayMetrics {
                 fixed.keys(.deleted).set(Double(stored.deleted))
             }
             fixed.logQueueDepth.set(Double(queueDepth))
+            fixed.queued.set(Double(waiting))
             if let databaseHealthy { fixed.databaseOK.set(databaseHealthy ? 1.0 : 0.0) }
             if droppedRows > state.droppedRows {
                 fixed.logDroppedRows.increment(by: Int64(droppedRows - state.droppedRows))
@@ -149,6 +151,15 @@ extension GatewayMetrics {
         static let clientLimitRefusals = Family(
             name: "gemini_gateway_client_limit_refusals_total",
             help: "Requests refused by one of their client's own limits (limit: rpm, rpd, tpm, tpd, daily-budget, monthly-budget, max-concurrent, models, expires).")
+        static let queued = Family(
+            name: "gemini_gateway_queued_requests",
+            help: "Requests waiting for a key to come back (every key cooling for their model), now.")
+        static let queueExpired = Family(
+            name: "gemini_gateway_queue_expired_total",
+            help: "Requests whose wait for a key ran out (--max-queue-wait, or the retry budget): answered 429.")
+        static let queueFull = Family(
+            name: "gemini_gateway_queue_full_total",
+            help: "Requests answered 429 at once instead of waiting, because --max-queued requests were waiting.")
         static let keyCoolingUntil = Family(
             name: "gemini_gateway_key_cooling_until_seconds",
             help: "Unix time when the key's last cooldown in force ends; 0 when it is not cooling.")
@@ -162,6 +173,9 @@ extension GatewayMetrics {
         let clientConnectionsClosed: [ClientTimeouts.Expiry: Prometheus.Counter]
         let overloadedRequests: Prometheus.Counter
         let databaseOK: Prometheus.Gauge
+        let queued: Prometheus.Gauge
+        let queueExpired: Prometheus.Counter
+        let queueFull: Prometheus.Counter
 
         init(registry: PrometheusCollectorRegistry) {
             var keys: [KeysLabel: Prometheus.Gauge] = [:]
@@ -179,6 +193,9 @@ extension GatewayMetrics {
             clientConnectionsClosed = closed
             overloadedRequests = registry.makeCounter(descriptor: Family.overloadedRequests.descriptor)
             databaseOK = registry.makeGauge(descriptor: Family.databaseOK.descriptor)
+            queued = registry.makeGauge(descriptor: Family.queued.descriptor)
+            queueExpired = registry.makeCounter(descriptor: Family.queueExpired.descriptor)
+            queueFull = registry.makeCounter(descriptor: Family.queueFull.descriptor)
         }
 
         func keys(_ state: KeysLabel) -> Prometheus.Gauge { keysByState[state]! }

@@ -38,6 +38,8 @@ public final class GatewayMetrics: Sendable {
     let storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)?
     /// Whether the database file is still at its path (``DatabaseWatcher``); nil: not watched.
     let databaseHealthy: (@Sendable () -> Bool)?
+    /// Requests waiting for a key to come back now; nil: no waiting room.
+    let waiting: (@Sendable () -> Int)?
     let perKey: Bool
     let fixed: FixedSeries
     let scrape = Mutex(ScrapeState())
@@ -52,7 +54,8 @@ public final class GatewayMetrics: Sendable {
         pool: KeyPool,
         logWriter: RequestLogWriter,
         storedKeyCounts: (@Sendable () async throws -> StatusPageData.KeyCounts)? = nil,
-        databaseHealthy: (@Sendable () -> Bool)? = nil
+        databaseHealthy: (@Sendable () -> Bool)? = nil,
+        waiting: (@Sendable () -> Int)? = nil
     ) {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -69,6 +72,7 @@ public final class GatewayMetrics: Sendable {
         self.logWriter = logWriter
         self.storedKeyCounts = storedKeyCounts
         self.databaseHealthy = databaseHealthy
+        self.waiting = waiting
         self.perKey = configuration.metricsPerKey
         self.fixed = FixedSeries(registry: registry)
         series.withLock { $0.makeZeroSeries() }
@@ -123,6 +127,16 @@ public final class GatewayMetrics: Sendable {
             return counter
         }
         counter.increment()
+    }
+
+    /// A request's wait for a key ran out (it answers 429).
+    func waitExpired() {
+        fixed.queueExpired.increment()
+    }
+
+    /// A request would have waited for a key, but `--max-queued` requests were waiting already.
+    func waitRefused() {
+        fixed.queueFull.increment()
     }
 
     /// A request in flight turned out to be a stream, or not (OpenAI-compatible calls say so in

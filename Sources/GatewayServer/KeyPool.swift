@@ -36,6 +36,17 @@ public final class KeyPool: Sendable {
         state.withLock { $0.scheduler.pick(key: key, upstream: upstream, model: model, now: now, tried: tried) }
     }
 
+    /// When the first key a request for `model` may wait for comes back (see
+    /// ``Scheduler/waitableReturn(model:now:)``); O(number of keys), asked only when every key is cooling.
+    func waitableReturn(model: String, now: Date = Date()) -> Date? {
+        state.withLock { $0.scheduler.waitableReturn(model: model, now: now) }
+    }
+
+    /// The same for a request bound to one key.
+    func waitableReturn(key: Int64, model: String, now: Date = Date()) -> Date? {
+        state.withLock { $0.scheduler.waitableReturn(key: key, model: model, now: now) }
+    }
+
     /// Applies an attempt's verdict and queues the resulting state changes for writing.
     public func record(_ verdict: Verdict, pair: PairID, model: String, now: Date = Date()) {
         let changes = state.withLock { state in

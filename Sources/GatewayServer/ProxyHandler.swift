@@ -25,8 +25,8 @@ typealias ProxyAnswer = HTTPAnswer
 /// In parts, in the order a request meets them: this file (admission, the row, and the loop:
 /// ``proxy(_:target:route:recorder:)``), `ProxyHandler+Attempt.swift` (one try: send, classify,
 /// charge), `ProxyHandler+Relay.swift` (a success to the client), `ProxyHandler+Failures.swift`
-/// (the answer when no try succeeds) and `ProxyHandler+Resources.swift` (calls bound to the key
-/// that created a resource). ``RequestRecorder`` keeps the row.
+/// (the answer when no try succeeds), `ProxyHandler+Resources.swift` (calls bound to the key
+/// that created a resource) and `ProxyHandler+Wait.swift` (waiting for a key to come back). ``RequestRecorder`` keeps the row.
 struct ProxyHandler: Sendable {
     let pool: KeyPool
     let authenticator: ClientAuthenticator
@@ -43,6 +43,8 @@ struct ProxyHandler: Sendable {
     /// Tries per request and their time budget (SIGHUP may change them; `configuration` holds
     /// their values at start).
     let limits: RetryLimits
+    /// The requests waiting for a key to come back (`--max-queue-wait`).
+    let waits: WaitingRoom
     let logger: Logger
     /// Writes the line of a finished request, when the caller has a cheaper way than `logger`.
     var requestLine: RequestLineWriter? = nil
@@ -161,6 +163,9 @@ struct ProxyHandler: Sendable {
         var refusedBy: [PairID] = []
         let (maximumAttempts, retryBudget) = limits.current
         let deadline = ContinuousClock.now + retryBudget
+        var waiting = Waiting()
+        // A turn still held when the request ends (answered, or its client gone) goes to the next.
+        defer { endTurn(&waiting, model: exchange.model, throttled: false) }
         for attempt in 1...max(1, maximumAttempts) {
             if attempt > 1 {
                 if ContinuousClock.now >= deadline { break }
@@ -168,13 +173,20 @@ struct ProxyHandler: Sendable {
                 if Task.isCancelled { return fail(recorder, .clientGone, outcome: .cancelled) }
             }
             let key: PoolKey, upstream: PoolUpstream
-            switch choose(exchange, tried: tried, lastFailure: lastFailure) {
+            switch await choose(exchange, tried: &tried, lastFailure: lastFailure, waiting: &waiting, retryDeadline: deadline) {
             case .pair(let chosenKey, let chosenUpstream): (key, upstream) = (chosenKey, chosenUpstream)
             case .answered(let answer): return answer
             }
             tried.insert(PairID(key: key.id, upstream: upstream.id))
             recorder.picked(key: key, upstream: upstream)
-            switch await self.attempt(attempt, key: key, upstream: upstream, exchange, refusedBy: &refusedBy) {
+            let result = await self.attempt(attempt, key: key, upstream: upstream, exchange, refusedBy: &refusedBy)
+            if case .retry(let failure) = result, failure.isThrottle {
+                waiting.throttled.insert(PairID(key: key.id, upstream: upstream.id))
+                endTurn(&waiting, model: exchange.model, throttled: true)
+            } else {
+                endTurn(&waiting, model: exchange.model, throttled: false)
+            }
+            switch result {
             case .answer(let answer): return answer
             case .retry(let failure): lastFailure = failure
             case .final(let failure): return finishWithFailure(failure, recorder)
@@ -214,7 +226,7 @@ struct ProxyHandler: Sendable {
         ))
     }
 
-    /// What ``choose(_:tried:lastFailure:)`` found.
+    /// What ``choose(_:tried:lastFailure:waiting:retryDeadline:)`` found.
     private enum Choice {
         case pair(PoolKey, PoolUpstream)
         /// No pair is left: the request's answer (its row finished).
@@ -222,13 +234,31 @@ struct ProxyHandler: Sendable {
     }
 
     /// The next pair to try (the pinned key, and an upload session's upstream, if the request is
-    /// bound to them), not tried yet for this request. None left: the last failure if a try was
-    /// made, else the gateway's own error (every key cooling is a 429 with `Retry-After`).
-    private func choose(_ exchange: Exchange, tried: Set<PairID>, lastFailure: Failure?) -> Choice {
+    /// bound to them), not tried yet for this request. Every key cooling: the request waits for
+    /// one to come back when it may (``waitForKey(_:_:retryDeadline:)``), and then picks again
+    /// (a pair throttled before the wait may be tried again), else it is a 429 with `Retry-After`.
+    /// None left: the last failure if a try was made, else the gateway's own error.
+    private func choose(
+        _ exchange: Exchange, tried: inout Set<PairID>, lastFailure: Failure?, waiting: inout Waiting,
+        retryDeadline: ContinuousClock.Instant
+    ) async -> Choice {
         let model = exchange.model
-        let picked = exchange.pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: model, tried: tried) }
-            ?? pool.pick(model: model, tried: tried)
         let recorder = exchange.recorder
+        var picked = pick(exchange, tried: tried)
+        while case .allKeysCooling = picked {
+            switch await waitForKey(exchange, &waiting, retryDeadline: retryDeadline) {
+            case .pickAgain:
+                tried.subtract(waiting.throttled)
+                waiting.throttled = []
+                picked = pick(exchange, tried: tried)
+                continue
+            case .refuse:
+                break
+            case .cancelled:
+                return .answered(fail(recorder, .clientGone, outcome: .cancelled))
+            }
+            break
+        }
         switch picked {
         case .pair(let key, let upstream):
             return .pair(key, upstream)
@@ -245,6 +275,11 @@ struct ProxyHandler: Sendable {
             return .answered(lastFailure.map { finishWithFailure($0, recorder) }
                 ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: .upstreamError))
         }
+    }
+
+    private func pick(_ exchange: Exchange, tried: Set<PairID>) -> PickResult {
+        exchange.pin.map { pool.pick(key: $0.owner.keyID, upstream: $0.upstream, model: exchange.model, tried: tried) }
+            ?? pool.pick(model: exchange.model, tried: tried)
     }
 
     // MARK: - Helpers

@@ -121,6 +121,11 @@ final class RequestRecorder: Sendable {
         }
     }
 
+    /// The time the request has waited so far, in all, for a key to come back.
+    func waited(milliseconds: Double) {
+        update { $0.queueWaitMs = milliseconds }
+    }
+
     /// A finished try.
     func attempted(_ row: AttemptRow) {
         update { $0.attempts.append(row) }

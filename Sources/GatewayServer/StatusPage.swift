@@ -22,6 +22,8 @@ public struct StatusPage: Sendable {
     let database: AppDatabase
     let logWriter: RequestLogWriter
     let logger: Logger
+    /// The requests waiting for a key, shown live.
+    var waits: WaitingRoom?
     private let cache = Cache()
 
     /// How long one read of the database serves every request for the page.
@@ -41,10 +43,13 @@ public struct StatusPage: Sendable {
         self.logger = logger
     }
 
-    /// The log writer's figures shown beside the database's.
+    /// The log writer's figures, and the waits for a key, shown beside the database's.
     struct LogFigures {
         var queueDepth: Int
         var droppedRows: Int
+        /// Requests waiting for a key now, and waits that ran out since the start.
+        var waiting = 0
+        var waitsExpired = 0
     }
 
     /// The answer to an admitted request.
@@ -54,7 +59,9 @@ public struct StatusPage: Sendable {
         }
         do {
             let data = try await cachedData()
-            let log = LogFigures(queueDepth: logWriter.queueDepth, droppedRows: logWriter.droppedRows)
+            let log = LogFigures(
+                queueDepth: logWriter.queueDepth, droppedRows: logWriter.droppedRows,
+                waiting: waits?.waiting ?? 0, waitsExpired: waits?.expired ?? 0)
             return Self.html(.ok, Self.render(data, log: log))
         } catch {
             logger.error("status page: database read failed", metadata: ["error": "\(error)"])
@@ -140,6 +147,8 @@ public struct StatusPage: Sendable {
             ("requests", "requests, last hour", StatusFormat.count(data.total.requests), ""),
             ("errors", "errors, last hour\(rate)", StatusFormat.count(data.total.errors), data.total.errors > 0 ? "warn" : ""),
             ("tokens", "tokens, last hour", StatusFormat.count(data.total.tokens), ""),
+            ("queued", "requests waiting for a key", StatusFormat.count(log.waiting), log.waiting > 0 ? "warn" : ""),
+            ("queue-expired", "waits for a key run out", StatusFormat.count(log.waitsExpired), log.waitsExpired > 0 ? "warn" : ""),
             ("log-queue", "log rows waiting", StatusFormat.count(log.queueDepth), ""),
             ("log-dropped", "log rows dropped", StatusFormat.count(log.droppedRows), log.droppedRows > 0 ? "bad" : ""),
         ]

@@ -131,6 +131,12 @@ extension AppDatabase {
                         ON CONFLICT (project, model) DO UPDATE SET until = MAX(until, excluded.until), reason = excluded.reason,
                             quota_id = excluded.quota_id, created_at = excluded.created_at
                         """, arguments: [c.project, c.model, c.until, c.reason, c.quotaID, now])
+                case .keyCooldownLifted(let id, let model, let until):
+                    try db.execute(sql: "DELETE FROM key_cooldowns WHERE key_id = ? AND model = ? AND until <= ?",
+                                   arguments: [id, model, until])
+                case .projectCooldownLifted(let project, let model, let until):
+                    try db.execute(sql: "DELETE FROM project_cooldowns WHERE project = ? AND model = ? AND until <= ?",
+                                   arguments: [project, model, until])
                 case .keyThrottled(let id, let at, let streak):
                     try db.execute(sql: "UPDATE keys SET last_throttled_at = ?, throttle_streak = ? WHERE id = ?",
                                    arguments: [at, streak, id])

@@ -53,6 +53,9 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var upstreamUrl: String?
     public var latencyMs: Double?
     public var ttfbMs: Double?
+    /// Milliseconds spent waiting for a key to come back (`serve --max-queue-wait`); nil when
+    /// the request never waited.
+    public var queueWaitMs: Double?
     public var requestBytes: Int
     public var responseBytes: Int
     public var promptTokens: Int
@@ -133,7 +136,7 @@ extension AppDatabase {
     /// Rows one `INSERT` carries when a batch has that many left: SQLite then runs one program for
     /// all of them (its cursors opened once, one reset and one step); the writer's whole work per
     /// row took 23% fewer instructions than with a statement a row (`bench/RESULTS.md`, "Writer
-    /// and usage scan, instruction counts"). 16 rows of `requests` are 512 parameters, under the
+    /// and usage scan, instruction counts"). 16 rows of `requests` are 528 parameters, under the
     /// 999 that older SQLite builds allow.
     static let rowsPerInsert = 16
 
@@ -149,9 +152,9 @@ extension AppDatabase {
                 is_stream, status, outcome, attempt_count, key_id, key_fingerprint, upstream_id, upstream_url,
                 latency_ms, ttfb_ms, request_bytes, response_bytes, prompt_tokens, cached_tokens,
                 candidates_tokens, thoughts_tokens, tool_use_tokens, total_tokens, usage_status,
-                error_status, error_reason, cost_micros, list_cost_micros, price_status
+                error_status, error_reason, queue_wait_ms, cost_micros, list_cost_micros, price_status
                 """,
-            values: 32, rows: rows)
+            values: 33, rows: rows)
     }
 
     static func insertSQL(attemptsRows rows: Int) -> String {
@@ -242,6 +245,7 @@ extension AppDatabase {
         row.bind(e.usageStatus.rawValue)
         row.bind(e.errorStatus)
         row.bind(e.errorReason)
+        row.bind(e.queueWaitMs)
         row.bind(e.cost?.costMicros ?? 0)
         row.bind(e.cost?.listCostMicros ?? 0)
         row.bind((e.cost?.status ?? .none).rawValue)

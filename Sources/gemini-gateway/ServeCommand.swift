@@ -98,6 +98,36 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds after which no new try of a request starts [GEMINI_GATEWAY_RETRY_BUDGET].", valueName: "seconds"))
     var retryBudget: Double = envNumber("GEMINI_GATEWAY_RETRY_BUDGET") ?? 60
 
+    @Option(help: ArgumentHelp(
+        "Seconds a request may wait in all for a key to come back when every key is cooling for its model for a per-minute or bare 429 (never a per-day or limit-0 one), instead of getting 429 at once; within --retry-budget; 0: never wait [GEMINI_GATEWAY_MAX_QUEUE_WAIT].",
+        valueName: "seconds"
+    ))
+    var maxQueueWait: Double = envNumber("GEMINI_GATEWAY_MAX_QUEUE_WAIT") ?? 10
+
+    @Option(help: ArgumentHelp(
+        "Most requests waiting for a key at once; one more gets 429 at once [GEMINI_GATEWAY_MAX_QUEUED].",
+        valueName: "n"
+    ))
+    var maxQueued: Int = envNumber("GEMINI_GATEWAY_MAX_QUEUED") ?? GatewayConfiguration().maximumQueued
+
+    @Option(help: ArgumentHelp(
+        "Seconds within which 429s of keys of --egress-projects different projects through one upstream, while another upstream serves, blame that upstream instead of the keys [GEMINI_GATEWAY_EGRESS_WINDOW].",
+        valueName: "seconds"
+    ))
+    var egressWindow: Double = envNumber("GEMINI_GATEWAY_EGRESS_WINDOW") ?? EgressRule().window
+
+    @Option(help: ArgumentHelp(
+        "Distinct projects (an unlabelled key is a project of its own) throttled through one upstream within --egress-window that blame the upstream; 0: never [GEMINI_GATEWAY_EGRESS_PROJECTS].",
+        valueName: "n"
+    ))
+    var egressProjects: Int = envNumber("GEMINI_GATEWAY_EGRESS_PROJECTS") ?? EgressRule().minimumProjects
+
+    @Option(help: ArgumentHelp(
+        "Seconds an upstream blamed for a burst of 429s cools (reason EGRESS_THROTTLED) [GEMINI_GATEWAY_EGRESS_COOLDOWN].",
+        valueName: "seconds"
+    ))
+    var egressCooldown: Double = envNumber("GEMINI_GATEWAY_EGRESS_COOLDOWN") ?? EgressRule().cooldown
+
     @Option(help: ArgumentHelp("Seconds to connect to an upstream [GEMINI_GATEWAY_CONNECT_TIMEOUT].", valueName: "seconds"))
     var connectTimeout: Double = envNumber("GEMINI_GATEWAY_CONNECT_TIMEOUT") ?? 10
 
@@ -167,19 +197,28 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         for (name, value) in [("GEMINI_GATEWAY_PORT", port), ("GEMINI_GATEWAY_MAX_BODY_BYTES", maxBodyBytes), ("GEMINI_GATEWAY_MAX_ATTEMPTS", maxAttempts),
-                             ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays), ("GEMINI_GATEWAY_MAX_IN_FLIGHT", maxInFlight)] {
+                             ("GEMINI_GATEWAY_LOG_RETENTION_DAYS", logRetentionDays), ("GEMINI_GATEWAY_MAX_IN_FLIGHT", maxInFlight),
+                             ("GEMINI_GATEWAY_MAX_QUEUED", maxQueued), ("GEMINI_GATEWAY_EGRESS_PROJECTS", egressProjects)] {
             if let text = env(name), Int(text) == nil { throw ValidationError("\(name)='\(text)' is not a whole number") }
             _ = value
         }
         for name in ["GEMINI_GATEWAY_RETRY_BUDGET", "GEMINI_GATEWAY_CONNECT_TIMEOUT", "GEMINI_GATEWAY_HEAD_TIMEOUT",
                      "GEMINI_GATEWAY_READ_TIMEOUT", "GEMINI_GATEWAY_RELOAD_INTERVAL", "GEMINI_GATEWAY_SHUTDOWN_GRACE",
-                     "GEMINI_GATEWAY_REQUEST_HEAD_TIMEOUT", "GEMINI_GATEWAY_REQUEST_BODY_TIMEOUT", "GEMINI_GATEWAY_KEEP_ALIVE_TIMEOUT"] {
+                     "GEMINI_GATEWAY_REQUEST_HEAD_TIMEOUT", "GEMINI_GATEWAY_REQUEST_BODY_TIMEOUT", "GEMINI_GATEWAY_KEEP_ALIVE_TIMEOUT",
+                     "GEMINI_GATEWAY_MAX_QUEUE_WAIT", "GEMINI_GATEWAY_EGRESS_WINDOW", "GEMINI_GATEWAY_EGRESS_COOLDOWN"] {
             if let text = env(name), Double(text) == nil { throw ValidationError("\(name)='\(text)' is not a number") }
         }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard maxBodyBytes > 0 else { throw ValidationError("--max-body-bytes must be positive") }
         guard (1...20).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1 to 20") }
         guard maxInFlight >= 0 else { throw ValidationError("--max-in-flight must be 0 (no limit) or more") }
+        guard maxQueueWait >= 0, maxQueueWait.isFinite else {
+            throw ValidationError("--max-queue-wait must be a number of seconds, 0 to never wait")
+        }
+        guard maxQueued >= 0 else { throw ValidationError("--max-queued must be 0 (never wait) or more") }
+        guard egressProjects >= 0 else { throw ValidationError("--egress-projects must be 0 (never blame an upstream) or more") }
+        guard egressWindow > 0, egressWindow.isFinite else { throw ValidationError("--egress-window must be a positive number of seconds") }
+        guard egressCooldown > 0, egressCooldown.isFinite else { throw ValidationError("--egress-cooldown must be a positive number of seconds") }
         guard (0...36_500).contains(logRetentionDays) else { throw ValidationError("--log-retention-days must be 0 (keep all) to 36500") }
         for (name, value) in [("--retry-budget", retryBudget), ("--connect-timeout", connectTimeout), ("--head-timeout", headTimeout),
                               ("--read-timeout", readTimeout), ("--reload-interval", reloadInterval), ("--shutdown-grace", shutdownGrace),
@@ -252,6 +291,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maximumInFlight = maxInFlight
         configuration.maximumBodyBytes = maxBodyBytes
         configuration.maximumAttempts = maxAttempts
+        configuration.maximumQueueWait = .milliseconds(Int64((maxQueueWait * 1_000).rounded()))
+        configuration.maximumQueued = maxQueued
+        configuration.policy.egress.window = egressWindow
+        configuration.policy.egress.minimumProjects = egressProjects
+        configuration.policy.egress.cooldown = egressCooldown
         configuration.retryBudget = .seconds(retryBudget)
         configuration.connectTimeout = .seconds(connectTimeout)
         configuration.responseHeadTimeout = .seconds(headTimeout)

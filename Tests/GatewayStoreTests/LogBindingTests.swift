@@ -77,7 +77,7 @@ import Testing
                 e.isStream, e.status, e.outcome.rawValue, e.attempts.count, e.keyId, e.keyFingerprint, e.upstreamId,
                 e.upstreamUrl, e.latencyMs, e.ttfbMs, e.requestBytes, e.responseBytes, e.promptTokens,
                 e.cachedTokens, e.candidatesTokens, e.thoughtsTokens, e.toolUseTokens, e.totalTokens,
-                e.usageStatus.rawValue, e.errorStatus, e.errorReason, e.cost?.costMicros ?? 0,
+                e.usageStatus.rawValue, e.errorStatus, e.errorReason, e.queueWaitMs, e.cost?.costMicros ?? 0,
                 e.cost?.listCostMicros ?? 0, (e.cost?.status ?? .none).rawValue,
             ]
             try db.execute(sql: AppDatabase.insertRequestSQL, arguments: StatementArguments(values))
@@ -176,6 +176,7 @@ import Testing
             e.usageStatus = pick(UsageStatus.allCases)
             e.errorStatus = pick(texts)
             e.errorReason = pick(texts)
+            e.queueWaitMs = latency()
             // Costs (migration 0007): none, priced, free-tier, unpriced, and sums near the 64-bit edge.
             e.cost = pick([
                 nil, RequestCost(costMicros: 33, listCostMicros: 33, status: .priced),
