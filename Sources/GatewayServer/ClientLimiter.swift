@@ -10,7 +10,9 @@ import Synchronization
 /// What the request path asks of the clients' limits: judge a request before a pair is picked,
 /// and charge it when it ends. The seam where the counters live: in memory in this process
 /// (``ClientLimiter``); a later store shared by several gateways (PostgreSQL) implements the same.
-public protocol ClientLimitStore: Sendable {
+/// Class-bound: each request's recorder holds the store until the request ends, and a class
+/// existential is copied with a retain (an unbounded one cost ~4.6k instructions a request).
+public protocol ClientLimitStore: AnyObject, Sendable {
     /// Admits a request of client `id` for `model` at `now` (seconds since 1970) and counts it,
     /// or says which of the client's limits refuses it.
     func admit(client id: Int64, model: String?, now: Double) -> ClientUsageCounters.Refusal?
