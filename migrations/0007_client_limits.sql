@@ -34,6 +34,7 @@ ALTER TABLE keys ADD COLUMN free_tier INTEGER NOT NULL DEFAULT 0;
 -- `model` is a name or a glob ending in '*' (the longest matching glob wins, a name first).
 --   input, cached_input, output, thinking  prompts up to long_context_threshold tokens
 --   *_long                 prompts over long_context_threshold tokens (NULL: same as short)
+--   audio_input            the prompt's audio tokens not from a cache (NULL: same as input)
 --   source, taken_on       where and when the figures were read
 CREATE TABLE prices (
     model                  TEXT    PRIMARY KEY,
@@ -46,6 +47,7 @@ CREATE TABLE prices (
     cached_input_long      INTEGER,
     output_long            INTEGER,
     thinking_long          INTEGER,
+    audio_input            INTEGER,
     source                 TEXT,
     taken_on               TEXT,
     updated_at             TEXT    NOT NULL

@@ -11,11 +11,20 @@ enum DefaultAnswers {
             ("promptTokenCount", .int(s.promptTokenCount)),
             ("candidatesTokenCount", .int(candidates)),
             ("totalTokenCount", .int(s.promptTokenCount + candidates + s.thoughtsTokenCount)),
-            ("promptTokensDetails", .array([.object([("modality", .string("TEXT")), ("tokenCount", .int(s.promptTokenCount))])])),
+            ("promptTokensDetails", .array(promptDetails(s))),
             ("thoughtsTokenCount", .int(s.thoughtsTokenCount)),
         ]
         if s.cachedContentTokenCount > 0 { members.append(("cachedContentTokenCount", .int(s.cachedContentTokenCount))) }
         return .object(members)
+    }
+
+    /// `promptTokensDetails`: the prompt's tokens by modality, as Google splits them.
+    static func promptDetails(_ s: FakeGemini.Settings) -> [JSONText] {
+        func entry(_ modality: String, _ count: Int) -> JSONText {
+            .object([("modality", .string(modality)), ("tokenCount", .int(count))])
+        }
+        guard s.audioPromptTokenCount > 0 else { return [entry("TEXT", s.promptTokenCount)] }
+        return [entry("TEXT", s.promptTokenCount - s.audioPromptTokenCount), entry("AUDIO", s.audioPromptTokenCount)]
     }
 
     static func candidate(text: String, finished: Bool) -> JSONText {
@@ -52,7 +61,7 @@ enum DefaultAnswers {
     static func countTokens(settings s: FakeGemini.Settings) -> String {
         JSONText.object([
             ("totalTokens", .int(s.promptTokenCount)),
-            ("promptTokensDetails", .array([.object([("modality", .string("TEXT")), ("tokenCount", .int(s.promptTokenCount))])])),
+            ("promptTokensDetails", .array(promptDetails(s))),
         ]).text
     }
 

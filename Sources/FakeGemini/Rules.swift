@@ -121,6 +121,9 @@ extension FakeGemini {
         public var thoughtsTokenCount: Int = 5
         /// `cachedContentTokenCount` (part of the prompt's count), sent when above 0.
         public var cachedContentTokenCount: Int = 0
+        /// Prompt tokens of modality `AUDIO` (part of the prompt's count): an entry of their own in
+        /// `promptTokensDetails` when above 0.
+        public var audioPromptTokenCount: Int = 0
         /// Length of default embedding vectors.
         public var embeddingDimensions: Int = 8
         /// Models that `GET /models` lists and `GET /models/{m}` finds (any model name is accepted by

@@ -240,20 +240,27 @@ extension JSONBytes.Cursor {
             return readPlainObject { cursor, _ in cursor.skipPlainValue(depth: depth + 1) }
         case JSONBytes.openBracket:
             guard depth < Self.maximumPlainDepth else { return false }
-            index += 1
-            skipWhitespace()
-            if consume(JSONBytes.closeBracket) { return true }
-            while true {
-                guard skipPlainValue(depth: depth + 1) else { return false }
-                skipWhitespace()
-                if consume(JSONBytes.closeBracket) { return true }
-                guard consume(JSONBytes.comma) else { return false }
-                skipWhitespace()
-            }
+            return readPlainArray { cursor in cursor.skipPlainValue(depth: depth + 1) }
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             return readLiteral()
         default:
             return readPlainInteger() != nil
+        }
+    }
+
+    /// Reads a plain array at the cursor, calling `element` with the cursor at the start of each
+    /// element (which it must read or skip). False if the array is not plain or `element` returned
+    /// false.
+    mutating func readPlainArray(_ element: (inout JSONBytes.Cursor) -> Bool) -> Bool {
+        guard consume(JSONBytes.openBracket) else { return false }
+        skipWhitespace()
+        if consume(JSONBytes.closeBracket) { return true }
+        while true {
+            guard element(&self) else { return false }
+            skipWhitespace()
+            if consume(JSONBytes.closeBracket) { return true }
+            guard consume(JSONBytes.comma) else { return false }
+            skipWhitespace()
         }
     }
 

@@ -21,6 +21,10 @@ public struct ModelPrice: Sendable, Equatable, Codable {
     public var cachedInputLong: Int64?
     public var outputLong: Int64?
     public var thinkingLong: Int64?
+    /// The prompt's audio tokens not served from a cache (``UsageMetadata/audio``; nil: the
+    /// `input` price). Google prices audio input apart on the Flash models ($1.00 against $0.30
+    /// per 1M on 2.5 Flash); a cached token is priced as `cachedInput` whatever its modality.
+    public var audioInput: Int64?
     /// Where and when the figures were read.
     public var source: String?
     public var takenOn: String?
@@ -28,7 +32,8 @@ public struct ModelPrice: Sendable, Equatable, Codable {
     public init(
         model: String, input: Int64, cachedInput: Int64, output: Int64, thinking: Int64,
         longContextThreshold: Int? = nil, inputLong: Int64? = nil, cachedInputLong: Int64? = nil,
-        outputLong: Int64? = nil, thinkingLong: Int64? = nil, source: String? = nil, takenOn: String? = nil
+        outputLong: Int64? = nil, thinkingLong: Int64? = nil, audioInput: Int64? = nil, source: String? = nil,
+        takenOn: String? = nil
     ) {
         self.model = model
         self.input = input
@@ -40,6 +45,7 @@ public struct ModelPrice: Sendable, Equatable, Codable {
         self.cachedInputLong = cachedInputLong
         self.outputLong = outputLong
         self.thinkingLong = thinkingLong
+        self.audioInput = audioInput
         self.source = source
         self.takenOn = takenOn
     }
@@ -51,7 +57,10 @@ public struct ModelPrice: Sendable, Equatable, Codable {
         let long = longContextThreshold.map { usage.prompt > $0 } ?? false
         let cached = Int64(min(max(usage.cached, 0), max(usage.prompt, 0)))
         let fresh = Int64(max(usage.prompt, 0)) - cached + Int64(max(usage.toolUse, 0))
-        let parts = fresh * (long ? inputLong ?? input : input)
+        let inputPrice = long ? inputLong ?? input : input
+        // The prompt's audio tokens, at most its fresh ones (Gemini counts cached ones in both).
+        let audio = audioInput == nil ? 0 : min(Int64(max(usage.audio, 0)), Int64(max(usage.prompt, 0)) - cached)
+        let parts = (fresh - audio) * inputPrice + audio * (audioInput ?? inputPrice)
             + cached * (long ? cachedInputLong ?? cachedInput : cachedInput)
             + Int64(max(usage.candidates, 0)) * (long ? outputLong ?? output : output)
             + Int64(max(usage.thoughts, 0)) * (long ? thinkingLong ?? thinking : thinking)
@@ -130,11 +139,11 @@ public struct PriceTable: Sendable {
 /// `etc/prices.csv`: `#` comment lines (`# source: URL`, `# taken: DATE` apply to the rows after
 /// them), a header line naming the columns, then one model a line. Prices are US dollars per
 /// 1,000,000 tokens, written as decimals (at most 6 decimals); an empty long-context cell means
-/// the short price.
+/// the short price, an empty `audio_input` the `input` price.
 public enum PriceFile {
     public static let columns = [
         "model", "input", "cached_input", "output", "thinking", "long_context_threshold",
-        "input_long", "cached_input_long", "output_long", "thinking_long",
+        "input_long", "cached_input_long", "output_long", "thinking_long", "audio_input",
     ]
 
     /// The rows of a price file, or the first problem with its line number.
@@ -176,7 +185,7 @@ public enum PriceFile {
             var values: [Int64?] = []
             for (column, cell) in zip(names.dropFirst(), cells.dropFirst()) {
                 if cell.isEmpty {
-                    guard column.hasSuffix("_long") || column == "long_context_threshold" else {
+                    guard column.hasSuffix("_long") || column == "long_context_threshold" || column == "audio_input" else {
                         return .failure(PriceFileError(line: number, message: "no \(column) price"))
                     }
                     values.append(nil)
@@ -195,7 +204,7 @@ public enum PriceFile {
             prices.append(ModelPrice(
                 model: model, input: values[0]!, cachedInput: values[1]!, output: values[2]!, thinking: values[3]!,
                 longContextThreshold: values[4].map { Int($0) }, inputLong: values[5], cachedInputLong: values[6],
-                outputLong: values[7], thinkingLong: values[8], source: source, takenOn: taken
+                outputLong: values[7], thinkingLong: values[8], audioInput: values[9], source: source, takenOn: taken
             ))
         }
         guard header != nil else { return .failure(PriceFileError(line: 1, message: "no header line")) }

@@ -22,15 +22,21 @@ public struct UsageMetadata: Sendable, Hashable {
     public var toolUse: Int
     /// `totalTokenCount` / OpenAI `total_tokens`.
     public var total: Int
+    /// The prompt's tokens of modality `AUDIO` (`promptTokensDetails`), which Google prices apart
+    /// (part of ``prompt``); 0 for the OpenAI-compatible usage, which does not split them.
+    public var audio: Int
 
     /// Token counts; omitted ones are 0.
-    public init(prompt: Int = 0, cached: Int = 0, candidates: Int = 0, thoughts: Int = 0, toolUse: Int = 0, total: Int = 0) {
+    public init(
+        prompt: Int = 0, cached: Int = 0, candidates: Int = 0, thoughts: Int = 0, toolUse: Int = 0, total: Int = 0, audio: Int = 0
+    ) {
         self.prompt = prompt
         self.cached = cached
         self.candidates = candidates
         self.thoughts = thoughts
         self.toolUse = toolUse
         self.total = total
+        self.audio = audio
     }
 
     // MARK: Parsing
@@ -52,7 +58,17 @@ public struct UsageMetadata: Sendable, Hashable {
             candidates: Self.int(object["candidatesTokenCount"]),
             thoughts: Self.int(object["thoughtsTokenCount"]),
             toolUse: Self.int(object["toolUsePromptTokenCount"]),
-            total: Self.int(object["totalTokenCount"]))
+            total: Self.int(object["totalTokenCount"]),
+            audio: Self.audio(object["promptTokensDetails"]))
+    }
+
+    /// The `tokenCount`s of the `AUDIO` entries of a `*TokensDetails` list.
+    private static func audio(_ details: Any?) -> Int {
+        guard let list = details as? [Any] else { return 0 }
+        return list.reduce(0) { sum, entry in
+            guard let entry = entry as? [String: Any], entry["modality"] as? String == "AUDIO" else { return sum }
+            return sum + int(entry["tokenCount"])
+        }
     }
 
     /// From the JSON object of the OpenAI-compatible `usage`.

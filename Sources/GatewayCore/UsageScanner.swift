@@ -602,12 +602,46 @@ extension UsageMetadata {
                     guard reader.bytes(key, are: inner) else { return reader.skipPlainValue(depth: 2) }
                     return counts.set(slot, Self.count(&reader))
                 }
+            case .modalities:
+                guard !counts.seenModalities else { return false }  // twice: Foundation's call
+                counts.seenModalities = true
+                guard reader.peek() == JSONBytes.openBracket else { return reader.skipPlainValue(depth: 1) }
+                return reader.readPlainArray { reader in Self.modalityEntry(&reader, audio: &counts.audio) }
             }
         }
         guard complete, reader.isAtEnd else { return nil }
         return UsageMetadata(
             prompt: counts.value(0), cached: counts.value(1), candidates: counts.value(2),
-            thoughts: counts.value(3), toolUse: counts.value(4), total: counts.value(5))
+            thoughts: counts.value(3), toolUse: counts.value(4), total: counts.value(5), audio: counts.audio)
+    }
+
+    /// One entry of `promptTokensDetails` (`{"modality": "AUDIO", "tokenCount": 5}`): adds its
+    /// count to `audio` when its modality is `AUDIO`. False when not plain (a `modality` or
+    /// `tokenCount` given twice included: Foundation keeps the last).
+    private static func modalityEntry(_ reader: inout JSONBytes.Cursor, audio: inout Int) -> Bool {
+        guard reader.peek() == JSONBytes.openBrace else { return reader.skipPlainValue(depth: 2) }
+        var modality: Bool?
+        var count: Int?
+        let plain = reader.readPlainObject { reader, key in
+            if reader.bytes(key, are: "modality") {
+                guard modality == nil else { return false }
+                guard reader.peek() == JSONBytes.quote else {
+                    modality = false
+                    return reader.skipPlainValue(depth: 3)
+                }
+                guard let value = reader.readPlainString() else { return false }
+                modality = reader.bytes(value, are: "AUDIO")
+                return true
+            }
+            if reader.bytes(key, are: "tokenCount") {
+                guard count == nil, let value = Self.count(&reader) else { return false }
+                count = value
+                return true
+            }
+            return reader.skipPlainValue(depth: 3)
+        }
+        if plain, modality == true { audio += count ?? 0 }
+        return plain
     }
 
     /// The six counts in the order of ``init(prompt:cached:candidates:thoughts:toolUse:total:)``
@@ -615,6 +649,9 @@ extension UsageMetadata {
     private struct Counts {
         var values: SIMD8<Int> = SIMD8(repeating: -1)
         var seenDetails: SIMD8<Int> = SIMD8(repeating: 0)
+        /// `promptTokensDetails`: whether read, and its `AUDIO` tokens.
+        var seenModalities = false
+        var audio = 0
 
         /// Sets a count read once; false when not plain, or read before (Foundation's call).
         mutating func set(_ slot: Int, _ value: Int?) -> Bool {
@@ -632,10 +669,13 @@ extension UsageMetadata {
         case count(Int)
         /// An OpenAI details object, whose member `inner` is the count for the slot.
         case details(Int, inner: StaticString)
+        /// Gemini's `promptTokensDetails`: a list of `{modality, tokenCount}`.
+        case modalities
 
         static let gemini: [(StaticString, Field)] = [
             ("promptTokenCount", .count(0)), ("cachedContentTokenCount", .count(1)), ("candidatesTokenCount", .count(2)),
             ("thoughtsTokenCount", .count(3)), ("toolUsePromptTokenCount", .count(4)), ("totalTokenCount", .count(5)),
+            ("promptTokensDetails", .modalities),
         ]
         static let openAI: [(StaticString, Field)] = [
             ("prompt_tokens", .count(0)), ("completion_tokens", .count(2)), ("total_tokens", .count(5)),

@@ -188,7 +188,7 @@ final class RequestRecorder: Sendable {
         // the client's limits are charged with it.
         let usage = UsageMetadata(
             prompt: entry.promptTokens, cached: entry.cachedTokens, candidates: entry.candidatesTokens,
-            thoughts: entry.thoughtsTokens, toolUse: entry.toolUseTokens, total: entry.totalTokens)
+            thoughts: entry.thoughtsTokens, toolUse: entry.toolUseTokens, total: entry.totalTokens, audio: entry.audioTokens)
         if let prices {
             let cost = prices.cost(model: entry.model, usage: usage, freeTier: finished.freeTier)
             if cost != .zero { entry.cost = cost }
@@ -252,6 +252,7 @@ struct AnswerUsage {
             entry.thoughtsTokens = tokens.thoughts
             entry.toolUseTokens = tokens.toolUse
             entry.totalTokens = tokens.total
+            entry.audioTokens = tokens.audio
         }
         entry.usageStatus = status
     }

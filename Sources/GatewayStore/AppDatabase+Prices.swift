@@ -30,19 +30,19 @@ extension AppDatabase {
     private static func importPrices(_ prices: [ModelPrice], _ db: Database, now: Date) throws -> Int {
         let statement = try db.makeStatement(sql: """
             INSERT INTO prices (model, input, cached_input, output, thinking, long_context_threshold, input_long,
-                                cached_input_long, output_long, thinking_long, source, taken_on, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                cached_input_long, output_long, thinking_long, audio_input, source, taken_on, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (model) DO UPDATE SET
                 input = excluded.input, cached_input = excluded.cached_input, output = excluded.output,
                 thinking = excluded.thinking, long_context_threshold = excluded.long_context_threshold,
                 input_long = excluded.input_long, cached_input_long = excluded.cached_input_long,
                 output_long = excluded.output_long, thinking_long = excluded.thinking_long,
-                source = excluded.source, taken_on = excluded.taken_on, updated_at = excluded.updated_at
+                audio_input = excluded.audio_input, source = excluded.source, taken_on = excluded.taken_on, updated_at = excluded.updated_at
             """)
         for p in prices {
             try statement.execute(arguments: [
                 p.model, p.input, p.cachedInput, p.output, p.thinking, p.longContextThreshold, p.inputLong,
-                p.cachedInputLong, p.outputLong, p.thinkingLong, p.source, p.takenOn, now,
+                p.cachedInputLong, p.outputLong, p.thinkingLong, p.audioInput, p.source, p.takenOn, now,
             ])
         }
         return prices.count
@@ -59,7 +59,7 @@ extension AppDatabase {
                 model: row["model"], input: row["input"], cachedInput: row["cached_input"], output: row["output"],
                 thinking: row["thinking"], longContextThreshold: row["long_context_threshold"], inputLong: row["input_long"],
                 cachedInputLong: row["cached_input_long"], outputLong: row["output_long"], thinkingLong: row["thinking_long"],
-                source: row["source"], takenOn: row["taken_on"]
+                audioInput: row["audio_input"], source: row["source"], takenOn: row["taken_on"]
             )
         }
     }

@@ -64,6 +64,9 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     public var thoughtsTokens: Int
     public var toolUseTokens: Int
     public var totalTokens: Int
+    /// The prompt's audio tokens (part of ``promptTokens``), which the price table may price
+    /// apart: priced into ``cost`` when the row is finished, not a column of its own.
+    public var audioTokens: Int
     public var usageStatus: UsageStatus
     public var errorStatus: String?
     public var errorReason: String?
@@ -88,6 +91,7 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
         thoughtsTokens = 0
         toolUseTokens = 0
         totalTokens = 0
+        audioTokens = 0
         usageStatus = .none
         attempts = []
     }

@@ -50,12 +50,12 @@ struct PricesCommand: AsyncParsableCommand {
                 if output.json { return try Output.json(prices) }
                 func usd(_ micros: Int64?) -> String { micros.map { Micros.dollars($0) } ?? "-" }
                 Output.table(
-                    ["MODEL", "INPUT", "CACHED INPUT", "OUTPUT", "THINKING", "LONG OVER", "INPUT LONG", "CACHED LONG", "OUTPUT LONG", "THINKING LONG", "TAKEN", "SOURCE"],
+                    ["MODEL", "INPUT", "CACHED INPUT", "OUTPUT", "THINKING", "LONG OVER", "INPUT LONG", "CACHED LONG", "OUTPUT LONG", "THINKING LONG", "AUDIO INPUT", "TAKEN", "SOURCE"],
                     prices.map { p in
                         [
                             p.model, usd(p.input), usd(p.cachedInput), usd(p.output), usd(p.thinking),
                             p.longContextThreshold.map(String.init) ?? "-", usd(p.inputLong), usd(p.cachedInputLong),
-                            usd(p.outputLong), usd(p.thinkingLong), p.takenOn ?? "-", p.source ?? "-",
+                            usd(p.outputLong), usd(p.thinkingLong), usd(p.audioInput), p.takenOn ?? "-", p.source ?? "-",
                         ]
                     }
                 )

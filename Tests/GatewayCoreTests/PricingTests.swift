@@ -28,6 +28,18 @@ import Testing
         #expect(Self.pro.cost(over) == 500_000 + 12_500 + 15_000 + 30_000)
     }
 
+    @Test func audioPromptTokensAtTheAudioPrice() {
+        var flash = Self.flash
+        flash.audioInput = 1_000_000
+        // 1,300 prompt tokens of which 1,000 audio, 20 candidates: 300 x 0.30 + 1,000 x 1.00 + 20 x 2.50.
+        #expect(flash.cost(UsageMetadata(prompt: 1_300, candidates: 20, audio: 1_000)) == 90 + 1_000 + 50)
+        // Cached tokens are priced as cached whatever their modality, and the audio price applies
+        // at most to the fresh prompt: 1,000 prompt, 900 cached, 1,000 audio -> 100 fresh audio.
+        #expect(flash.cost(UsageMetadata(prompt: 1_000, cached: 900, audio: 1_000)) == (900 * 30_000 + 100 * 1_000_000 + 500_000) / 1_000_000)
+        // Without an audio price, audio tokens are input tokens.
+        #expect(Self.flash.cost(UsageMetadata(prompt: 1_300, candidates: 20, audio: 1_000)) == (1_300 * 300_000 + 20 * 2_500_000 + 500_000) / 1_000_000)
+    }
+
     @Test func freeTierAndUnknownModels() {
         let table = PriceTable([Self.flash, ModelPrice(model: "gemini-2.5-flash-preview-*", input: 1_000_000, cachedInput: 0, output: 0, thinking: 0)])
         let usage = UsageMetadata(prompt: 11, candidates: 7, thoughts: 5)
@@ -42,19 +54,24 @@ import Testing
         let text = """
             # source: https://ai.google.dev/gemini-api/docs/pricing
             # taken: 2026-12-07
-            model,input,cached_input,output,thinking,long_context_threshold,input_long,cached_input_long,output_long,thinking_long
-            gemini-2.5-pro,1.25,0.125,10.00,10.00,200000,2.50,0.25,15.00,15.00
-            gemini-2.5-flash,0.30,0.03,2.50,2.50,,,,,
+            model,input,cached_input,output,thinking,long_context_threshold,input_long,cached_input_long,output_long,thinking_long,audio_input
+            gemini-2.5-pro,1.25,0.125,10.00,10.00,200000,2.50,0.25,15.00,15.00,
+            gemini-2.5-flash,0.30,0.03,2.50,2.50,,,,,,
+            gemini-2.0-flash,0.10,0.025,0.40,0.40,,,,,,0.70
             """
         let prices = try PriceFile.parse(text).get()
         #expect(prices == [
             { var p = Self.pro; p.source = "https://ai.google.dev/gemini-api/docs/pricing"; p.takenOn = "2026-12-07"; return p }(),
             { var p = Self.flash; p.source = "https://ai.google.dev/gemini-api/docs/pricing"; p.takenOn = "2026-12-07"; return p }(),
+            ModelPrice(
+                model: "gemini-2.0-flash", input: 100_000, cachedInput: 25_000, output: 400_000, thinking: 400_000, audioInput: 700_000,
+                source: "https://ai.google.dev/gemini-api/docs/pricing", takenOn: "2026-12-07"),
         ])
-        let header = "model,input,cached_input,output,thinking,long_context_threshold,input_long,cached_input_long,output_long,thinking_long\n"
-        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,x,1,1,,,,,").get() }
-        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,0.1,1,1,,,,").get() }
-        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,0.1,1,1,,,,,\nm,1,1,1,1,,,,,").get() }
+        let header = "model,input,cached_input,output,thinking,long_context_threshold,input_long,cached_input_long,output_long,thinking_long,audio_input\n"
+        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,x,1,1,,,,,,").get() }
+        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,0.1,1,1,,,,,").get() }
+        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,0.1,1,1,,,,,,\nm,1,1,1,1,,,,,,").get() }
+        #expect(throws: PriceFileError.self) { try PriceFile.parse(header + "m,0.1,0.1,1,1,,,,,,audio").get() }
         #expect(throws: PriceFileError.self) { try PriceFile.parse("model,input\nm,1").get() }
     }
 }

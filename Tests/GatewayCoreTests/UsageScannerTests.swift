@@ -394,6 +394,33 @@ extension UsageScannerTests {
         Self.expectEverySplit(body, UsageMetadata(prompt: 328, total: 328))
     }
 
+    @Test func audioPromptTokensComeFromPromptTokensDetails() {
+        // Google prices a prompt's audio tokens apart (issue 24): the AUDIO entries of
+        // promptTokensDetails, summed; cacheTokensDetails and other lists do not count.
+        let body = #"""
+        {"usageMetadata": {"promptTokenCount": 1300, "candidatesTokenCount": 20, "totalTokenCount": 1320,
+          "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}, {"tokenCount": 1000, "modality": "AUDIO"},
+                                  {"modality": "AUDIO", "tokenCount": 200}, {"modality": "IMAGE", "tokenCount": 0}],
+          "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
+          "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 20}]}}
+        """#
+        let expected = UsageMetadata(prompt: 1300, candidates: 20, total: 1320, audio: 1200)
+        Self.expectEverySplit(body, expected)
+        let object = #"""
+        {"promptTokenCount": 1300, "candidatesTokenCount": 20, "totalTokenCount": 1320,
+         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 100}, {"tokenCount": 1000, "modality": "AUDIO"},
+                                 {"modality": "AUDIO", "tokenCount": 200}, {"modality": "IMAGE", "tokenCount": 0}],
+         "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}],
+         "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 20}]}
+        """#
+        let bytes = Array(object.utf8)
+        #expect(bytes.withUnsafeBufferPointer { UsageMetadata.decodePlain($0, openAI: false) } == expected, "read byte by byte")
+        #expect(UsageMetadata.decode(bytes, openAI: false) == expected, "and by Foundation alike")
+        // Entries that are not plain are Foundation's: an escaped modality still names AUDIO.
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokensDetails":[{"modality":"AUDIO","tokenCount":4}]}}"#) == UsageMetadata(audio: 4))
+        #expect(Self.usage(#"{"usageMetadata":{"promptTokensDetails":{"modality":"AUDIO","tokenCount":4}}}"#) == UsageMetadata())
+    }
+
     @Test func numbersSplitAcrossChunksAndLines() {
         // SSE whose usage object spans two data lines (joined by a newline) and CRLF framing.
         let body = "data: {\"usageMetadata\": {\"promptTokenCount\": 123456,\r\ndata:  \"totalTokenCount\": 9876543210}}\r\n\r\n"
@@ -465,9 +492,9 @@ extension UsageScannerTests {
             ? ["prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details",
                "cached_tokens", "reasoning_tokens", "other"]
             : ["promptTokenCount", "cachedContentTokenCount", "candidatesTokenCount", "thoughtsTokenCount",
-               "toolUsePromptTokenCount", "totalTokenCount", "promptTokensDetails", "other"]
+               "toolUsePromptTokenCount", "totalTokenCount", "promptTokensDetails", "modality", "tokenCount", "other"]
         let scalars = ["0", "7", "-3", "12.5", "1e2", "01", "123456789012345678", "1234567890123456789", "true", "false",
-                       "null", #""9""#, #""x\"y""#, #""é""#, "tru", "-", "{}", "[]", "[1,2,]", "[1 2]"]
+                       "null", #""9""#, #""x\"y""#, #""é""#, "tru", "-", "{}", "[]", "[1,2,]", "[1 2]", #""AUDIO""#, #""TEXT""#]
         func value(_ depth: Int) -> String {
             switch Int.random(in: 0..<(depth > 2 ? 1 : 4), using: &generator) {
             case 1: return "[" + (0..<Int.random(in: 0...2, using: &generator)).map { _ in value(depth + 1) }.joined(separator: ",") + "]"

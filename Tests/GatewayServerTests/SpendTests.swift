@@ -10,6 +10,23 @@ import Testing
 /// and in the spend report, at the shipped prices (etc/prices.csv): cached and thinking tokens,
 /// the long-context tier, a free-tier key, and a model without a price.
 @Suite struct SpendTests {
+    @Test func audioPromptTokensCostTheAudioPrice() async throws {
+        var settings = FakeGemini.Settings()
+        settings.promptTokenCount = 1_300
+        settings.audioPromptTokenCount = 1_000
+        settings.candidatesTokenCount = 7
+        settings.thoughtsTokenCount = 5
+        try await withGateway(keys: [testKey("a")], settings: settings) { gateway, _ in
+            #expect(try await gateway.generate(model: "gemini-2.5-flash").status == 200)
+            #expect(try await gateway.generate(model: "gemini-2.5-pro").status == 200)
+            let rows = try await gateway.requestRows(count: 2)
+            // flash: 300 text x $0.30 + 1,000 audio x $1.00 + 7 x $2.50 + 5 x $2.50 per 1M.
+            #expect(rows[0]["cost_micros"] as Int64 == 90 + 1_000 + 17 + 13)
+            // pro prices audio as text: 1,300 x $1.25 + 12 x $10 = 1,625 + 120.
+            #expect(rows[1]["cost_micros"] as Int64 == 1_625 + 120)
+        }
+    }
+
     @Test func knownUsageCostsExactMicroDollarsInRowsAndReports() async throws {
         var settings = FakeGemini.Settings()
         settings.promptTokenCount = 250_000  // over gemini-2.5-pro's 200k threshold
