@@ -179,7 +179,7 @@ extension AppDatabase {
     static func clientUsage(_ db: Database, now: Date) throws -> [Int64: ClientUsage] {
         let second = Int64(now.timeIntervalSince1970.rounded(.down))
         let today = Self.utcDay(second)
-        let (year, month, _) = ClientUsageCounters.civil(ClientUsageCounters.day(second))
+        let (year, month, _) = UTCCalendar.civil(ClientUsageCounters.day(second))
         let monthStart = String(format: "%04d-%02d-01", Int(year), Int(month))
         var usage: [Int64: ClientUsage] = [:]
         for row in try Row.fetchAll(db, sql: """
@@ -220,7 +220,7 @@ extension AppDatabase {
 
     /// 'YYYY-MM-DD' of the UTC day holding `second`.
     static func utcDay(_ second: Int64) -> String {
-        let (y, m, d) = ClientUsageCounters.civil(ClientUsageCounters.day(second))
+        let (y, m, d) = UTCCalendar.civil(ClientUsageCounters.day(second))
         return String(format: "%04d-%02d-%02d", Int(y), Int(m), Int(d))
     }
 }

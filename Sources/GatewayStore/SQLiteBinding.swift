@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import GRDB
 import GRDBSQLite
 
@@ -236,7 +237,8 @@ struct LogTimestamp: Sendable {
         rest /= 60
         let minute = rest % 60
         let hour = rest / 60
-        let (year, month, day) = Self.civil(days: days)
+        let (civilYear, civilMonth, civilDay) = UTCCalendar.civil(Int64(days))
+        let (year, month, day) = (Int(civilYear), Int(civilMonth), Int(civilDay))
         withUnsafeMutableBytes(of: &bytes) { out in
             func two(_ value: Int, at offset: Int) {
                 out[offset] = UInt8(truncatingIfNeeded: 48 + value / 10)
@@ -258,20 +260,6 @@ struct LogTimestamp: Sendable {
             out[20] = UInt8(truncatingIfNeeded: 48 + millisecond / 100)
             two(millisecond % 100, at: 21)
         }
-    }
-
-    /// Year, month and day of the day `days` after 1970-01-01 (days >= 0), proleptic Gregorian
-    /// (Howard Hinnant's `civil_from_days`).
-    private static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = z / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// Calls `body` with the text's UTF-8 bytes.

@@ -116,7 +116,7 @@ import Testing
         for days in stride(from: -25_567 as Int64, through: 120_000, by: 97) {
             let date = Date(timeIntervalSince1970: Double(days) * 86_400)
             let c = calendar.dateComponents([.year, .month, .day], from: date)
-            let (y, m, d) = ClientUsageCounters.civil(days)
+            let (y, m, d) = UTCCalendar.civil(days)
             #expect(y == Int64(c.year!) && m == Int64(c.month!) && d == Int64(c.day!), "\(days)")
         }
     }
