@@ -7,7 +7,9 @@ import PackagePlugin
 @main
 struct EmbedMigrations: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
-        let directory = context.package.directoryURL.appending(path: "migrations")
+        // The PostgreSQL store has its own series, in the same append-only way (issue 25).
+        let folder = target.name == "GatewayStorePostgres" ? "migrations/postgres" : "migrations"
+        let directory = context.package.directoryURL.appending(path: folder)
         let files = try FileManager.default
             .contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }

@@ -28,7 +28,7 @@ public enum UTCCalendar {
 
 extension Int64 {
     /// The quotient rounded towards minus infinity (days and eras before 1970).
-    func floorDiv(_ d: Int64) -> Int64 {
+    public func floorDiv(_ d: Int64) -> Int64 {
         let q = self / d
         return (self % d != 0 && (self < 0) != (d < 0)) ? q - 1 : q
     }

@@ -25,8 +25,11 @@ public struct Gateway: Sendable {
     let owners: ResourceOwners
     /// Prunes raw log rows older than `configuration.logRetentionDays`.
     public let retention: RetentionService
-    /// Notices the database file deleted or replaced while serving, and saves what it holds.
-    public let databaseWatcher: DatabaseWatcher
+    /// Notices the database file deleted or replaced while serving, and saves what it holds
+    /// (SQLite only: nil with PostgreSQL).
+    public let databaseWatcher: DatabaseWatcher?
+    /// Whether the store takes the gateway's writes: the watcher, or the PostgreSQL store itself.
+    let storeHealth: any StoreHealth
     /// `/status` (reads the database beside the writer).
     let statusPage: StatusPage
     /// Guards `/metrics` and `/status`.
@@ -37,13 +40,18 @@ public struct Gateway: Sendable {
     /// The proxied requests being answered (the service group waits for them on shutdown).
     let proxyTasks = ProxyTasks()
 
-    /// Builds the gateway on `database` and loads its state.
+    /// Builds the gateway on `database` and loads its state. `health` says whether a store other
+    /// than SQLite takes the gateway's writes (SQLite's file is watched here).
     public init(
         configuration: GatewayConfiguration,
-        database: AppDatabase,
+        database: any ServingStore,
+        health: (any StoreHealth)? = nil,
+        instanceID: UInt16? = nil,
         transport: (any UpstreamTransport & Service)? = nil,
         logger: Logger
     ) async throws {
+        // Before the first request id (an interrupted stream's row may be written just below).
+        if let instanceID { RequestID.use(instance: instanceID) }
         // Streams a gateway left running when it last stopped (a crash, kill -9) get their rows.
         let interrupted = try await database.recoverInterruptedStreams()
         if !interrupted.isEmpty {
@@ -57,7 +65,7 @@ public struct Gateway: Sendable {
         limiter = ClientLimiter()
         prices = Prices()
         // A database without prices (new, or from before migration 0007) gets the shipped table.
-        let imported = try database.importShippedPricesIfEmpty()
+        let imported = try await database.importShippedPricesIfEmpty(now: Date())
         if imported > 0 { logger.info("imported the shipped price table", metadata: ["models": "\(imported)"]) }
         // A shutdown that outlasts its grace cancels the requests still running (the server
         // closes their connections): the log writer and the pool's sync wait a moment for them
@@ -68,15 +76,17 @@ public struct Gateway: Sendable {
             database: database, capacity: configuration.logBufferCapacity,
             stragglers: { await tasks.idle(within: stragglerWait) }, logger: logger
         )
-        let databaseWatcher = DatabaseWatcher(database: database, logger: logger)
+        let databaseWatcher = (database as? AppDatabase).map { DatabaseWatcher(database: $0, logger: logger) }
         self.databaseWatcher = databaseWatcher
+        let storeHealth: any StoreHealth = databaseWatcher ?? health ?? AlwaysHealthy()
+        self.storeHealth = storeHealth
         let waits = WaitingRoom(maximumWait: configuration.maximumQueueWait, capacity: configuration.maximumQueued)
         self.waits = waits
         metrics = GatewayMetrics(
             configuration: configuration, pool: pool, logWriter: logWriter,
             // Disabled and deleted keys are not in the pool: index counts in SQLite, per scrape.
-            storedKeyCounts: { try await database.keyCounts() },
-            databaseHealthy: { databaseWatcher.isHealthy },
+            storedKeyCounts: { try await database.keyCounts(now: Date()) },
+            databaseHealthy: { storeHealth.problem == nil },
             waiting: { waits.waiting }
         )
         sync = PoolSync(
@@ -97,7 +107,7 @@ public struct Gateway: Sendable {
         try await sync.loadInitial()
         // The clients' use of today, this month and the last minute, from the request log.
         let now = Date()
-        limiter.rebuild(from: try database.clientUsage(now: now), now: now)
+        limiter.rebuild(from: try await database.clientUsage(now: now), now: now)
     }
 
     /// Runs `body` (the service group with the application) with every task it starts preferring
@@ -128,7 +138,7 @@ public struct Gateway: Sendable {
             logWriter: logWriter, metrics: metrics, owners: owners,
             configuration: configuration, limits: limits, waits: waits, logger: logger, requestLine: requestLine
         )
-        let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: databaseWatcher)
+        let local = LocalRoutes(metrics: metrics, pool: pool, admin: admin, status: statusPage, database: storeHealth)
         let shared = ClientConnectionHandler.Shared(responder: GatewayResponder(proxy: proxy, local: local), tasks: proxyTasks)
         let limits = ClientTimeouts.Limits(
             head: TimeAmount(configuration.requestHeadTimeout), body: TimeAmount(configuration.requestBodyTimeout),
@@ -164,8 +174,15 @@ public struct Gateway: Sendable {
         // transport stops last. The database's watcher stops after the log writer and the
         // pool's sync: a database deleted while serving is saved with their last writes.
         return ServiceGroup(configuration: .init(
-            services: [transport, databaseWatcher, sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger), server],
+            services: [transport] + (databaseWatcher.map { [$0] } ?? []) as [any Service]
+                + [sync, logWriter, proxyTasks, retention, MemoryTrimmer(tasks: proxyTasks, logger: logger), server],
             logger: logger
         ))
     }
+}
+
+/// A store with nothing to watch (an in-memory one in tests).
+private struct AlwaysHealthy: StoreHealth {
+    var problem: String? { nil }
+    var problemBlocksReadiness: Bool { false }
 }

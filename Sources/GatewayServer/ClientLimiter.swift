@@ -71,7 +71,7 @@ public final class ClientLimiter: ClientLimitStore {
 
     /// Sets the counters from the request log: the last minute's rows one by one, then the day's
     /// and month's totals (what ``AppDatabase/clientUsage(now:)`` read).
-    public func rebuild(from usage: (usage: [Int64: ClientUsage], lastMinute: [AppDatabase.RecentRequest]), now: Date) {
+    public func rebuild(from usage: (usage: [Int64: ClientUsage], lastMinute: [RecentClientRequest]), now: Date) {
         clients.withLock { clients in
             for client in clients.values { client.counters = ClientUsageCounters() }
             for recent in usage.lastMinute {

@@ -15,7 +15,7 @@ import Synchronization
 /// written. The gateway goes on serving and writing into the open database in between, so no row
 /// is dropped; a restart then opens the file at the path. If the same file comes back to its
 /// path (moved away and back), all is well again.
-public final class DatabaseWatcher: Service, Sendable {
+public final class DatabaseWatcher: Service, StoreHealth, Sendable {
     private let database: AppDatabase
     private let interval: Duration
     private let logger: Logger
@@ -35,6 +35,9 @@ public final class DatabaseWatcher: Service, Sendable {
 
     /// Whether the database file was at its path when last looked at.
     public var isHealthy: Bool { state.withLock { $0.file == .present } }
+
+    /// A deleted or replaced file loses every row written from then on at exit.
+    public var problemBlocksReadiness: Bool { true }
 
     /// Why the gateway is not ready because of its database, in a sentence; nil when it is fine.
     public var problem: String? {

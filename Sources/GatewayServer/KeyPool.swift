@@ -57,6 +57,13 @@ public final class KeyPool: Sendable {
         for change in changes { self.changes.enqueue(change) }
     }
 
+    /// Folds in what other gateway instances recorded (a shared store): nothing is queued for
+    /// writing, the instance that saw it wrote it.
+    func absorb(_ changes: [StateChange], now: Date = Date()) {
+        guard !changes.isEmpty else { return }
+        state.withLock { $0.scheduler.absorb(changes, now: now) }
+    }
+
     /// Counts for readiness and status.
     public func snapshot(now: Date = Date()) -> PoolSnapshot {
         state.withLock { $0.scheduler.snapshot(now: now) }

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayHTTP
+import GatewayStore
 import NIOCore
 import NIOHTTP1
 
@@ -16,8 +17,9 @@ struct LocalRoutes: Sendable {
     let admin: AdminAuthenticator
     /// `/status`, the operator's HTML page.
     let status: StatusPage
-    /// Whether the database file is still there (`/readyz`).
-    let database: DatabaseWatcher
+    /// Whether the store takes the gateway's writes (`/readyz`): the SQLite file is still there,
+    /// PostgreSQL is reachable.
+    let database: any StoreHealth
 
     func answer(to head: HTTPRequestHead) async -> LocalAnswer {
         switch ForwardedTarget(target: head.uri).path {
@@ -27,7 +29,7 @@ struct LocalRoutes: Sendable {
             let snapshot = pool.snapshot()
             // Not ready without its database file either: the rows it writes would be lost.
             let problem = database.problem
-            let ready = snapshot.hasUsablePair && problem == nil
+            let ready = snapshot.hasUsablePair && (problem == nil || !database.problemBlocksReadiness)
             let databaseField = problem.map { #","database_problem":"# + Self.jsonString($0) } ?? ""
             let body = #"{"ready":\#(ready),"active_keys":\#(snapshot.activeKeys),"cooling_keys":\#(snapshot.coolingKeys),"upstreams":\#(snapshot.upstreams),"healthy_upstreams":\#(snapshot.healthyUpstreams),"database_ok":\#(problem == nil)\#(databaseField)}"#
             return Self.json(ready ? .ok : .serviceUnavailable, body)

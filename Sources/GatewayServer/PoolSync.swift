@@ -13,7 +13,7 @@ import Synchronization
 /// On shutdown it writes what is pending, then returns; also when cancelled (a shutdown that
 /// outlasted its grace): cooldowns and soft deletions must survive a restart.
 public final class PoolSync: Service, Sendable {
-    let database: AppDatabase
+    let database: any ServingStore
     let pool: KeyPool
     let authenticator: ClientAuthenticator
     /// The clients' limits and the price table, reloaded with the clients.
@@ -33,7 +33,7 @@ public final class PoolSync: Service, Sendable {
     private let stragglers: @Sendable () async -> Void
 
     public init(
-        database: AppDatabase, pool: KeyPool, authenticator: ClientAuthenticator,
+        database: any ServingStore, pool: KeyPool, authenticator: ClientAuthenticator,
         limiter: (any ClientLimitStore)? = nil, prices: Prices? = nil, reloadInterval: Duration,
         stragglers: @escaping @Sendable () async -> Void = {}, logger: Logger
     ) {
@@ -52,7 +52,7 @@ public final class PoolSync: Service, Sendable {
     public func loadInitial() async throws -> String {
         let started = Date()
         let marker = try await database.poolMarker()
-        let state = try await database.loadPoolState()
+        let state = try await database.loadPoolState(now: Date(), changedSince: nil)
         load(state)
         loaded.withLock { $0 = (marker, started) }
         return marker
@@ -61,7 +61,34 @@ public final class PoolSync: Service, Sendable {
     public func run() async throws {
         // Off the event loops, like the log writer: a reload of thousands of keys would hold up
         // the requests of the loop it ran on.
-        try await withTaskExecutorPreference(globalConcurrentExecutor) { try await sync() }
+        try await withTaskExecutorPreference(globalConcurrentExecutor) {
+            guard let feed = database.sharedChanges else { return try await sync() }
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.absorb(from: feed) }
+                try await self.sync()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Takes in what other instances sharing the store record (cooldowns, soft deletes), as soon
+    /// as the store rings, and at least once a second.
+    private func absorb(from feed: any SharedChangeFeed) async {
+        var failing = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let changes = try await feed.changesByOthers()
+                pool.absorb(changes)
+                if failing { logger.notice("reading other instances' pool changes works again") }
+                failing = false
+            } catch {
+                if !failing {
+                    logger.error("reading other instances' pool changes failed; will retry", metadata: ["error": "\(error)"])
+                }
+                failing = true
+            }
+            _ = await feed.waitForChanges(timeout: .seconds(1))
+        }
     }
 
     private func sync() async throws {
@@ -87,7 +114,7 @@ public final class PoolSync: Service, Sendable {
                 let current = try await database.poolMarker()
                 guard current != marker else { continue }
                 let started = Date()
-                let state = try await database.loadPoolState(changedSince: lastReload.addingTimeInterval(-1))
+                let state = try await database.loadPoolState(now: Date(), changedSince: PoolLoad(marker: marker, at: lastReload))
                 load(state)
                 marker = current
                 lastReload = started
@@ -136,7 +163,7 @@ public final class PoolSync: Service, Sendable {
         let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
         guard !changes.isEmpty || !usage.isEmpty else { return }
         do {
-            try await database.apply(changes, lastUsed: usage)
+            try await database.apply(changes, lastUsed: usage, now: Date())
             pool.written(changes)
         } catch {
             pool.changes.requeue(changes)

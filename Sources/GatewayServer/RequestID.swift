@@ -4,12 +4,19 @@ import Synchronization
 /// Request ids that sort by time: 11 hex digits of milliseconds since 1970, 4 random hex digits
 /// drawn once per process, and a 5-digit counter. Time-ordered ids keep the `request_id` index
 /// of the log append-only (random ids would touch a random page of it on every insert); the
-/// process prefix keeps two gateways on one database apart.
+/// process prefix keeps two gateways on one database apart. Instances sharing a PostgreSQL store
+/// use their registered instance id as the prefix (``use(instance:)``): unique among them, where
+/// random prefixes could meet.
 enum RequestID {
-    private static let process: UInt16 = {
+    private static let process = Atomic<UInt16>({
         var generator = SystemRandomNumberGenerator()
         return generator.next()
-    }()
+    }())
+
+    /// Makes `instance` the prefix of the ids handed out from now on.
+    static func use(instance: UInt16) {
+        process.store(instance, ordering: .relaxed)
+    }
     private static let counter = Atomic<UInt64>(0)
 
     static func next() -> String {
@@ -17,7 +24,7 @@ enum RequestID {
         let sequence = counter.wrappingAdd(1, ordering: .relaxed).newValue & 0xF_FFFF
         return String(unsafeUninitializedCapacity: 20) { out in
             hex(milliseconds, width: 11, into: out, at: 0)
-            hex(UInt64(process), width: 4, into: out, at: 11)
+            hex(UInt64(process.load(ordering: .relaxed)), width: 4, into: out, at: 11)
             hex(sequence, width: 5, into: out, at: 15)
             return 20
         }

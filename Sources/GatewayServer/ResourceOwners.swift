@@ -9,17 +9,17 @@ import Synchronization
 /// caches, batches), so each is written at once, before the answer goes back to the client.
 final class ResourceOwners: Sendable {
     private let owners = Mutex<[String: ResourceOwner]>([:])
-    private let database: AppDatabase
+    private let database: any ServingStore
     private let logger: Logger
 
-    init(database: AppDatabase, logger: Logger) {
+    init(database: any ServingStore, logger: Logger) {
         self.database = database
         self.logger = logger
     }
 
     /// Loads the owners from the database (once, before serving).
     func load() async throws {
-        let loaded = try await database.resourceOwners()
+        let loaded = try await database.resourceOwners(now: Date())
         owners.withLock { $0 = loaded }
     }
 
@@ -38,7 +38,7 @@ final class ResourceOwners: Sendable {
             for name in names { table[name] = owner }
         }
         do {
-            try await database.saveResourceOwners(names, owner: owner)
+            try await database.saveResourceOwners(names, owner: owner, now: Date())
         } catch {
             logger.error("could not write the owner of a resource", metadata: ["resources": "\(names)", "error": "\(error)"])
         }

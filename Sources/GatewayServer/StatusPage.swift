@@ -19,7 +19,7 @@ import Synchronization
 /// Their result is reused for `cacheSeconds`, so open tabs (each reloading every
 /// `refreshSeconds`) cost one read between them, however busy the request log is.
 public struct StatusPage: Sendable {
-    let database: AppDatabase
+    let database: any ServingStore
     let logWriter: RequestLogWriter
     let logger: Logger
     /// The requests waiting for a key, shown live.
@@ -37,7 +37,7 @@ public struct StatusPage: Sendable {
     /// How often the page reloads itself.
     static let refreshSeconds = 10
 
-    public init(database: AppDatabase, logWriter: RequestLogWriter, logger: Logger) {
+    public init(database: any ServingStore, logWriter: RequestLogWriter, logger: Logger) {
         self.database = database
         self.logWriter = logWriter
         self.logger = logger
@@ -74,7 +74,7 @@ public struct StatusPage: Sendable {
             cache.last.withLock { last in last.flatMap { -$0.at.timeIntervalSinceNow < Self.cacheSeconds ? $0.data : nil } }
         }
         if let data = fresh() { return data }
-        let data = try await database.statusPageData()
+        let data = try await database.statusPageData(now: Date())
         cache.last.withLock { $0 = (Date(), data) }
         return data
     }

@@ -163,11 +163,7 @@ extension AppDatabase {
     // MARK: - What clients used, for their limits
 
     /// One request of the last minute, for the limit counters' rebuild at start.
-    public struct RecentRequest: Sendable {
-        public var clientId: Int64
-        public var startedAt: Date
-        public var tokens: Int
-    }
+    public typealias RecentRequest = RecentClientRequest
 
     /// What the active clients used (by id) as of `now`: admitted requests (not refused by their
     /// limits), tokens (prompt + candidates + thoughts) and cost in today's and this month's UTC

@@ -18,6 +18,11 @@ public struct KeyImportSummary: Codable, Sendable, Equatable {
     public var softDeleted: [String] = []
     /// Lines that were rejected, with why.
     public var invalid: [ListFile.Rejected] = []
+
+    public init(duplicatesInFile: Int = 0, invalid: [ListFile.Rejected] = []) {
+        self.duplicatesInFile = duplicatesInFile
+        self.invalid = invalid
+    }
 }
 
 /// What an upstream import did.
@@ -28,6 +33,11 @@ public struct UpstreamImportSummary: Codable, Sendable, Equatable {
     /// Upstreams present but disabled: left disabled.
     public var disabled: [String] = []
     public var invalid: [ListFile.Rejected] = []
+
+    public init(duplicatesInFile: Int = 0, invalid: [ListFile.Rejected] = []) {
+        self.duplicatesInFile = duplicatesInFile
+        self.invalid = invalid
+    }
 }
 
 extension AppDatabase {

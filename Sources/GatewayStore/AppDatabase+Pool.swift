@@ -21,6 +21,22 @@ public struct PoolState: Sendable {
     public var invalidUpstreams: [Int64] = []
     /// The price table (`prices import`).
     public var prices: [ModelPrice] = []
+
+    public init(
+        keys: [PoolKey], upstreams: [PoolUpstream], cooldowns: [KeyCooldown], projectCooldowns: [ProjectCooldown],
+        clients: [ClientRecord], keysChangedByOperator: Set<Int64>, invalidKeys: [String] = [],
+        invalidUpstreams: [Int64] = [], prices: [ModelPrice] = []
+    ) {
+        self.keys = keys
+        self.upstreams = upstreams
+        self.cooldowns = cooldowns
+        self.projectCooldowns = projectCooldowns
+        self.clients = clients
+        self.keysChangedByOperator = keysChangedByOperator
+        self.invalidKeys = invalidKeys
+        self.invalidUpstreams = invalidUpstreams
+        self.prices = prices
+    }
 }
 
 extension KeyRecord {
@@ -67,8 +83,13 @@ extension AppDatabase {
     /// from a parsed request): a secret that is not a valid key, or a base URL the `upstreams`
     /// command would refuse (a line break written into either by hand would add a header), is
     /// left out here and named in ``PoolState/invalidKeys`` or ``PoolState/invalidUpstreams``.
-    public func loadPoolState(now: Date = Date(), changedSince: Date? = nil) async throws -> PoolState {
-        try await writer.read { db in
+    ///
+    /// With `changedSince`, the keys whose row changed since a second before that load are
+    /// ``PoolState/keysChangedByOperator`` (the second covers a change stamped by a clock a
+    /// little behind this one).
+    public func loadPoolState(now: Date = Date(), changedSince previous: PoolLoad? = nil) async throws -> PoolState {
+        let changedSince = previous?.at.addingTimeInterval(-1)
+        return try await writer.read { db in
             var invalidKeys: [String] = []
             let keys = try KeyRecord.filter(KeyRecord.Columns.state == KeyRecord.State.active.rawValue).fetchAll(db).compactMap { (record: KeyRecord) -> PoolKey? in
                 guard record.hasValidSecret else {

@@ -73,7 +73,7 @@ extension AppDatabase {
         }
     }
 
-    static func resourceOwnerExpired(name: String, createdAt: Date, now: Date) -> Bool {
+    public static func resourceOwnerExpired(name: String, createdAt: Date, now: Date) -> Bool {
         for (prefix, days) in resourceOwnerLifetimes where name.hasPrefix(prefix) {
             return createdAt < now.addingTimeInterval(-Double(days) * 86_400)
         }

@@ -14,6 +14,13 @@ public struct StatusPageData: Sendable, Equatable {
         public var cooling = 0
         public var disabled = 0
         public var deleted = 0
+
+        public init(active: Int = 0, cooling: Int = 0, disabled: Int = 0, deleted: Int = 0) {
+            self.active = active
+            self.cooling = cooling
+            self.disabled = disabled
+            self.deleted = deleted
+        }
     }
 
     /// One key as the page lists it.

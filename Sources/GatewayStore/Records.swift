@@ -29,6 +29,28 @@ public struct KeyRecord: Codable, Sendable, Equatable, FetchableRecord, MutableP
     /// Its requests cost 0 (their list price is still recorded): `keys set --free-tier`.
     public var freeTier: Bool = false
 
+    public init(
+        id: Int64?, secret: String, fingerprint: String, tail: String, project: String?, state: State,
+        disabledAt: Date? = nil, deletedAt: Date? = nil, deletedReason: String? = nil, lastUsedAt: Date? = nil,
+        lastThrottledAt: Date? = nil, throttleStreak: Int = 0, createdAt: Date, updatedAt: Date, freeTier: Bool = false
+    ) {
+        self.id = id
+        self.secret = secret
+        self.fingerprint = fingerprint
+        self.tail = tail
+        self.project = project
+        self.state = state
+        self.disabledAt = disabledAt
+        self.deletedAt = deletedAt
+        self.deletedReason = deletedReason
+        self.lastUsedAt = lastUsedAt
+        self.lastThrottledAt = lastThrottledAt
+        self.throttleStreak = throttleStreak
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.freeTier = freeTier
+    }
+
     public enum Columns {
         public static let id = Column("id")
         public static let secret = Column("secret")

@@ -11,7 +11,7 @@ import Synchronization
 /// after the requests cancelled with it have handed over their rows
 /// (``init(database:capacity:maximumBatch:coalescing:stragglers:logger:)``).
 public final class RequestLogWriter: Service, Sendable {
-    private let database: AppDatabase
+    private let database: any ServingStore
     private let queue: BatchQueue<RequestLogEntry>
     /// The rows of streams still running, as they stand (``enqueueStreamSnapshot(_:)``): written
     /// with the next batch of finished rows, into `streams_in_flight`.
@@ -33,7 +33,7 @@ public final class RequestLogWriter: Service, Sendable {
     ///   connections), and each ends at once and hands over its row. It should return when none
     ///   is left, or after a bound, with the number still running.
     public init(
-        database: AppDatabase, capacity: Int = 100_000, maximumBatch: Int = 5_000,
+        database: any ServingStore, capacity: Int = 100_000, maximumBatch: Int = 5_000,
         coalescing: Duration = .milliseconds(100), stragglers: @escaping @Sendable () async -> Int = { 0 },
         logger: Logger
     ) {

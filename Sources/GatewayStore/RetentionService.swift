@@ -34,13 +34,13 @@ public final class RetentionService: Service, Sendable {
         }
     }
 
-    private let database: AppDatabase
+    private let database: any ServingStore
     public let settings: Settings
     private let logger: Logger
     private let clock: @Sendable () -> Date
 
     /// `now` is the clock that decides the cutoff (tests move it).
-    public init(database: AppDatabase, settings: Settings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(database: any ServingStore, settings: Settings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
         self.database = database
         self.settings = settings
         self.logger = logger

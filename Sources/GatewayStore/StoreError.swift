@@ -16,6 +16,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     case ambiguous(String)
     case invalid(String)
     case database(String)
+    /// The PostgreSQL store could not be reached or refused a statement (the reason names it).
+    case unavailable(reason: String)
+    /// A `--store` that is neither a path nor a usable `postgres://` URL.
+    case badLocation(url: String, reason: String)
 
     public var description: String {
         switch self {
@@ -37,6 +41,10 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
             "database was created by a newer gemini-gateway (unknown migrations: \(unknown.joined(separator: ", "))); refusing to downgrade it"
         case .notFound(let message), .ambiguous(let message), .invalid(let message), .database(let message):
             message
+        case .unavailable(let reason):
+            reason
+        case .badLocation(let url, let reason):
+            "--store '\(url)': \(reason)"
         }
     }
 

@@ -33,7 +33,10 @@ struct ClientsCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let set = limits.change().applied(to: ClientLimits())
-                let (client, token) = try database.open().addClient(name: name, limits: set)
+                let name = name
+                let (client, token) = try await database.withAdminStore(creating: false) {
+                    try await $0.addClient(name: name, limits: set, now: Date())
+                }
                 if output.json { return try Output.json(Created(id: client.id!, name: client.name, token: token, limits: set)) }
                 print("client '\(client.name)' created (id \(client.id!)). Its token, shown only now:")
                 print(token)
@@ -93,7 +96,8 @@ struct ClientsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().revokeClient(client)
+                let client = client
+                let record = try await database.withAdminStore(creating: false) { try await $0.revokeClient(client, now: Date()) }
                 print("client '\(record.name)' revoked")
             }
         }

@@ -14,7 +14,7 @@ import UnixSignals
 /// gateway keeps serving with what it had.
 struct HangupReloader: Service {
     let gateway: Gateway
-    let store: AppDatabase
+    let store: any AdminStore
     let started: ServeCommand
     let logger: Logger
 
@@ -52,8 +52,8 @@ struct HangupReloader: Service {
                 // Reading the files and SQLite's synchronous import block a thread for as long as
                 // they take (seconds for 100,000 keys): not one of the event loops that serve.
                 let (keys, upstreams, store) = (new.keys, new.upstreams, store)
-                let result = try await NIOThreadPool.singleton.runIfActive {
-                    try ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: { store }, printing: false)
+                let result = try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    try await ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: store, printing: false)
                 }
                 imported = [result.keys.map { "keys: \($0.added) added" }, result.upstreams.map { "upstreams: \($0.added) added" }]
                     .compactMap { $0 }.joined(separator: ", ")

@@ -38,18 +38,29 @@ struct ImportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let result = try Self.importFiles(keys: keys, upstreams: upstreams, into: database.openOrCreate, printing: !output.json)
+            let (keys, upstreams, printing) = (keys, upstreams, !output.json)
+            let parsed = try Self.parse(keys: keys, upstreams: upstreams)
+            let result = try await database.withAdminStore(creating: true) { store in
+                try await Self.importParsed(parsed, keys: keys, upstreams: upstreams, into: store, printing: printing)
+            }
             if output.json {
                 try Output.json(Report(keys: result.keys, upstreams: result.upstreams))
             }
         }
     }
 
+    typealias Parsed = (keys: ListFile.Parsed<ListFile.KeyEntry>?, upstreams: ListFile.Parsed<ListFile.UpstreamEntry>?)
+
     /// Reads and checks both files before the database is opened (a bad file creates and changes
     /// nothing), imports them in one transaction, and prints the human summaries if asked to.
     static func importFiles(
-        keys: String?, upstreams: String?, into open: () throws -> AppDatabase, printing: Bool
-    ) throws -> (keys: KeyImportSummary?, upstreams: UpstreamImportSummary?) {
+        keys: String?, upstreams: String?, into store: any AdminStore, printing: Bool
+    ) async throws -> (keys: KeyImportSummary?, upstreams: UpstreamImportSummary?) {
+        try await importParsed(parse(keys: keys, upstreams: upstreams), keys: keys, upstreams: upstreams, into: store, printing: printing)
+    }
+
+    /// Reads and checks both files: an error (exit 65 or 66) names the first problem.
+    static func parse(keys: String?, upstreams: String?) throws -> Parsed {
         let parsedKeys = try keys.map { path in
             let parsed = ListFile.parseKeys(try readFile(path, what: "keys"))
             try requireEntries(parsed, path: path, what: "keys")
@@ -60,7 +71,14 @@ struct ImportCommand: AsyncParsableCommand {
             try requireEntries(parsed, path: path, what: "upstreams")
             return parsed
         }
-        let result = try open().importLists(keys: parsedKeys, upstreams: parsedUpstreams)
+        return (parsedKeys, parsedUpstreams)
+    }
+
+    /// Imports what ``parse(keys:upstreams:)`` read, in one transaction.
+    static func importParsed(
+        _ parsed: Parsed, keys: String?, upstreams: String?, into store: any AdminStore, printing: Bool
+    ) async throws -> (keys: KeyImportSummary?, upstreams: UpstreamImportSummary?) {
+        let result = try await store.importLists(keys: parsed.keys, upstreams: parsed.upstreams, now: Date())
         if printing {
             if let summary = result.keys, let path = keys { print(summary, path: path) }
             if let summary = result.upstreams, let path = upstreams { print(summary, path: path) }

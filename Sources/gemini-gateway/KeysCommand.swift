@@ -49,7 +49,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setKeyState(key, to: .disabled)
+                let record = try await database.withAdminStore(creating: false) { try await $0.setKeyState(key, to: .disabled, reason: nil, now: Date()) }
                 print("key \(record.fingerprint) (…\(record.tail)) disabled")
             }
         }
@@ -62,7 +62,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setKeyState(key, to: .active)
+                let record = try await database.withAdminStore(creating: false) { try await $0.setKeyState(key, to: .active, reason: nil, now: Date()) }
                 print("key \(record.fingerprint) (…\(record.tail)) active")
             }
         }
@@ -78,7 +78,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setKeyState(key, to: .deleted, reason: reason)
+                let record = try await database.withAdminStore(creating: false) { try await $0.setKeyState(key, to: .deleted, reason: reason, now: Date()) }
                 print("key \(record.fingerprint) (…\(record.tail)) deleted (soft): \(reason)")
             }
         }

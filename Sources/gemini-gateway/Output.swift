@@ -24,6 +24,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         switch error {
         case .busy: fail(error.description, code: 75)
         case .missing: fail(error.description, code: 66)
+        // EX_UNAVAILABLE: the PostgreSQL store cannot be reached, or the command is not there yet.
+        case .unavailable: fail(error.description, code: 69)
+        case .badLocation: fail(error.description, code: 64)
         default: fail(error.description, code: 1)
         }
     } catch let error as ExitCode {

@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import GatewayServer
 import GatewayStore
+import GatewayStorePostgres
 import Logging
 import ServiceLifecycle
 
@@ -251,27 +252,60 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "gemini-gateway")
         raiseDescriptorLimit(logger: logger)
         try await reportingErrors {
-            let store = try database.openOrCreate()
-            try importFiles(into: store)
-            try ensureUpstream(in: store, logger: logger)
-            try ensureToken(in: store)
-            // Standard output may be a pipe (systemd, a supervisor): show it now, not at exit.
-            fflush(nil)
-
-            let configuration = gatewayConfiguration()
-            logger.debug("settings", metadata: ["db": "\(database.db)", "settings": "\(configuration)"])
-            let gateway = try await Gateway(configuration: configuration, database: store, logger: logger)
-            let app = gateway.application(configuration: configuration, logger: logger, requestLine: LogLine.writeRequest)
-            let reloader = HangupReloader(gateway: gateway, store: store, started: self, logger: logger)
-            let group = ServiceGroup(configuration: .init(
-                // Stopped in reverse order: the reloader first, then the server drains.
-                services: [app, reloader],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                cancellationSignals: [],
-                logger: logger
-            ).withGracePeriod(configuration.shutdownGracePeriod))
-            try await Gateway.run { try await group.run() }
+            switch try database.location() {
+            case .sqlite(let path):
+                let store = try AppDatabase.open(path: path, busyTimeout: database.busyTimeout, creating: true)
+                try await serve(store: store, admin: store, logger: logger)
+            case .postgres(let location):
+                try await PostgresStore.with(location, logger: logger) { store in
+                    let id = try await store.registerInstance(name: "\(ProcessInfo.processInfo.hostName):\(port) pid \(getpid())")
+                    logger.info("registered with the shared PostgreSQL store", metadata: [
+                        "store": "\(location)", "instance": "\(id)",
+                    ])
+                    try await withThrowingDiscardingTaskGroup { group in
+                        // Rings the pool's sync when another instance or the CLI changes something.
+                        group.addTask { await store.listen() }
+                        try await serve(store: store, admin: store, health: store, instance: UInt16(id), logger: logger)
+                        group.cancelAll()
+                    }
+                }
+            }
         }
+    }
+
+    /// Serves on `store` until SIGTERM or SIGINT: imports `--keys`/`--upstreams`, makes Google the
+    /// upstream and a token when there are none, then runs the gateway.
+    private func serve(
+        store: any ServingStore, admin: any AdminStore, health: (any StoreHealth)? = nil, instance: UInt16? = nil, logger: Logger
+    ) async throws {
+        if keys != nil || upstreams != nil {
+            _ = try await ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: admin, printing: true)
+        }
+        // The gateway never runs open: with no token configured, make one and show it once.
+        let made = try await admin.bootstrap(
+            defaultUpstream: GatewayConfiguration.defaultUpstream, token: proxyKey?.isEmpty ?? true, now: Date())
+        if made.addedUpstream { logger.notice("no upstream configured: using \(GatewayConfiguration.defaultUpstream)") }
+        if let (client, token) = made.client {
+            print("No gateway token was configured, so one was created (client '\(client.name)'). It is shown only now:")
+            print(token)
+            print("Clients send it as x-goog-api-key, ?key= or Authorization: Bearer. More: gemini-gateway clients add NAME")
+        }
+        // Standard output may be a pipe (systemd, a supervisor): show it now, not at exit.
+        fflush(nil)
+
+        let configuration = gatewayConfiguration()
+        logger.debug("settings", metadata: ["store": "\(store.displayName)", "settings": "\(configuration)"])
+        let gateway = try await Gateway(configuration: configuration, database: store, health: health, instanceID: instance, logger: logger)
+        let app = gateway.application(configuration: configuration, logger: logger, requestLine: LogLine.writeRequest)
+        let reloader = HangupReloader(gateway: gateway, store: admin, started: self, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            // Stopped in reverse order: the reloader first, then the server drains.
+            services: [app, reloader],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        ).withGracePeriod(configuration.shutdownGracePeriod))
+        try await Gateway.run { try await group.run() }
     }
 
     /// The gateway's configuration from the options.
@@ -331,34 +365,12 @@ struct ServeCommand: AsyncParsableCommand {
             logger.info("open-file limit", metadata: metadata)
         }
     }
-
-    /// `serve --keys --upstreams`: the old proxy's way of starting.
-    func importFiles(into store: AppDatabase) throws {
-        guard keys != nil || upstreams != nil else { return }
-        _ = try ImportCommand.importFiles(keys: keys, upstreams: upstreams, into: { store }, printing: true)
-    }
-
-    /// With no upstream configured at all, Google itself is the upstream.
-    private func ensureUpstream(in store: AppDatabase, logger: Logger) throws {
-        guard try store.listUpstreams().isEmpty else { return }
-        _ = try store.addUpstream(GatewayConfiguration.defaultUpstream)
-        logger.notice("no upstream configured: using \(GatewayConfiguration.defaultUpstream)")
-    }
-
-    /// The gateway never runs open: with no token configured, make one and show it once.
-    private func ensureToken(in store: AppDatabase) throws {
-        guard proxyKey?.isEmpty ?? true, try store.activeClients().isEmpty else { return }
-        let (client, token) = try store.addClient(name: "default")
-        print("No gateway token was configured, so one was created (client '\(client.name)'). It is shown only now:")
-        print(token)
-        print("Clients send it as x-goog-api-key, ?key= or Authorization: Bearer. More: gemini-gateway clients add NAME")
-    }
 }
 
 /// What a log line or an error shows of the parsed command (Swift's default description of a
 /// struct would dump every property, the tokens included): the settings, secrets as fingerprints.
 extension ServeCommand: CustomStringConvertible {
-    var description: String { "serve db=\(database.db) \(gatewayConfiguration())" }
+    var description: String { "serve db=\(database.store.isEmpty ? database.db : database.store) \(gatewayConfiguration())" }
 }
 
 /// A setting from the settings file (`--config`) or the environment; see `Settings`.

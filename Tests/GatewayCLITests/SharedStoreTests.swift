@@ -1,0 +1,230 @@
+import AsyncHTTPClient
+import FakeGemini
+import Foundation
+import GatewayCore
+import NIOCore
+import TestSupport
+import Testing
+
+/// Two `serve` processes sharing one PostgreSQL store (issue 25), against the throwaway server
+/// `scripts/test` starts (`GATEWAY_TEST_POSTGRES`). Without one these tests are skipped, except
+/// with CI=true, where a missing server fails them.
+@Suite struct SharedStoreTests {
+    /// A 429 seen through A is avoided by B: B learns the key's cooldown from the store (the
+    /// event A wrote and its NOTIFY), without B ever sending that key the request.
+    @Test func aThrottleSeenByOneInstanceCoolsTheKeyForTheOther() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0]) proj-a\n\(secrets[1]) proj-b\n") else { return }
+        defer { pair.stop() }
+        let (fake, client, a, b) = (pair.fake, pair.token, pair.a, pair.b)
+
+        // The first key answers every request with a per-minute 429, for longer than any test.
+        fake.setRules([.init(key: secrets[0], reply: .perMinuteThrottle(retryDelay: 3_600))])
+        // Through A until A has met that 429 (its own retry then goes to the other key).
+        try await waitUntil("A sent the first key its 429") {
+            _ = try await a.generate(token: client)
+            return fake.received().contains { $0.header("x-goog-api-key") == secrets[0] }
+        }
+        let throttled = ContinuousClock.now
+        // B never sent a request: the cooling key in its pool came from A.
+        try await waitUntil("B shows the first key cooling") { try await b.metric(#"gemini_gateway_keys{state="cooling"}"#) == 1 }
+        let learnt = ContinuousClock.now - throttled
+        print("SharedStoreTests: B saw A's 429 within \(learnt)")
+        let before = fake.received().count
+        for _ in 0..<20 { #expect(try await b.generate(token: client) == 200) }
+        let sentByB = fake.received().dropFirst(before)
+        #expect(sentByB.count == 20)
+        #expect(sentByB.allSatisfy { $0.header("x-goog-api-key") == secrets[1] }, "B used the key A saw throttled")
+    }
+
+    /// An operator's soft delete and token revocation, made once with the CLI against the store,
+    /// hold on both instances; a restore brings the key back on both.
+    @Test func aSoftDeleteAndARevocationByTheCLIHoldOnEveryInstance() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n") else { return }
+        defer { pair.stop() }
+        let (fake, client, a, b, ws, store) = (pair.fake, pair.token, pair.a, pair.b, pair.ws, pair.store)
+        for gateway in [a, b] { #expect(try await gateway.generate(token: client) == 200) }
+
+        let deleted = try await ws.run("keys", "delete", String(secrets[1].suffix(4)), "--store", store.url)
+        #expect(deleted.status == 0, "\(deleted.all)")
+        for gateway in [a, b] {
+            try await waitUntil("the deleted key left the pool") { try await gateway.metric(#"gemini_gateway_keys{state="usable"}"#) == 1 }
+        }
+        let before = fake.received().count
+        for _ in 0..<5 { for gateway in [a, b] { #expect(try await gateway.generate(token: client) == 200) } }
+        #expect(fake.received().dropFirst(before).allSatisfy { $0.header("x-goog-api-key") == secrets[0] })
+
+        #expect(try await ws.run("keys", "restore", String(secrets[1].suffix(4)), "--store", store.url).status == 0)
+        for gateway in [a, b] {
+            try await waitUntil("the restored key is back") { try await gateway.metric(#"gemini_gateway_keys{state="usable"}"#) == 2 }
+        }
+
+        #expect(try await ws.run("clients", "revoke", "app", "--store", store.url).status == 0)
+        for gateway in [a, b] {
+            try await waitUntil("the revoked token is refused") { try await gateway.generate(token: client) == 401 }
+        }
+    }
+
+    /// Two instances starting together on an empty store, each importing the same files: one
+    /// migration, one key, one upstream, one "default" token shown by exactly one of them, two
+    /// instance ids; and every answered request is in the shared log once, also in the daily
+    /// totals.
+    @Test func twoInstancesStartingTogetherBootstrapOnceAndLogEveryRequestOnce() async throws {
+        guard let store = try await SharedDatabase.make() else { return }
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        ws.write("api_keys.txt", "\(secrets[0])\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        let (portA, portB) = (try freePort(), try freePort())
+        func serve(_ port: Int) async throws -> ServeProcess {
+            try await ServeProcess(
+                ["serve", "--store", store.url, "--host", "127.0.0.1", "--port", "\(port)", "--keys", "api_keys.txt",
+                 "--upstreams", "proxy_urls.txt", "--metrics-public"],
+                in: ws.path)
+        }
+        async let startedA = serve(portA)
+        async let startedB = serve(portB)
+        let (a, b) = try await (startedA, startedB)
+        defer { a.kill(); b.kill() }
+        for process in [a, b] {
+            #expect(await process.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil, "\(process.stderr)")
+        }
+        let tokens = (a.stdout + b.stdout).split(separator: "\n").filter { $0.hasPrefix("gw-") }
+        #expect(tokens.count == 1, "exactly one instance shows the one default token")
+        #expect(try await store.value("SELECT COUNT(*) FROM schema_migrations") == "1")
+        #expect(try await store.value("SELECT COUNT(*) FROM upstreams") == "1")
+        #expect(try await store.value("SELECT COUNT(*) FROM keys") == "1")
+        #expect(try await store.value("SELECT COUNT(*) FROM clients") == "1")
+        #expect(try await store.value("SELECT COUNT(DISTINCT id) FROM gateway_instances") == "2")
+        let token = try #require(tokens.first.map(String.init))
+
+        let gateways = [SharedGateway(process: a, port: portA), SharedGateway(process: b, port: portB)]
+        var ids = Set<String>()
+        for index in 0..<40 {
+            let (status, id) = try await gateways[index % 2].generateWithID(token: token)
+            #expect(status == 200)
+            ids.insert(id)
+        }
+        for process in [a, b] { process.terminate() }
+        for process in [a, b] { #expect(await process.waitForExit(timeout: patience) == 0) }
+        let logged = Set(try await store.value("SELECT string_agg(request_id, ',') FROM requests").split(separator: ",").map(String.init))
+        #expect(ids.isSubset(of: logged), "every answered request has its row")
+        #expect(try await store.value("SELECT COUNT(*) = COUNT(DISTINCT request_id) FROM requests") == "t")
+        #expect(try await store.value("SELECT (SELECT SUM(requests) FROM daily_usage) = (SELECT COUNT(*) FROM requests)") == "t")
+        let prefixes = Set(ids.map { String($0.dropFirst(11).prefix(4)) })
+        #expect(prefixes.count == 2, "each instance's ids carry its own prefix")
+    }
+}
+
+/// A fake upstream, keys and a client "app" imported with the CLI into a fresh shared store, and
+/// two gateways serving from it.
+struct TwoGateways {
+    let store: SharedDatabase
+    let ws: Workspace
+    let fake: FakeGemini
+    let token: String
+    let a: SharedGateway
+    let b: SharedGateway
+
+    /// Nil when there is no test server (the test is skipped).
+    static func start(keys: String) async throws -> TwoGateways? {
+        guard let store = try await SharedDatabase.make() else { return nil }
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        ws.write("api_keys.txt", keys)
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        #expect(try await ws.run("import", "--store", store.url, "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
+        let token = try await store.addClient(in: ws)
+        let a = try await SharedGateway.start(store: store, in: ws)
+        let b = try await SharedGateway.start(store: store, in: ws)
+        return TwoGateways(store: store, ws: ws, fake: fake, token: token, a: a, b: b)
+    }
+
+    func stop() {
+        a.process.kill()
+        b.process.kill()
+        let fake = fake
+        Task { await fake.stop() }
+    }
+}
+
+/// A fresh database on the test PostgreSQL server, for one test.
+struct SharedDatabase {
+    let url: String
+    let server: String
+
+    /// Nil (the test is skipped) without `GATEWAY_TEST_POSTGRES`; with CI=true that is a failure.
+    static func make() async throws -> SharedDatabase? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let server = environment["GATEWAY_TEST_POSTGRES"], !server.isEmpty else {
+            if environment["CI"] == "true" { Issue.record("GATEWAY_TEST_POSTGRES is not set: scripts/test starts the server") }
+            return nil
+        }
+        let name = "gw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        _ = try await psql(server, "CREATE DATABASE \(name)")
+        let base = server.hasSuffix("/postgres") ? String(server.dropLast("/postgres".count)) : server
+        return SharedDatabase(url: base + "/" + name, server: server)
+    }
+
+    /// The single value `sql` returns, as psql prints it.
+    func value(_ sql: String) async throws -> String {
+        try await Self.psql(url, sql)
+    }
+
+    /// A client "app" made with the CLI; returns its token.
+    func addClient(in ws: Workspace) async throws -> String {
+        let added = try await ws.run("clients", "add", "app", "--store", url)
+        #expect(added.status == 0, "\(added.all)")
+        return try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("gw-") }.map(String.init))
+    }
+
+    static func psql(_ url: String, _ sql: String) async throws -> String {
+        let child = try await ChildProcess("/usr/bin/env", ["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                                           environment: ProcessInfo.processInfo.environment)
+        let status = await child.waitForExit()
+        guard status == 0 else { throw PSQLFailed(sql: sql, output: child.stderr) }
+        return child.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    struct PSQLFailed: Error, CustomStringConvertible {
+        var sql: String
+        var output: String
+        var description: String { "psql failed on '\(sql)': \(output)" }
+    }
+}
+
+/// One `serve --store postgres://…` process and its port.
+struct SharedGateway {
+    let process: ServeProcess
+    let port: Int
+
+    static func start(store: SharedDatabase, in ws: Workspace) async throws -> SharedGateway {
+        let port = try freePort()
+        let process = try await ServeProcess(
+            ["serve", "--store", store.url, "--host", "127.0.0.1", "--port", "\(port)", "--metrics-public"],
+            in: ws.path)
+        #expect(await process.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil, "\(process.stderr)")
+        return SharedGateway(process: process, port: port)
+    }
+
+    func generate(token: String) async throws -> Int {
+        try await generateWithID(token: token).status
+    }
+
+    func generateWithID(token: String) async throws -> (status: Int, id: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/gemini-2.5-flash:generateContent")
+        request.method = .POST
+        request.headers.add(name: "x-goog-api-key", value: token)
+        request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), response.headers.first(name: "x-gateway-request-id") ?? "")
+    }
+
+    /// The value of one sample line of `/metrics`, nil when absent.
+    func metric(_ sample: String) async throws -> Double? {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(30))
+        let text = String(buffer: try await response.body.collect(upTo: 16 << 20))
+        return text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import GatewayCore
+import GatewayStore
+import GatewayStorePostgres
+import Logging
+import TestSupport
+import Testing
+
+/// The PostgreSQL store against the throwaway server `scripts/test` starts
+/// (`GATEWAY_TEST_POSTGRES`); skipped without one, except with CI=true.
+@Suite struct PostgresStoreTests {
+    /// A batch written again after its commit's answer was lost adds nothing: each request is
+    /// one row and counted once in the daily totals.
+    @Test func aBatchWrittenTwiceIsCountedOnce() async throws {
+        guard let location = try await freshDatabase() else { return }
+        try await PostgresStore.with(location, logger: Logger(label: "test")) { store in
+            try await store.registerInstance(name: "test")
+            let started = Date()
+            let batch = (0..<50).map { index in
+                var entry = RequestLogEntry(requestId: String(format: "test-%05d", index), startedAt: started, method: "POST", endpoint: "generateContent")
+                entry.model = "gemini-2.5-flash"
+                entry.clientName = "app"
+                entry.outcome = .success
+                entry.status = 200
+                entry.promptTokens = 4
+                entry.candidatesTokens = 6
+                entry.totalTokens = 10
+                entry.clientId = 1
+                entry.attempts = [AttemptRow(attempt: 1, startedAt: started, keyId: 1, upstreamId: 1, status: 200, verdict: "success", latencyMs: 12.5)]
+                return entry
+            }
+            try await store.insert(batch, streams: [])
+            try await store.insert(batch, streams: [])
+            try await store.insert(Array(batch.prefix(10)), streams: [])
+            let usage = try await store.clientUsage(now: started)
+            #expect(usage.lastMinute.count == 50)
+            #expect(usage.lastMinute.map(\.tokens).reduce(0, +) == 500)
+            let owners = try await store.resourceOwners(now: started)
+            #expect(owners.isEmpty)
+        }
+        let rows = try await psql(location, """
+            SELECT (SELECT COUNT(*) FROM requests) || ' ' || (SELECT COUNT(*) FROM attempts) || ' ' ||
+                   (SELECT SUM(requests) FROM daily_usage) || ' ' || (SELECT SUM(attempts) FROM daily_key_usage) || ' ' ||
+                   (SELECT SUM(attempts) FROM daily_upstream_latency)
+            """)
+        #expect(rows == "50 50 50 50 50")
+    }
+
+    /// What one instance writes is read by another, once, and never by itself.
+    @Test func sharedChangesReachTheOtherInstanceOnly() async throws {
+        guard let location = try await freshDatabase() else { return }
+        try await PostgresStore.with(location, logger: Logger(label: "a")) { a in
+            try await PostgresStore.with(location, logger: Logger(label: "b")) { b in
+                let (idA, idB) = (try await a.registerInstance(name: "a"), try await b.registerInstance(name: "b"))
+                #expect(idA != idB)
+                _ = try await a.importLists(keys: ListFile.parseKeys(Data("AIzaSyFAKE-test-key-number-one-00000001\n".utf8)), upstreams: nil, now: Date())
+                #expect(try await a.changesByOthers().isEmpty)
+                #expect(try await b.changesByOthers().isEmpty)
+                // B listens; its doorbell rings once when it is connected, then at each NOTIFY.
+                let listener = Task { await b.listen() }
+                defer { listener.cancel() }
+                #expect(await b.waitForChanges(timeout: .seconds(30)), "B's listener connected")
+                let cooldown = KeyCooldown(keyID: 1, model: "gemini-2.5-flash", until: Date().addingTimeInterval(60), reason: "RATE_LIMIT_EXCEEDED")
+                try await a.apply([.keyCooldown(cooldown), .upstreamRecovered(id: 1)], lastUsed: LastUsedBatch(keys: [1: Date()]), now: Date())
+                #expect(await b.waitForChanges(timeout: .seconds(30)), "A's NOTIFY rang B's doorbell")
+                let seen = try await b.changesByOthers()
+                #expect(seen.count == 1)
+                if case .keyCooldown(let got) = seen.first {
+                    #expect(got.keyID == 1 && got.model == cooldown.model && got.reason == cooldown.reason)
+                    #expect(abs(got.until.timeIntervalSince(cooldown.until)) < 0.001)
+                } else {
+                    Issue.record("expected the key's cooldown, got \(seen)")
+                }
+                #expect(try await b.changesByOthers().isEmpty, "read once")
+                #expect(try await a.changesByOthers().isEmpty, "an instance skips its own")
+            }
+        }
+    }
+}
+
+/// A new database on the test server, or nil (skip) without one.
+func freshDatabase() async throws -> PostgresLocation? {
+    let environment = ProcessInfo.processInfo.environment
+    guard let server = environment["GATEWAY_TEST_POSTGRES"], !server.isEmpty else {
+        if environment["CI"] == "true" { Issue.record("GATEWAY_TEST_POSTGRES is not set: scripts/test starts the server") }
+        return nil
+    }
+    let name = "gw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+    let admin = try PostgresLocation.parse(server, password: environment["PGPASSWORD"]).get()
+    _ = try await psql(admin, "CREATE DATABASE \(name)")
+    var location = admin
+    location.database = name
+    return location
+}
+
+func psql(_ location: PostgresLocation, _ sql: String) async throws -> String {
+    let child = try await ChildProcess("/usr/bin/env", ["psql", location.description, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                                       environment: ProcessInfo.processInfo.environment)
+    guard await child.waitForExit() == 0 else { throw StoreError.database("psql failed: \(child.stderr)") }
+    return child.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+}
