@@ -31,6 +31,9 @@ public final class PoolSync: Service, Sendable {
     /// Waits, when the sync is cancelled, for the requests cancelled with it to end (their
     /// verdicts may still change the pool) before the last write.
     private let stragglers: @Sendable () async -> Void
+    /// Set when the shared store rang (another instance or the CLI wrote something): the marker
+    /// is looked at on the next tick instead of at the next reload interval.
+    private let rung = Atomic<Bool>(false)
 
     public init(
         database: any ServingStore, pool: KeyPool, authenticator: ClientAuthenticator,
@@ -87,7 +90,7 @@ public final class PoolSync: Service, Sendable {
                 }
                 failing = true
             }
-            _ = await feed.waitForChanges(timeout: .seconds(1))
+            if await feed.waitForChanges(timeout: .seconds(1)) { rung.store(true, ordering: .relaxed) }
         }
     }
 
@@ -108,7 +111,8 @@ public final class PoolSync: Service, Sendable {
             let flushUsage = now - lastUsageFlush >= .seconds(1)
             if flushUsage { lastUsageFlush = now }
             await flush(includingUsage: flushUsage)
-            guard now - lastReloadCheck >= reloadInterval else { continue }
+            let rang = rung.exchange(false, ordering: .relaxed)
+            guard rang || now - lastReloadCheck >= reloadInterval else { continue }
             lastReloadCheck = now
             do {
                 let current = try await database.poolMarker()

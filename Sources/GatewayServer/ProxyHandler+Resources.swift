@@ -20,14 +20,16 @@ extension ProxyHandler {
     /// The resource the request names in its path, or else in its body (file URIs, a cached
     /// content), if the gateway knows who created it. Resources of two different keys in one
     /// request cannot be served by any key: that is the client's error.
-    func resourcePin(_ request: ProxyRequest, target: ForwardedTarget, body: ByteBuffer) -> Result<ResourcePin?, GeminiErrorResponse> {
+    func resourcePin(_ request: ProxyRequest, target: ForwardedTarget, body: ByteBuffer) async -> Result<ResourcePin?, GeminiErrorResponse> {
         guard !owners.isEmpty else { return .success(nil) }
         if let name = ProjectResource.named(inPath: target.path) {
-            return .success(owners.owner(of: name).map { ResourcePin(name: name, owner: $0) })
+            return .success(await owners.lookUp(name).map { ResourcePin(name: name, owner: $0) })
         }
         guard request.method == .POST, body.readableBytes > 0 else { return .success(nil) }
-        let owned = body.withUnsafeReadableBytes { ProjectResource.referenced(inBody: $0) }
-            .compactMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        var owned: [ResourcePin] = []
+        for name in body.withUnsafeReadableBytes({ ProjectResource.referenced(inBody: $0) }) {
+            if let owner = await owners.lookUp(name) { owned.append(ResourcePin(name: name, owner: owner)) }
+        }
         guard let first = owned.first else { return .success(nil) }
         if let other = owned.first(where: { $0.owner.keyID != first.owner.keyID }) {
             return .failure(.resourcesOfDifferentKeys(first.name, other.name))

@@ -63,6 +63,11 @@ struct ProxyHandler: Sendable {
         var target: ForwardedTarget
         /// The upload session the request continues, bound to the key and upstream that began it.
         var uploadPin: ResourcePin?
+        /// An upload session this instance does not know, continued without a token: with a
+        /// shared store another instance may have begun it, which only the store can say, and
+        /// the head's check cannot wait for it. ``handle(_:)`` looks it up before anything else
+        /// and answers 401 if it is nobody's (its body was read, up to the body limit).
+        var unresolvedUpload: String?
     }
 
     /// Who sent the request, from its head alone (so that no body is read for a stranger); nil
@@ -70,14 +75,26 @@ struct ProxyHandler: Sendable {
     func admit(_ head: HTTPRequestHead) -> Admission? {
         let target = ForwardedTarget(target: head.uri)
         let token = ClientAuthenticator.token(headers: head.headers, keyParameter: target.keyParameter)
-        let pin = ProjectResource.uploadSession(path: target.path, query: target.query)
-            .flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        let session = ProjectResource.uploadSession(path: target.path, query: target.query)
+        let pin = session.flatMap { name in owners.owner(of: name).map { ResourcePin(name: name, owner: $0) } }
+        if token == nil, pin == nil, let session, owners.readsThrough {
+            return Admission(client: ClientIdentity(id: nil, name: "-"), target: target, uploadPin: nil, unresolvedUpload: session)
+        }
         let client = token == nil ? pin.flatMap { authenticator.identity(clientID: $0.owner.clientID) } : authenticator.authenticate(token)
         return client.map { Admission(client: $0, target: target, uploadPin: pin) }
     }
 
     /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
     func handle(_ request: ProxyRequest) async -> ProxyAnswer {
+        var request = request
+        if let session = request.admission.unresolvedUpload {
+            guard let owner = await owners.lookUp(session), let client = authenticator.identity(clientID: owner.clientID) else {
+                return refuse(request.head, .unauthenticated, outcome: .unauthorized)
+            }
+            request.admission.client = client
+            request.admission.uploadPin = ResourcePin(name: session, owner: owner)
+            request.admission.unresolvedUpload = nil
+        }
         let (target, route, recorder) = begin(request.head, target: request.admission.target)
         var answer = await proxy(request, target: target, route: route, recorder: recorder)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
@@ -151,7 +168,7 @@ struct ProxyHandler: Sendable {
     /// next pair while the budget of tries and time lasts, and answer with the last failure.
     private func proxy(_ request: ProxyRequest, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder) async -> ProxyAnswer {
         let exchange: Exchange
-        switch prepare(request, target: target, route: route, recorder: recorder) {
+        switch await prepare(request, target: target, route: route, recorder: recorder) {
         case .success(let prepared): exchange = prepared
         case .failure(let error): return fail(recorder, error, outcome: .clientError)
         }
@@ -202,7 +219,7 @@ struct ProxyHandler: Sendable {
     /// it. Fails (the client's error) for a call naming resources of two keys.
     private func prepare(
         _ request: ProxyRequest, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder
-    ) -> Result<Exchange, GeminiErrorResponse> {
+    ) async -> Result<Exchange, GeminiErrorResponse> {
         let client = request.admission.client
         // The body (read whole, within the limit, by the channel handler) is replayed on every try.
         let body = request.body
@@ -215,7 +232,7 @@ struct ProxyHandler: Sendable {
         }
         var pin = request.admission.uploadPin
         if pin == nil {
-            switch resourcePin(request, target: target, body: body) {
+            switch await resourcePin(request, target: target, body: body) {
             case .success(let found): pin = found
             case .failure(let error): return .failure(error)
             }

@@ -3,6 +3,7 @@ import FakeGemini
 import Foundation
 import GatewayCore
 import NIOCore
+import NIOHTTP1
 import TestSupport
 import Testing
 
@@ -62,6 +63,40 @@ import Testing
         for gateway in [a, b] {
             try await waitUntil("the revoked token is refused") { try await gateway.generate(token: client) == 401 }
         }
+    }
+
+    /// A resumable upload begun through A goes on through B, whose chunks carry no token: B finds
+    /// the session's owner in the store and sends them with the same key and upstream, and both
+    /// instances send calls naming the file with the key that created it.
+    @Test func anUploadBegunOnOneInstanceContinuesOnTheOther() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n") else { return }
+        defer { pair.stop() }
+        let (fake, token, a, b) = (pair.fake, pair.token, pair.a, pair.b)
+        let start = try await a.send("/upload/v1beta/files", token: token, headers: [
+            ("x-goog-upload-protocol", "resumable"), ("x-goog-upload-command", "start"),
+            ("x-goog-upload-header-content-length", "10"), ("x-goog-upload-header-content-type", "text/plain"),
+        ], body: #"{"file":{"display_name":"notes"}}"#)
+        #expect(start.status == 200, "\(start.body)")
+        let uploadURL = try #require(start.headers.first(name: "x-goog-upload-url"))
+        let path = try #require(uploadURL.range(of: "/upload/").map { String(uploadURL[$0.lowerBound...]) })
+        let first = try await b.send(path, token: nil, headers: [("x-goog-upload-command", "upload"), ("x-goog-upload-offset", "0")], body: "hello")
+        #expect(first.status == 200, "\(first.body)")
+        let last = try await b.send(path, token: nil, headers: [("x-goog-upload-command", "upload, finalize"), ("x-goog-upload-offset", "5")], body: "world")
+        #expect(last.status == 200, "\(last.body)")
+        let uploads = fake.received().filter { $0.path.hasPrefix("/upload/") }
+        #expect(uploads.count == 3)
+        #expect(Set(uploads.map { $0.header("x-goog-api-key") }).count == 1, "every step with the key that began it")
+        let name = try #require(last.body.firstMatch(of: /"name":\s*"(files\/[^"]+)"/).map { String($0.1) })
+        let owner = try #require(uploads.first?.header("x-goog-api-key"))
+        for gateway in [a, b, a, b] {
+            let got = try await gateway.send("/v1beta/\(name)", method: .GET, token: token)
+            #expect(got.status == 200, "\(got.body)")
+            #expect(got.headers.first(name: "x-fake-key") == String(owner.suffix(4)))
+        }
+        // A session nobody began is refused, as on one instance.
+        let stranger = try await b.send("/upload/v1beta/files?upload_id=nobody-began-this&upload_protocol=resumable", token: nil,
+                                        headers: [("x-goog-upload-command", "upload"), ("x-goog-upload-offset", "0")], body: "x")
+        #expect(stranger.status == 401)
     }
 
     /// Two instances starting together on an empty store, each importing the same files: one
@@ -219,6 +254,20 @@ struct SharedGateway {
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
         _ = try await response.body.collect(upTo: 1 << 20)
         return (Int(response.status.code), response.headers.first(name: "x-gateway-request-id") ?? "")
+    }
+
+    /// Any request; `token` nil sends none.
+    func send(
+        _ path: String, method: HTTPMethod = .POST, token: String?, headers: [(String, String)] = [], body: String? = nil
+    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        if let token { request.headers.add(name: "x-goog-api-key", value: token) }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        return (Int(response.status.code), response.headers, text)
     }
 
     /// The value of one sample line of `/metrics`, nil when absent.
