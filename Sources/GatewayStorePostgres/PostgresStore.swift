@@ -128,9 +128,11 @@ public final class PostgresStore: Sendable {
 
     /// One transaction; errors become `StoreError`s naming the store (and the failure is noted for
     /// ``problem``, a success clears it).
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            let result = try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            let result = try await Self.within(Self.deadline) {
+                try await self.client.withTransaction(logger: self.logger) { connection in try await body(connection) }
+            }
             noteSuccess()
             return result
         } catch let error as StoreError {
@@ -143,14 +145,68 @@ public final class PostgresStore: Sendable {
     /// One statement outside a transaction, with its rows collected.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         do {
-            var rows: [PostgresRandomAccessRow] = []
-            for try await row in try await client.query(query, logger: logger) { rows.append(row.makeRandomAccess()) }
+            let rows = try await Self.within(Self.deadline) {
+                var rows: [PostgresRandomAccessRow] = []
+                for try await row in try await self.client.query(query, logger: self.logger) { rows.append(row.makeRandomAccess()) }
+                return rows
+            }
             noteSuccess()
             return rows
         } catch {
             throw noteFailure(error)
         }
     }
+
+    /// How long any statement or transaction may take, waiting for a connection included. With
+    /// PostgreSQL away, postgres-nio waits for a connection without end: `/metrics` would hang,
+    /// and the writers would never learn (nor say) that their rows wait. A batch of the log
+    /// writer takes milliseconds; one cut off is rolled back and written again (exactly once).
+    static let deadline: Duration = .seconds(10)
+
+    struct DeadlineExceeded: Error, CustomStringConvertible {
+        var description: String { "no answer within \(PostgresStore.deadline)" }
+    }
+
+    /// `body`'s result, or ``DeadlineExceeded`` once `limit` has passed. `body` runs in a task of
+    /// its own, cancelled then but not waited for: a lease or a statement on a connection that
+    /// died with the server does not always end at cancellation, and the caller must not hang
+    /// with it (a task group would wait for it).
+    static func within<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let race = Race<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                race.waiting.withLock { $0 = continuation }
+                let work = Task {
+                    let result: Result<T, any Error>
+                    do { result = .success(try await body()) } catch { result = .failure(error) }
+                    race.finish(with: result)
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: limit)
+                    guard !Task.isCancelled else { return }
+                    race.finish(with: .failure(DeadlineExceeded()))
+                }
+                race.tasks.withLock { $0 = [work, timer] }
+            }
+        } onCancel: {
+            race.finish(with: .failure(CancellationError()))
+        }
+    }
+
+    /// The caller of ``within(_:_:)`` waiting, and the two tasks racing to answer it.
+    private final class Race<T: Sendable>: Sendable {
+        let waiting = Mutex<CheckedContinuation<T, any Error>?>(nil)
+        let tasks = Mutex<[Task<Void, Never>]>([])
+
+        /// The first answer resumes the caller; the tasks still running are cancelled.
+        func finish(with result: Result<T, any Error>) {
+            guard let continuation = waiting.withLock({ $0.take() }) else { return }
+            continuation.resume(with: result)
+            for task in tasks.withLock({ $0 }) { task.cancel() }
+        }
+    }
+
+
 
     private func noteSuccess() {
         state.withLock { state in

@@ -99,6 +99,102 @@ import Testing
         #expect(stranger.status == 401)
     }
 
+    /// PostgreSQL stopped, then crashed, while both instances serve: they go on answering from
+    /// memory and say so on `/readyz` (still 200) and in `/metrics`; when it is back every row
+    /// is written (each once), and a 429 through A again reaches B (the listener reconnected).
+    @Test func postgreSQLGoingAwayLosesNoRowAndTheInstancesCatchUp() async throws {
+        try await OwnCluster.with { cluster in try await postgreSQLGoesAway(cluster) }
+    }
+
+    private func postgreSQLGoesAway(_ cluster: OwnCluster) async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n", server: cluster.url) else { return }
+        defer { pair.stop() }
+        let (fake, token, a, b, store) = (pair.fake, pair.token, pair.a, pair.b, pair.store)
+        var ids = Set<String>()
+        func serveSome() async throws {
+            for gateway in [a, b, a, b, a, b] {
+                let (status, id) = try await gateway.generateWithID(token: token)
+                #expect(status == 200)
+                ids.insert(id)
+            }
+        }
+        try await serveSome()
+        for action in ["stop", "crash"] {
+            if action == "stop" { try await cluster.run("stop") }
+            // Served from memory while the store is away; the writes fail and wait.
+            try await serveSome()
+            if action == "stop" {
+                for gateway in [a, b] {
+                    try await waitUntil("/readyz says the store is failing") {
+                        let ready = try await gateway.send("/readyz", method: .GET, token: nil)
+                        return ready.status == 200 && ready.body.contains(#""database_ok":false"#)
+                    }
+                    #expect(try await gateway.metric("gemini_gateway_database_ok") == 0)
+                }
+                try await cluster.run("start")
+            } else {
+                try await cluster.run("crash")
+                try await serveSome()
+            }
+            try await waitUntil("every answered request is in the store", timeout: patience) {
+                let logged = try await store.value("SELECT COUNT(*) FROM requests WHERE request_id IN (\(ids.map { "'\($0)'" }.joined(separator: ",")))")
+                return logged == String(ids.count)
+            }
+        }
+        for gateway in [a, b] {
+            try await waitUntil("/readyz says the store is fine again") {
+                try await gateway.send("/readyz", method: .GET, token: nil).body.contains(#""database_ok":true"#)
+            }
+        }
+        #expect(try await store.value("SELECT COUNT(*) = COUNT(DISTINCT request_id) FROM requests") == "t")
+        #expect(try await store.value("SELECT (SELECT SUM(requests) FROM daily_usage) = (SELECT COUNT(*) FROM requests)") == "t")
+        // The listeners are back: a throttle through A cools the key in B again.
+        fake.setRules([.init(key: secrets[0], reply: .perMinuteThrottle(retryDelay: 3_600))])
+        try await waitUntil("A sent the first key its 429") {
+            _ = try await a.generate(token: token)
+            return fake.received().suffix(4).contains { $0.header("x-goog-api-key") == secrets[0] && $0.path.contains("generateContent") }
+        }
+        try await waitUntil("B shows the first key cooling") { try await b.metric(#"gemini_gateway_keys{state="cooling"}"#) == 1 }
+    }
+
+    /// SIGTERM of one instance while its requests are in flight: they are answered, it exits 0,
+    /// the other serves on, and every answered request of both is in the store.
+    @Test func sigtermOfOneInstanceLosesNoRow() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n") else { return }
+        defer { pair.stop() }
+        let (fake, token, a, b, store) = (pair.fake, pair.token, pair.a, pair.b, pair.store)
+        fake.setRules([.init(model: "slow-model", reply: .delay(.milliseconds(1500), then: .ok))])
+        let slow = (0..<8).map { _ in
+            Task { () -> (Int, String) in
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(a.port)/v1beta/models/slow-model:generateContent")
+                request.method = .POST
+                request.headers.add(name: "x-goog-api-key", value: token)
+                request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+                _ = try await response.body.collect(upTo: 1 << 20)
+                return (Int(response.status.code), response.headers.first(name: "x-gateway-request-id") ?? "")
+            }
+        }
+        try await waitUntil("A's slow requests reached the upstream") { fake.received().count >= 8 }
+        a.process.terminate()
+        var ids = Set<String>()
+        for task in slow {
+            let (status, id) = try await task.value
+            #expect(status == 200)
+            ids.insert(id)
+        }
+        #expect(await a.process.waitForExit(timeout: patience) == 0)
+        for _ in 0..<10 {
+            let (status, id) = try await b.generateWithID(token: token)
+            #expect(status == 200)
+            ids.insert(id)
+        }
+        try await waitUntil("every answered request is in the store") {
+            let logged = try await store.value("SELECT COUNT(*) FROM requests WHERE request_id IN (\(ids.map { "'\($0)'" }.joined(separator: ",")))")
+            return logged == String(ids.count)
+        }
+    }
+
     /// Two instances starting together on an empty store, each importing the same files: one
     /// migration, one key, one upstream, one "default" token shown by exactly one of them, two
     /// instance ids; and every answered request is in the shared log once, also in the daily
@@ -151,6 +247,51 @@ import Testing
     }
 }
 
+/// A PostgreSQL server of one test's own, which it may stop, crash and start again without
+/// disturbing the other tests' server (`scripts/pg-test-cluster`, as `GATEWAY_TEST_PG_CTL`).
+struct OwnCluster {
+    let control: String
+    let directory: String
+    let port: Int
+    var url: String { "postgres://gateway@127.0.0.1:\(port)/postgres" }
+
+    /// Runs `body` with a cluster of its own, stopped and deleted afterwards whatever happens;
+    /// skipped without the control script, which `scripts/test` exports.
+    static func with(_ body: (OwnCluster) async throws -> Void) async throws {
+        guard let cluster = try await start() else { return }
+        do {
+            try await body(cluster)
+        } catch {
+            await cluster.remove()
+            throw error
+        }
+        await cluster.remove()
+    }
+
+    private static func start() async throws -> OwnCluster? {
+        guard let control = ProcessInfo.processInfo.environment["GATEWAY_TEST_PG_CTL"], !control.isEmpty else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("GATEWAY_TEST_PG_CTL is not set: scripts/test sets it") }
+            return nil
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-pg-own-\(UUID().uuidString.prefix(8))").path
+        let cluster = OwnCluster(control: control, directory: directory, port: try freePort())
+        try await cluster.run("start")
+        return cluster
+    }
+
+    /// `start`, `stop`, `restart` or `crash` (stop without a shutdown checkpoint, then start).
+    func run(_ action: String) async throws {
+        let child = try await ChildProcess(control, [action, directory, String(port)], environment: ProcessInfo.processInfo.environment)
+        let status = await child.waitForExit()
+        if status != 0 { throw SharedDatabase.PSQLFailed(sql: "pg-test-cluster \(action)", output: child.stderr) }
+    }
+
+    func remove() async {
+        try? await run("stop")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
 /// A fake upstream, keys and a client "app" imported with the CLI into a fresh shared store, and
 /// two gateways serving from it.
 struct TwoGateways {
@@ -162,8 +303,8 @@ struct TwoGateways {
     let b: SharedGateway
 
     /// Nil when there is no test server (the test is skipped).
-    static func start(keys: String) async throws -> TwoGateways? {
-        guard let store = try await SharedDatabase.make() else { return nil }
+    static func start(keys: String, server: String? = nil) async throws -> TwoGateways? {
+        guard let store = try await SharedDatabase.make(server: server) else { return nil }
         let ws = Workspace()
         let fake = try await FakeGemini.start()
         ws.write("api_keys.txt", keys)
@@ -189,9 +330,9 @@ struct SharedDatabase {
     let server: String
 
     /// Nil (the test is skipped) without `GATEWAY_TEST_POSTGRES`; with CI=true that is a failure.
-    static func make() async throws -> SharedDatabase? {
+    static func make(server given: String? = nil) async throws -> SharedDatabase? {
         let environment = ProcessInfo.processInfo.environment
-        guard let server = environment["GATEWAY_TEST_POSTGRES"], !server.isEmpty else {
+        guard let server = given ?? environment["GATEWAY_TEST_POSTGRES"], !server.isEmpty else {
             if environment["CI"] == "true" { Issue.record("GATEWAY_TEST_POSTGRES is not set: scripts/test starts the server") }
             return nil
         }
