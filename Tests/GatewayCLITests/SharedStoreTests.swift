@@ -164,17 +164,7 @@ import Testing
         defer { pair.stop() }
         let (fake, token, a, b, store) = (pair.fake, pair.token, pair.a, pair.b, pair.store)
         fake.setRules([.init(model: "slow-model", reply: .delay(.milliseconds(1500), then: .ok))])
-        let slow = (0..<8).map { _ in
-            Task { () -> (Int, String) in
-                var request = HTTPClientRequest(url: "http://127.0.0.1:\(a.port)/v1beta/models/slow-model:generateContent")
-                request.method = .POST
-                request.headers.add(name: "x-goog-api-key", value: token)
-                request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-                _ = try await response.body.collect(upTo: 1 << 20)
-                return (Int(response.status.code), response.headers.first(name: "x-gateway-request-id") ?? "")
-            }
-        }
+        let slow = (0..<8).map { _ in Task { try await a.generateWithID(token: token, model: "slow-model") } }
         try await waitUntil("A's slow requests reached the upstream") { fake.received().count >= 8 }
         a.process.terminate()
         var ids = Set<String>()
@@ -387,8 +377,8 @@ struct SharedGateway {
         try await generateWithID(token: token).status
     }
 
-    func generateWithID(token: String) async throws -> (status: Int, id: String) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/gemini-2.5-flash:generateContent")
+    func generateWithID(token: String, model: String = "gemini-2.5-flash") async throws -> (status: Int, id: String) {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/\(model):generateContent")
         request.method = .POST
         request.headers.add(name: "x-goog-api-key", value: token)
         request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
