@@ -70,6 +70,8 @@ let package = Package(
                 "GatewayCore",
                 "GatewayStore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                // `store copy` reads a SQLite node.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -359,6 +359,10 @@ struct CopyText {
     var isEmpty: Bool { buffer.readableBytes == 0 }
 
     mutating func row(_ values: Value...) {
+        row(values)
+    }
+
+    mutating func row(_ values: [Value]) {
         for (index, value) in values.enumerated() {
             if index > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
             write(value)

@@ -14,7 +14,7 @@ struct GatewayCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ServeCommand.self, ImportCommand.self, KeysCommand.self, UpstreamsCommand.self, ClientsCommand.self, PricesCommand.self, StatusCommand.self,
-            ReportCommand.self,
+            ReportCommand.self, StoreCommand.self,
         ]
     )
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import FakeGemini
 import Foundation
 import GatewayCore
+import GRDB
 import NIOCore
 import NIOHTTP1
 import TestSupport
@@ -183,6 +184,61 @@ import Testing
             let logged = try await store.value("SELECT COUNT(*) FROM requests WHERE request_id IN (\(ids.map { "'\($0)'" }.joined(separator: ",")))")
             return logged == String(ids.count)
         }
+    }
+
+    /// `store copy` moves a SQLite node into an empty shared store: keys with their states,
+    /// clients (the same tokens work), the request log and its daily totals, ids kept; a gateway
+    /// on the store then serves with them. A second copy into the same store is refused.
+    @Test func storeCopyMovesASQLiteNodeIntoTheSharedStore() async throws {
+        guard let store = try await SharedDatabase.make() else { return }
+        let ws = Workspace()
+        let fake = try await FakeGemini.start()
+        defer { Task { await fake.stop() } }
+        ws.write("api_keys.txt", "\(secrets[0]) proj-a\n\(secrets[1])\n\(secrets[2]) proj-a\n")
+        ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
+        #expect(try await ws.run("import", "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
+        let added = try await ws.run("clients", "add", "app", "--rpm", "1000")
+        let token = try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("gw-") }.map(String.init))
+        let port = try freePort()
+        let node = try await ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
+        defer { node.kill() }
+        #expect(await node.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+        let sqliteGateway = SharedGateway(process: node, port: port)
+        for _ in 0..<12 { #expect(try await sqliteGateway.generate(token: token) == 200) }
+        node.terminate()
+        #expect(await node.waitForExit(timeout: patience) == 0)
+        #expect(try await ws.run("keys", "delete", String(secrets[1].suffix(4))).status == 0)
+
+        let copied = try await ws.run("store", "copy", "--from", "gateway.db", "--to", store.url)
+        #expect(copied.status == 0, "\(copied.all)")
+        #expect(copied.stdout.contains("requests") && copied.stdout.contains("12"), "\(copied.stdout)")
+        let sqlite = try DatabaseQueue(path: ws.path + "/gateway.db")
+        for (sql, what) in [
+            ("SELECT COUNT(*) FROM requests", "requests"), ("SELECT COUNT(*) FROM attempts", "attempts"),
+            ("SELECT SUM(requests) FROM daily_usage", "daily requests"), ("SELECT SUM(total_tokens) FROM daily_usage", "daily tokens"),
+            ("SELECT COUNT(*) FROM keys WHERE state = 'deleted'", "deleted keys"), ("SELECT MAX(id) FROM requests", "last id"),
+            ("SELECT string_agg(fingerprint || ':' || COALESCE(project, '-'), ',' ORDER BY id) FROM keys", "keys"),
+            ("SELECT string_agg(name || ':' || token_hash || ':' || COALESCE(rpm, 0), ',' ORDER BY id) FROM clients", "clients"),
+        ] {
+            let sqliteSQL = sql.replacingOccurrences(of: "string_agg(", with: "group_concat(")
+                .replacingOccurrences(of: ", ',' ORDER BY id)", with: ", ',')")
+            let expected = try await sqlite.read { db in try String.fetchOne(db, sql: sqliteSQL) } ?? ""
+            #expect(try await store.value(sql) == expected, "\(what)")
+        }
+
+        let copiedAgain = try await ws.run("store", "copy", "--from", "gateway.db", "--to", store.url)
+        #expect(copiedAgain.status != 0)
+        #expect(copiedAgain.stderr.contains("not empty"), "\(copiedAgain.stderr)")
+
+        // The shared store serves with the node's keys and tokens; the deleted key stays unused.
+        let shared = try await SharedGateway.start(store: store, in: ws)
+        defer { shared.process.kill() }
+        let before = fake.received().count
+        for _ in 0..<6 { #expect(try await shared.generate(token: token) == 200) }
+        #expect(!fake.received().dropFirst(before).contains { $0.header("x-goog-api-key") == secrets[1] })
+        shared.process.terminate()
+        #expect(await shared.process.waitForExit(timeout: patience) == 0)
+        #expect(try await store.value("SELECT COUNT(*) FROM requests") == "18")
     }
 
     /// Two instances starting together on an empty store, each importing the same files: one
