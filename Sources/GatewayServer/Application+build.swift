@@ -62,7 +62,8 @@ public struct Gateway: Sendable {
         }
         pool = KeyPool(policy: configuration.policy)
         authenticator = ClientAuthenticator(staticToken: configuration.proxyKey)
-        limiter = ClientLimiter()
+        // With a shared store each client's limits count every instance's use.
+        limiter = ClientLimiter(sharing: database.sharedChanges != nil)
         prices = Prices()
         // A database without prices (new, or from before migration 0007) gets the shipped table.
         let imported = try await database.importShippedPricesIfEmpty(now: Date())

@@ -22,6 +22,13 @@ public protocol ClientLimitStore: AnyObject, Sendable {
     func replace(_ clients: [ClientRecord])
     /// Client `id`'s limits (for the message of a refusal).
     func limits(client id: Int64) -> ClientLimits?
+    /// What this instance's clients used since the last call, for the other instances sharing the
+    /// store; empty unless the limiter was made for sharing.
+    func takeUsageToShare() -> [ClientUsageDelta]
+    /// Counts what the other instances' clients used.
+    func absorb(_ usage: [ClientUsageDelta])
+    /// Gives back use that could not be shared: the next ``takeUsageToShare()`` has it.
+    func restoreUsageToShare(_ usage: [ClientUsageDelta])
 }
 
 /// The counters in memory, one ``ClientUsageCounters`` per client under one lock (held for well
@@ -42,19 +49,84 @@ public final class ClientLimiter: ClientLimitStore {
     }
 
     private let clients = Mutex<[Int64: Client]>([:])
+    /// With a store several instances share: this instance's use not yet told to the others, by
+    /// client and second (nil: one instance, nothing to tell; the request path then pays nothing).
+    private let unshared: Unshared?
 
-    public init() {}
+    private final class Unshared: Sendable {
+        let table = Mutex<[UsageSlot: ClientUsageDelta]>([:])
+    }
+
+    private struct UsageSlot: Hashable {
+        var client: Int64
+        var second: Int64
+    }
+
+    /// `sharing`: the clients' limits count every instance's use (a PostgreSQL store); this one's
+    /// is collected for ``takeUsageToShare()``.
+    public init(sharing: Bool = false) {
+        unshared = sharing ? Unshared() : nil
+    }
 
     public func admit(client id: Int64, model: String?, now: Double) -> ClientUsageCounters.Refusal? {
-        clients.withLock { clients in
-            guard let client = clients[id] else { return nil }
-            return client.counters.admit(client.limits, model: model, now: now)
+        let (known, refusal) = clients.withLock { clients -> (Bool, ClientUsageCounters.Refusal?) in
+            guard let client = clients[id] else { return (false, nil) }
+            return (true, client.counters.admit(client.limits, model: model, now: now))
         }
+        if let unshared, known, refusal == nil {
+            share(unshared, client: id, now: now) { $0.requests += 1 }
+        }
+        return refusal
     }
 
     public func finish(client id: Int64, tokens: Int, costMicros: Int64, now: Double) {
         clients.withLock { clients in
             clients[id]?.counters.finish(tokens: tokens, costMicros: costMicros, now: now)
+        }
+        if let unshared, tokens != 0 || costMicros != 0 {
+            share(unshared, client: id, now: now) {
+                $0.tokens += tokens
+                $0.costMicros += costMicros
+            }
+        }
+    }
+
+    private func share(_ unshared: Unshared, client id: Int64, now: Double, _ add: (inout ClientUsageDelta) -> Void) {
+        let second = Int64(now.rounded(.down))
+        unshared.table.withLock { table in
+            add(&table[UsageSlot(client: id, second: second), default: ClientUsageDelta(clientID: id, second: second, requests: 0, tokens: 0, costMicros: 0)])
+        }
+    }
+
+    public func takeUsageToShare() -> [ClientUsageDelta] {
+        guard let unshared else { return [] }
+        return unshared.table.withLock { table in
+            defer { table = [:] }
+            return Array(table.values)
+        }
+    }
+
+    public func restoreUsageToShare(_ usage: [ClientUsageDelta]) {
+        guard let unshared else { return }
+        unshared.table.withLock { table in
+            for delta in usage {
+                let slot = UsageSlot(client: delta.clientID, second: delta.second)
+                var merged = table[slot] ?? ClientUsageDelta(clientID: delta.clientID, second: delta.second, requests: 0, tokens: 0, costMicros: 0)
+                merged.requests += delta.requests
+                merged.tokens += delta.tokens
+                merged.costMicros += delta.costMicros
+                table[slot] = merged
+            }
+        }
+    }
+
+    public func absorb(_ usage: [ClientUsageDelta]) {
+        guard !usage.isEmpty else { return }
+        clients.withLock { clients in
+            for delta in usage.sorted(by: { $0.second < $1.second }) {
+                clients[delta.clientID]?.counters.charge(
+                    requests: delta.requests, tokens: delta.tokens, costMicros: delta.costMicros, now: Double(delta.second))
+            }
         }
     }
 

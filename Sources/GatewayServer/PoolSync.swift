@@ -82,6 +82,7 @@ public final class PoolSync: Service, Sendable {
             do {
                 let changes = try await feed.changesByOthers()
                 pool.absorb(changes)
+                if let limiter { limiter.absorb(try await feed.clientUsageByOthers()) }
                 if failing { logger.notice("reading other instances' pool changes works again") }
                 failing = false
             } catch {
@@ -160,9 +161,24 @@ public final class PoolSync: Service, Sendable {
         }
     }
 
+    /// Tells the instances sharing the store what this one's clients used (every tick: their
+    /// limits should count it within a fraction of a second). A failed write is kept for the next.
+    private func shareClientUsage() async {
+        guard let feed = database.sharedChanges, let limiter else { return }
+        let usage = limiter.takeUsageToShare()
+        guard !usage.isEmpty else { return }
+        do {
+            try await feed.publish(usage)
+        } catch {
+            limiter.restoreUsageToShare(usage)
+            logger.error("telling other instances what clients used failed; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on
     /// the next tick: the changes and the times go back to the pool (the `last` one has no next).
     func flush(includingUsage: Bool, last: Bool = false) async {
+        await shareClientUsage()
         let changes = pool.changes.drain()
         let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
         guard !changes.isEmpty || !usage.isEmpty else { return }

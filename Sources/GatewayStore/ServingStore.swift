@@ -90,6 +90,30 @@ public protocol SharedChangeFeed: Sendable {
     /// Returns when another instance may have written something (a notification), or after
     /// `timeout`; false when it timed out.
     func waitForChanges(timeout: Duration) async -> Bool
+    /// Tells the others what this instance's clients used (their limits count every instance).
+    func publish(_ usage: [ClientUsageDelta]) async throws
+    /// What the other instances' clients used since the previous call (the first starts from now:
+    /// before it, their use is in the request log the limits were rebuilt from).
+    func clientUsageByOthers() async throws -> [ClientUsageDelta]
+}
+
+/// What one client used in one second on one instance: admitted requests, and the tokens and
+/// cost of requests that ended.
+public struct ClientUsageDelta: Sendable, Hashable {
+    public var clientID: Int64
+    /// Seconds since 1970.
+    public var second: Int64
+    public var requests: Int
+    public var tokens: Int
+    public var costMicros: Int64
+
+    public init(clientID: Int64, second: Int64, requests: Int, tokens: Int, costMicros: Int64) {
+        self.clientID = clientID
+        self.second = second
+        self.requests = requests
+        self.tokens = tokens
+        self.costMicros = costMicros
+    }
 }
 
 /// Whether the store takes the gateway's writes now, for `/readyz` and `/metrics`.

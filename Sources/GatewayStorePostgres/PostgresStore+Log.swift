@@ -276,6 +276,7 @@ extension PostgresStore {
             }
             // Events older than any poll's look-back are read by nobody.
             try await connection.query("DELETE FROM pool_events WHERE at < now() - interval '1 hour'", logger: self.logger)
+            try await connection.query("DELETE FROM client_usage_events WHERE at < now() - interval '1 hour'", logger: self.logger)
             return PruneBatch(requests: requests, attempts: attempts)
         }
     }

@@ -270,42 +270,80 @@ extension PostgresStore: SharedChangeFeed {
 
     public func changesByOthers() async throws -> [StateChange] {
         await heartbeatIfDue()
-        let since = state.withLock { $0.eventsReadAt }
-        guard let since else {
-            // The first call starts from now: what came before is in the state loaded at start.
-            let rows = try await rows("SELECT clock_timestamp() AS now")
-            let now = try rows.first?["now"].decode(Date.self) ?? Date()
-            state.withLock { $0.eventsReadAt = now }
-            return []
-        }
-        let from = since.addingTimeInterval(-Self.lookBack)
-        let rows = try await rows("""
-            SELECT seq, at, kind, key_id, project, model, until, reason, quota_id, streak, throttled_at, clock_timestamp() AS now
-            FROM pool_events WHERE at > \(from) AND origin <> \(instanceID) ORDER BY seq
-            """)
-        var fresh: [(seq: Int64, at: Date, change: StateChange?)] = []
-        var readAt: Date?
-        for row in rows {
-            readAt = try row["now"].decode(Date.self)
-            let change = Self.change(
+        return try await readByOthers(\.poolEvents) { from in
+            try await self.rows("""
+                SELECT seq, at, kind, key_id, project, model, until, reason, quota_id, streak, throttled_at, clock_timestamp() AS now
+                FROM pool_events WHERE at > \(from) AND origin <> \(self.instanceID) ORDER BY seq
+                """)
+        } event: { row in
+            Self.change(
                 kind: try row["kind"].decode(String.self), keyID: try row["key_id"].decode(Int64?.self),
                 project: try row["project"].decode(String?.self), model: try row["model"].decode(String?.self),
                 until: try row["until"].decode(Date?.self), reason: try row["reason"].decode(String?.self),
                 quota: try row["quota_id"].decode(String?.self), streak: try row["streak"].decode(Int?.self),
                 throttledAt: try row["throttled_at"].decode(Date?.self))
-            fresh.append((try row["seq"].decode(Int64.self), try row["at"].decode(Date.self), change))
+        }
+    }
+
+    public func publish(_ usage: [ClientUsageDelta]) async throws {
+        let ordered = usage.sorted { ($0.clientID, $0.second) < ($1.clientID, $1.second) }
+        let origin = instanceID
+        try await transaction { connection in
+            try await connection.query("""
+                INSERT INTO client_usage_events (origin, client_id, second, requests, tokens, cost_micros)
+                SELECT \(origin), * FROM unnest(\(ordered.map(\.clientID))::bigint[], \(ordered.map(\.second))::bigint[],
+                    \(ordered.map(\.requests))::int[], \(ordered.map(\.tokens))::bigint[], \(ordered.map(\.costMicros))::bigint[])
+                """, logger: self.logger)
+            try await connection.query("SELECT pg_notify(\(Self.channel), \(String(origin)))", logger: self.logger)
+        }
+    }
+
+    public func clientUsageByOthers() async throws -> [ClientUsageDelta] {
+        try await readByOthers(\.usageEvents) { from in
+            try await self.rows("""
+                SELECT seq, at, client_id, second, requests, tokens, cost_micros, clock_timestamp() AS now
+                FROM client_usage_events WHERE at > \(from) AND origin <> \(self.instanceID) ORDER BY seq
+                """)
+        } event: { row in
+            ClientUsageDelta(
+                clientID: try row["client_id"].decode(Int64.self), second: try row["second"].decode(Int64.self),
+                requests: try row["requests"].decode(Int.self), tokens: try row["tokens"].decode(Int.self),
+                costMicros: try row["cost_micros"].decode(Int64.self))
+        }
+    }
+
+    /// The events of other instances in one table not read before: the rows since the previous
+    /// read (the first read starts from now) less ``lookBack``, each seq taken once. `query`
+    /// gets the time to read from and returns rows with `seq`, `at` and the database's `now`.
+    private func readByOthers<Event: Sendable>(
+        _ cursor: WritableKeyPath<State, EventCursor>,
+        query: (Date) async throws -> [PostgresRandomAccessRow],
+        event: (PostgresRandomAccessRow) throws -> Event?
+    ) async throws -> [Event] {
+        guard let since = state.withLock({ $0[keyPath: cursor].readAt }) else {
+            let now = try await rows("SELECT clock_timestamp() AS now").first?["now"].decode(Date.self) ?? Date()
+            state.withLock { $0[keyPath: cursor].readAt = now }
+            return []
+        }
+        var fresh: [(seq: Int64, at: Date, event: Event?)] = []
+        var readAt: Date?
+        for row in try await query(since.addingTimeInterval(-Self.lookBack)) {
+            readAt = try row["now"].decode(Date.self)
+            fresh.append((try row["seq"].decode(Int64.self), try row["at"].decode(Date.self), try event(row)))
         }
         if readAt == nil {
-            readAt = try await self.rows("SELECT clock_timestamp() AS now").first?["now"].decode(Date.self)
+            readAt = try await rows("SELECT clock_timestamp() AS now").first?["now"].decode(Date.self)
         }
         return state.withLock { state in
-            var new: [StateChange] = []
-            for event in fresh where state.seenEvents.updateValue(event.at, forKey: event.seq) == nil {
-                if let change = event.change { new.append(change) }
+            var new: [Event] = []
+            for item in fresh where state[keyPath: cursor].seen.updateValue(item.at, forKey: item.seq) == nil {
+                if let event = item.event { new.append(event) }
             }
-            if let readAt { state.eventsReadAt = readAt }
-            let horizon = (state.eventsReadAt ?? Date()).addingTimeInterval(-2 * Self.lookBack)
-            if state.seenEvents.count > 1_000 { state.seenEvents = state.seenEvents.filter { $0.value > horizon } }
+            if let readAt { state[keyPath: cursor].readAt = readAt }
+            let horizon = (state[keyPath: cursor].readAt ?? Date()).addingTimeInterval(-2 * Self.lookBack)
+            if state[keyPath: cursor].seen.count > 1_000 {
+                state[keyPath: cursor].seen = state[keyPath: cursor].seen.filter { $0.value > horizon }
+            }
             return new
         }
     }

@@ -30,14 +30,20 @@ public final class PostgresStore: Sendable {
     let doorbell = Doorbell()
 
     struct State {
-        /// The time (the database's clock) of the last read of `pool_events`, and the events
-        /// read within the look-back window before it (skipped when read again).
-        var eventsReadAt: Date?
-        var seenEvents: [Int64: Date] = [:]
+        /// Where the reads of `pool_events` and `client_usage_events` are.
+        var poolEvents = EventCursor()
+        var usageEvents = EventCursor()
         /// When a write first failed, and why; nil while writes succeed.
         var failingSince: Date?
         var failure: String?
         var lastHeartbeat: ContinuousClock.Instant?
+    }
+
+    /// The time (the database's clock) of the last read of an events table, and the events read
+    /// within the look-back window before it (skipped when read again).
+    struct EventCursor {
+        var readAt: Date?
+        var seen: [Int64: Date] = [:]
     }
 
     /// The channel of `NOTIFY` for pool changes (payload: the writer's instance id).

@@ -38,6 +38,35 @@ import Testing
         #expect(sentByB.allSatisfy { $0.header("x-goog-api-key") == secrets[1] }, "B used the key A saw throttled")
     }
 
+    /// A client's limit counts the requests of every instance: after its 10 of the day through A,
+    /// B refuses it too (B learns A's use within a fraction of a second, without a database
+    /// round trip per request).
+    @Test func aClientsLimitCountsTheRequestsOfEveryInstance() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n", clientLimits: ["--rpd", "10"]) else { return }
+        defer { pair.stop() }
+        let (token, a, b) = (pair.token, pair.a, pair.b)
+        for _ in 0..<10 { #expect(try await a.generate(token: token) == 200) }
+        var admittedByB = 0
+        var refusal: (status: Int, headers: HTTPHeaders, body: String)?
+        // Alone, B would admit 10 of its own before refusing.
+        try await waitUntil("B refuses the client", every: .milliseconds(200)) {
+            let answer = try await b.send("/v1beta/models/gemini-2.5-flash:generateContent", token: token,
+                                          body: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#)
+            guard answer.status == 200 else {
+                refusal = answer
+                return true
+            }
+            admittedByB += 1
+            return false
+        }
+        print("SharedStoreTests: B admitted \(admittedByB) more before counting A's 10")
+        let refused = try #require(refusal)
+        #expect(refused.status == 429)
+        #expect(refused.body.contains("rpd"), "\(refused.body)")
+        #expect(admittedByB < 10)
+        #expect(try await a.generate(token: token) == 429)
+    }
+
     /// An operator's soft delete and token revocation, made once with the CLI against the store,
     /// hold on both instances; a restore brings the key back on both.
     @Test func aSoftDeleteAndARevocationByTheCLIHoldOnEveryInstance() async throws {
@@ -268,7 +297,11 @@ import Testing
         }
         let tokens = (a.stdout + b.stdout).split(separator: "\n").filter { $0.hasPrefix("gw-") }
         #expect(tokens.count == 1, "exactly one instance shows the one default token")
-        #expect(try await store.value("SELECT COUNT(*) FROM schema_migrations") == "1")
+        let migrations = try FileManager.default.contentsOfDirectory(
+            atPath: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("migrations/postgres").path
+        ).filter { $0.hasSuffix(".sql") }
+        #expect(try await store.value("SELECT COUNT(*) FROM schema_migrations") == String(migrations.count))
         #expect(try await store.value("SELECT COUNT(*) FROM upstreams") == "1")
         #expect(try await store.value("SELECT COUNT(*) FROM keys") == "1")
         #expect(try await store.value("SELECT COUNT(*) FROM clients") == "1")
@@ -349,14 +382,14 @@ struct TwoGateways {
     let b: SharedGateway
 
     /// Nil when there is no test server (the test is skipped).
-    static func start(keys: String, server: String? = nil) async throws -> TwoGateways? {
+    static func start(keys: String, server: String? = nil, clientLimits: [String] = []) async throws -> TwoGateways? {
         guard let store = try await SharedDatabase.make(server: server) else { return nil }
         let ws = Workspace()
         let fake = try await FakeGemini.start()
         ws.write("api_keys.txt", keys)
         ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
         #expect(try await ws.run("import", "--store", store.url, "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
-        let token = try await store.addClient(in: ws)
+        let token = try await store.addClient(in: ws, limits: clientLimits)
         let a = try await SharedGateway.start(store: store, in: ws)
         let b = try await SharedGateway.start(store: store, in: ws)
         return TwoGateways(store: store, ws: ws, fake: fake, token: token, a: a, b: b)
@@ -394,8 +427,8 @@ struct SharedDatabase {
     }
 
     /// A client "app" made with the CLI; returns its token.
-    func addClient(in ws: Workspace) async throws -> String {
-        let added = try await ws.run("clients", "add", "app", "--store", url)
+    func addClient(in ws: Workspace, limits: [String] = []) async throws -> String {
+        let added = try await CLI.run(["clients", "add", "app", "--store", url] + limits, in: ws.path)
         #expect(added.status == 0, "\(added.all)")
         return try #require(added.stdout.split(separator: "\n").first { $0.hasPrefix("gw-") }.map(String.init))
     }
