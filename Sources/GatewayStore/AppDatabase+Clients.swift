@@ -102,22 +102,7 @@ extension AppDatabase {
 
     public func listClients(now: Date = Date()) throws -> [ClientListing] {
         try read { db in
-            let usage = try Self.clientUsage(db, now: now)
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT c.*, COALESCE(r.requests, 0) AS requests, r.last_request_at
-                FROM clients c
-                LEFT JOIN (SELECT client_id, COUNT(*) AS requests, MAX(started_at) AS last_request_at
-                           FROM requests GROUP BY client_id) r ON r.client_id = c.id
-                ORDER BY c.id
-                """)
-            return try rows.map { row in
-                let client = try ClientRecord(row: row)
-                return ClientListing(
-                    id: client.id!, name: client.name, tokenTail: client.tokenTail, createdAt: client.createdAt,
-                    revokedAt: client.revokedAt, requests: row["requests"], lastRequestAt: row["last_request_at"],
-                    limits: client.limits, usage: usage[client.id!] ?? ClientUsage()
-                )
-            }
+            StoreLists.clients(try db.table(StoreQuery(.sqlite, sql: StoreLists.clientsSQL)), usage: try Self.clientUsage(db, now: now))
         }
     }
 

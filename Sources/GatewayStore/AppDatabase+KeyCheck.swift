@@ -17,28 +17,11 @@ extension AppDatabase {
     /// prefixes, last 4 characters, as `keys restore` takes them) if any; else every key when
     /// `all`; else the deleted, disabled and cooling ones (at `now`).
     public func keysToCheck(selectors: [String] = [], all: Bool = false, now: Date = Date()) throws -> [KeyCheckCandidate] {
-        var chosen: Set<Int64>?
-        if !selectors.isEmpty {
-            chosen = try Set(selectors.compactMap { try findKey($0).id })
+        try read { db in
+            let chosen = selectors.isEmpty ? nil : try Set(selectors.compactMap { try Self.resolveKey($0, in: db).id })
+            let listed = StoreLists.keys(try StoreLists.keyQueries(.sqlite, now: now).map { try db.table($0) }, states: Set(KeyRecord.State.allCases))
+            return StoreLists.keysToCheck(listed, secrets: try db.table(StoreQuery(.sqlite, sql: StoreLists.secretsQuery)), chosen: chosen, all: all)
         }
-        let keys = try listKeys(now: now).filter { key in
-            if let chosen { return chosen.contains(key.id) }
-            return all || key.state != .active || !key.cooldowns.isEmpty
-        }
-        guard !keys.isEmpty else { return [] }
-        let secrets: [Int64: String] = try read { db in
-            var secrets: [Int64: String] = [:]
-            // Chunks keep the statement under SQLite's limit on bound parameters.
-            for chunk in stride(from: 0, to: keys.count, by: 500).map({ keys[$0..<min($0 + 500, keys.count)] }) {
-                let ids = chunk.map(\.id)
-                let rows = try Row.fetchAll(
-                    db, sql: "SELECT id, secret FROM keys WHERE id IN (\(databaseQuestionMarks(count: ids.count)))",
-                    arguments: StatementArguments(ids))
-                for row in rows { secrets[row["id"]] = row["secret"] }
-            }
-            return secrets
-        }
-        return keys.compactMap { key in secrets[key.id].map { KeyCheckCandidate(key: key, secret: $0) } }
     }
 
     /// Clears the key's own cooldowns (not its project's: those are about the project's quota)

@@ -42,44 +42,7 @@ extension AppDatabase {
     /// Every key with its cooldowns in force at `now` and its request counts.
     public func listKeys(now: Date = Date(), states: Set<KeyRecord.State> = Set(KeyRecord.State.allCases)) throws -> [KeyListing] {
         try read { db in
-            var cooldowns: [Int64: [CooldownListing]] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT key_id, model, until, reason, quota_id FROM key_cooldowns WHERE until > ?
-                """, arguments: [now]) {
-                cooldowns[row["key_id"], default: []].append(
-                    CooldownListing(model: row["model"], until: row["until"], reason: row["reason"], quotaId: row["quota_id"])
-                )
-            }
-            var projectCooldowns: [String: [CooldownListing]] = [:]
-            for record in try ProjectCooldownRecord.filter(Column("until") > now).fetchAll(db) {
-                projectCooldowns[record.project, default: []].append(CooldownListing(
-                    model: record.model, until: record.until, reason: record.reason,
-                    quotaId: record.quotaId, project: record.project
-                ))
-            }
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT k.*, COALESCE(r.requests, 0) AS requests, COALESCE(r.failed, 0) AS failed,
-                       COALESCE(r.throttles, 0) AS throttles
-                FROM keys k
-                LEFT JOIN (SELECT key_id, SUM(requests) AS requests, SUM(errors) AS failed,
-                                  SUM(throttled_attempts) AS throttles
-                           FROM daily_key_usage GROUP BY key_id) r ON r.key_id = k.id
-                ORDER BY k.id
-                """)
-            return try rows.compactMap { row -> KeyListing? in
-                let key = try KeyRecord(row: row)
-                guard states.contains(key.state), let id = key.id else { return nil }
-                var inForce = key.state == .deleted ? [] : cooldowns[id] ?? []
-                if key.state != .deleted, let project = key.project { inForce += projectCooldowns[project] ?? [] }
-                return KeyListing(
-                    id: id, fingerprint: key.fingerprint, tail: key.tail, project: key.project, state: key.state,
-                    cooldowns: inForce.sorted { $0.until < $1.until },
-                    lastUsedAt: key.lastUsedAt, lastThrottledAt: key.lastThrottledAt,
-                    deletedAt: key.deletedAt, deletedReason: key.deletedReason,
-                    requests: row["requests"], failedRequests: row["failed"], throttles: row["throttles"],
-                    invalidSecret: !key.hasValidSecret, freeTier: key.freeTier
-                )
-            }
+            StoreLists.keys(try StoreLists.keyQueries(.sqlite, now: now).map { try db.table($0) }, states: states)
         }
     }
 

@@ -54,13 +54,6 @@ extension AppDatabase {
     }
 
     static func prices(_ db: Database) throws -> [ModelPrice] {
-        try Row.fetchAll(db, sql: "SELECT * FROM prices ORDER BY model").map { row in
-            ModelPrice(
-                model: row["model"], input: row["input"], cachedInput: row["cached_input"], output: row["output"],
-                thinking: row["thinking"], longContextThreshold: row["long_context_threshold"], inputLong: row["input_long"],
-                cachedInputLong: row["cached_input_long"], outputLong: row["output_long"], thinkingLong: row["thinking_long"],
-                audioInput: row["audio_input"], source: row["source"], takenOn: row["taken_on"]
-            )
-        }
+        StoreLists.prices(try db.table(StoreQuery(.sqlite, sql: StoreLists.pricesSQL(.sqlite))))
     }
 }

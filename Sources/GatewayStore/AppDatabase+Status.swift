@@ -20,30 +20,6 @@ public struct StoreStatus: Codable, Sendable, Equatable {
 
 extension AppDatabase {
     public func status(now: Date = Date()) throws -> StoreStatus {
-        try read { db in
-            let row = try Row.fetchOne(db, sql: """
-                SELECT
-                  (SELECT COUNT(*) FROM keys WHERE state = 'active') AS active_keys,
-                  (SELECT COUNT(*) FROM keys k WHERE state = 'active' AND (
-                      EXISTS (SELECT 1 FROM key_cooldowns c WHERE c.key_id = k.id AND c.until > :now)
-                      OR EXISTS (SELECT 1 FROM project_cooldowns p WHERE p.project = k.project AND p.until > :now))
-                  ) AS cooling_keys,
-                  (SELECT COUNT(*) FROM keys WHERE state = 'disabled') AS disabled_keys,
-                  (SELECT COUNT(*) FROM keys WHERE state = 'deleted') AS deleted_keys,
-                  (SELECT COUNT(*) FROM upstreams WHERE state = 'active') AS active_upstreams,
-                  (SELECT COUNT(*) FROM upstreams WHERE state = 'active' AND cooldown_until > :now) AS cooling_upstreams,
-                  (SELECT COUNT(*) FROM upstreams WHERE state = 'disabled') AS disabled_upstreams,
-                  (SELECT COUNT(*) FROM clients WHERE revoked_at IS NULL) AS active_clients,
-                  (SELECT COUNT(*) FROM requests) AS requests
-                """, arguments: ["now": now])!
-            let active: Int = row["active_keys"], cooling: Int = row["cooling_keys"]
-            return StoreStatus(
-                usableKeys: active - cooling, coolingKeys: cooling,
-                disabledKeys: row["disabled_keys"], deletedKeys: row["deleted_keys"],
-                activeUpstreams: row["active_upstreams"], coolingUpstreams: row["cooling_upstreams"],
-                disabledUpstreams: row["disabled_upstreams"], activeClients: row["active_clients"],
-                requestsLogged: row["requests"]
-            )
-        }
+        try read { db in StoreLists.status(try db.table(StoreLists.statusQuery(.sqlite, now: now))) }
     }
 }

@@ -104,142 +104,197 @@ public struct StatusPageData: Sendable, Equatable {
 }
 
 extension AppDatabase {
-    /// Reads what the status page shows, in one read transaction beside the writer (WAL).
-    ///
-    /// Cheap on a big request log: the raw rows are read through the `started_at` index over
-    /// the window only (`requests_started_at`, `attempts_started_at`), cooldowns through
-    /// `key_cooldowns_until`, keys through `keys_state`; the rest are small tables.
-    /// - Parameters:
-    ///   - buckets: how many buckets of `bucketSeconds` (whole minutes) the window has; the last
-    ///     one holds `now`.
-    ///   - keyLimit: the most keys listed; `modelLimit`: the most models listed.
+    /// Reads what the status page shows (``StatusPageQueries``), in one read transaction beside the
+    /// writer (WAL).
     public func statusPageData(
         now: Date = Date(), buckets: Int = 60, bucketSeconds: Int = 60, keyLimit: Int = 200, modelLimit: Int = 20
     ) async throws -> StatusPageData {
-        let seconds = Double(bucketSeconds)
-        let currentBucket = (now.timeIntervalSince1970 / seconds).rounded(.down) * seconds
-        let windowStart = Date(timeIntervalSince1970: currentBucket - Double((buckets - 1) * bucketSeconds))
-        precondition(bucketSeconds % 60 == 0 && buckets > 0, "buckets are whole minutes")
+        let page = StatusPageQueries(now: now, buckets: buckets, bucketSeconds: bucketSeconds, keyLimit: keyLimit, modelLimit: modelLimit)
         do {
-            return try await writer.read { db in
-                var data = StatusPageData(now: now, windowStart: windowStart, bucketSeconds: bucketSeconds)
-                data.keyCounts = try Self.statusKeyCounts(db, now: now)
-                (data.keys, data.keysNotShown) = try Self.statusKeys(db, now: now, limit: keyLimit, counts: data.keyCounts)
-                data.upstreams = try Self.statusUpstreams(db, since: windowStart)
-                try Self.statusTraffic(db, into: &data, buckets: buckets, modelLimit: modelLimit)
-                data.spend = try Self.statusSpend(db, now: now, clientLimit: 8)
-                return data
-            }
+            return try await writer.read { db in page.data(try page.queries(.sqlite).map { try db.table($0) }) }
         } catch {
             throw StoreError(error, path: path ?? ":memory:", busyTimeout: busyTimeout)
         }
     }
 
-    // MARK: Spend
+    /// The keys by state (index counts only): for `/metrics`, on every scrape.
+    public func keyCounts(now: Date = Date()) async throws -> StatusPageData.KeyCounts {
+        try await writer.read { db in StatusPageQueries.keyCounts(try db.table(StatusPageQueries.keyCountsQuery(.sqlite, now: now))) }
+    }
+}
 
-    /// The last 30 UTC days of spend per client, from the daily totals (one index range a day).
-    static func statusSpend(_ db: Database, now: Date, clientLimit: Int) throws -> [StatusPageData.ClientSpend] {
-        let today = ClientUsageCounters.day(Int64(now.timeIntervalSince1970.rounded(.down)))
-        let days = ((today - Int64(StatusPageData.spendDays) + 1)...today).map { utcDay($0 * 86_400) }
-        var byClient: [String: [Int64]] = [:]
-        for row in try Row.fetchAll(db, sql: """
-            SELECT day, client, SUM(cost_micros) AS cost FROM daily_usage
-            WHERE day >= ? AND day <= ? GROUP BY day, client HAVING SUM(cost_micros) > 0
-            """, arguments: [days.first!, days.last!]) {
-            let day: String = row["day"]
-            guard let index = days.firstIndex(of: day) else { continue }
-            byClient[row["client"], default: Array(repeating: 0, count: days.count)][index] += row["cost"] as Int64
+/// The status page's queries and the Swift that makes ``StatusPageData`` of their answers, once
+/// for both stores: each runs ``queries(_:)`` in one read transaction and hands the answers to
+/// ``data(_:)``. The queries do not depend on each other's answers, so that they can be sent in one go.
+///
+/// Cheap on a big request log: the raw rows are read through the `started_at` index over the window
+/// only (`requests_started_at`, `attempts_started_at`), cooldowns through `key_cooldowns_until`, keys
+/// through `keys_state`; the rest are small tables.
+package struct StatusPageQueries: Sendable {
+    let now: Date
+    let buckets: Int
+    let bucketSeconds: Int
+    let keyLimit: Int
+    let modelLimit: Int
+    /// The start of the first bucket; the last one holds `now`.
+    let windowStart: Date
+
+    /// - Parameters:
+    ///   - buckets: how many buckets of `bucketSeconds` (whole minutes) the window has; the last
+    ///     one holds `now`.
+    ///   - keyLimit: the most keys listed; `modelLimit`: the most models listed.
+    package init(now: Date, buckets: Int = 60, bucketSeconds: Int = 60, keyLimit: Int = 200, modelLimit: Int = 20) {
+        precondition(bucketSeconds % 60 == 0 && buckets > 0, "buckets are whole minutes")
+        self.now = now
+        self.buckets = buckets
+        self.bucketSeconds = bucketSeconds
+        self.keyLimit = keyLimit
+        self.modelLimit = modelLimit
+        let seconds = Double(bucketSeconds)
+        let currentBucket = (now.timeIntervalSince1970 / seconds).rounded(.down) * seconds
+        windowStart = Date(timeIntervalSince1970: currentBucket - Double((buckets - 1) * bucketSeconds))
+    }
+
+    static let spendClientLimit = 8
+    private static let keyColumns = """
+        k.id, k.fingerprint, k.tail, k.project, k.state, k.disabled_at, k.deleted_at, k.deleted_reason, k.last_used_at,
+        k.last_throttled_at
+        """
+    /// The states listed after the cooling keys, in order, with their order.
+    private static let stateOrder = [("disabled", "disabled_at DESC, id"), ("deleted", "deleted_at DESC, id"), ("active", "id")]
+
+    /// The queries, in the order ``data(_:)`` reads their answers.
+    package func queries(_ d: SQLDialect) -> [StoreQuery] {
+        var queries = [Self.keyCountsQuery(d, now: now)]
+        // Cooldowns in force on keys that are not deleted, their own and their project's, each with
+        // its key's columns (CROSS JOIN keeps SQLite reading the few project cooldowns first, then
+        // their keys by keys_project).
+        var cooling = StoreQuery(d)
+        let at = cooling.bind(.time(now))
+        cooling.sql = """
+            SELECT c.key_id, c.model, c.until, c.reason, c.quota_id, NULL AS cooldown_project, \(Self.keyColumns)
+            FROM key_cooldowns c JOIN keys k ON k.id = c.key_id
+            WHERE c.until > \(at) AND k.state <> 'deleted'
+            UNION ALL
+            SELECT k.id, p.model, p.until, p.reason, p.quota_id, p.project, \(Self.keyColumns)
+            FROM project_cooldowns p \(d.orderedJoin) keys k ON k.project = p.project
+            WHERE p.until > \(at) AND k.state <> 'deleted'
+            ORDER BY until, key_id, model
+            LIMIT \(cooling.bind(.int(Int64(keyLimit * 20))))
+            """
+        queries.append(cooling)
+        // Each state's first keys: at most `keyLimit` are listed, and at most `keyLimit` of them may
+        // be cooling keys listed already.
+        for (state, order) in Self.stateOrder {
+            var query = StoreQuery(d)
+            query.sql = """
+                SELECT \(Self.keyColumns) FROM keys k WHERE state = \(query.bind(.text(state)))
+                ORDER BY \(order) LIMIT \(query.bind(.int(Int64(2 * keyLimit))))
+                """
+            queries.append(query)
         }
-        return byClient.map { StatusPageData.ClientSpend(client: $0.key, days: days, costMicros: $0.value) }
-            .sorted { ($0.total, $1.client) > ($1.total, $0.client) }
-            .prefix(clientLimit).map { $0 }
+        queries.append(StoreQuery.with(d, .time(windowStart)) { since in
+            """
+            SELECT upstream_id, COUNT(*) AS attempts,
+                   \(d.int("SUM(CASE WHEN verdict IN ('upstream_failure', 'upstream_blocked', 'transient') THEN 1 ELSE 0 END)")) AS failures
+            FROM attempts WHERE started_at >= \(since) AND upstream_id IS NOT NULL
+            GROUP BY upstream_id
+            """
+        })
+        queries.append(StoreQuery(d, sql: """
+            SELECT id, base_url, state, cooldown_until, failure_streak, last_failure_at, last_failure_reason, last_used_at,
+                   created_at, updated_at
+            FROM upstreams ORDER BY id
+            """))
+        // One pass over the window's request rows (through `requests_started_at`), grouped by
+        // minute and model; buckets and per-model totals are summed from that.
+        queries.append(StoreQuery.with(d, .time(windowStart)) { since in
+            """
+            SELECT \(d.minute("started_at")) AS minute, COALESCE(model, '-') AS model, COUNT(*) AS requests,
+                   \(d.int("SUM(CASE WHEN outcome <> 'success' THEN 1 ELSE 0 END)")) AS errors,
+                   \(d.int("SUM(total_tokens)")) AS tokens
+            FROM requests WHERE started_at >= \(since)
+            GROUP BY 1, 2
+            """
+        })
+        // The last 30 UTC days of spend per client, from the daily totals (one index range a day).
+        let days = spendDays
+        var spend = StoreQuery(d)
+        spend.sql = """
+            SELECT day, client, \(d.int("SUM(cost_micros)")) AS cost FROM daily_usage
+            WHERE day >= \(spend.bind(.day(days.first!))) AND day <= \(spend.bind(.day(days.last!)))
+            GROUP BY day, client HAVING SUM(cost_micros) > 0
+            """
+        queries.append(spend)
+        return queries
+    }
+
+    /// The page from the answers of ``queries(_:)``.
+    package func data(_ answers: [ReportTable]) -> StatusPageData {
+        var data = StatusPageData(now: now, windowStart: windowStart, bucketSeconds: bucketSeconds)
+        data.keyCounts = Self.keyCounts(answers[0])
+        (data.keys, data.keysNotShown) = keys(cooling: answers[1], byState: Array(answers[2..<5]), counts: data.keyCounts)
+        data.upstreams = upstreams(tries: answers[5], records: answers[6])
+        traffic(answers[7], into: &data)
+        data.spend = spend(answers[8])
+        return data
     }
 
     // MARK: Keys
 
-    /// The keys by state (index counts only): for `/metrics`, on every scrape.
-    public func keyCounts(now: Date = Date()) async throws -> StatusPageData.KeyCounts {
-        try await writer.read { db in try Self.statusKeyCounts(db, now: now) }
-    }
-
-    static func statusKeyCounts(_ db: Database, now: Date) throws -> StatusPageData.KeyCounts {
-        let row = try Row.fetchOne(db, sql: """
+    package static func keyCountsQuery(_ d: SQLDialect, now: Date) -> StoreQuery {
+        StoreQuery.with(d, .time(now)) { now in
+            """
             SELECT
               (SELECT COUNT(*) FROM keys WHERE state = 'active') AS active,
               (SELECT COUNT(*) FROM keys WHERE state = 'disabled') AS disabled,
               (SELECT COUNT(*) FROM keys WHERE state = 'deleted') AS deleted,
               (SELECT COUNT(*) FROM (
-                   SELECT c.key_id FROM key_cooldowns c CROSS JOIN keys k ON k.id = c.key_id
-                   WHERE c.until > :now AND k.state = 'active'
+                   SELECT c.key_id FROM key_cooldowns c \(d.orderedJoin) keys k ON k.id = c.key_id
+                   WHERE c.until > \(now) AND k.state = 'active'
                    UNION
-                   SELECT k.id FROM project_cooldowns p CROSS JOIN keys k ON k.project = p.project
-                   WHERE p.until > :now AND k.state = 'active')) AS cooling
-            """, arguments: ["now": now])!
-        return .init(active: row["active"], cooling: row["cooling"], disabled: row["disabled"], deleted: row["deleted"])
+                   SELECT k.id FROM project_cooldowns p \(d.orderedJoin) keys k ON k.project = p.project
+                   WHERE p.until > \(now) AND k.state = 'active') AS cooling_keys) AS cooling
+            """
+        }
     }
 
-    private static let statusKeyColumns = """
-        id, fingerprint, tail, project, state, disabled_at, deleted_at, deleted_reason, last_used_at, last_throttled_at
-        """
+    package static func keyCounts(_ answer: ReportTable) -> StatusPageData.KeyCounts {
+        guard let row = answer.storeRows.first else { return .init() }
+        return .init(active: row.int("active"), cooling: row.int("cooling"), disabled: row.int("disabled"), deleted: row.int("deleted"))
+    }
 
     /// Cooling keys first (soonest end first), then disabled, deleted (latest first), usable.
-    static func statusKeys(
-        _ db: Database, now: Date, limit: Int, counts: StatusPageData.KeyCounts
-    ) throws -> ([StatusPageData.Key], Int) {
-        // Cooldowns in force on keys that are not deleted: their own and their project's (CROSS JOIN
-        // keeps SQLite reading the few project cooldowns first, then their keys by keys_project).
+    private func keys(cooling: ReportTable, byState: [ReportTable], counts: StatusPageData.KeyCounts) -> ([StatusPageData.Key], Int) {
+        func key(_ row: StoreRow, cooldowns: [CooldownListing]) -> StatusPageData.Key {
+            let state = KeyRecord.State(rawValue: row.text("state")) ?? .active
+            return StatusPageData.Key(
+                id: row.int64("id"), fingerprint: row.text("fingerprint"), tail: row.text("tail"), project: row.optionalText("project"),
+                state: state, cooldowns: cooldowns, lastUsedAt: row.date("last_used_at"), lastThrottledAt: row.date("last_throttled_at"),
+                since: state == .deleted ? row.date("deleted_at") : state == .disabled ? row.date("disabled_at") : nil,
+                deletedReason: row.optionalText("deleted_reason"))
+        }
         var cooldowns: [Int64: [CooldownListing]] = [:]
         var coolingOrder: [Int64] = []
-        for row in try Row.fetchAll(db, sql: """
-            SELECT c.key_id, c.model, c.until, c.reason, c.quota_id, NULL AS project
-            FROM key_cooldowns c JOIN keys k ON k.id = c.key_id
-            WHERE c.until > :now AND k.state <> 'deleted'
-            UNION ALL
-            SELECT k.id, p.model, p.until, p.reason, p.quota_id, p.project
-            FROM project_cooldowns p CROSS JOIN keys k ON k.project = p.project
-            WHERE p.until > :now AND k.state <> 'deleted'
-            ORDER BY until
-            LIMIT :rows
-            """, arguments: ["now": now, "rows": limit * 20]) {
-            let id: Int64 = row["key_id"]
+        var coolingRows: [Int64: StoreRow] = [:]
+        for row in cooling.storeRows {
+            let id = row.int64("key_id")
             if cooldowns[id] == nil {
-                guard coolingOrder.count < limit else { continue }
+                guard coolingOrder.count < keyLimit else { continue }
                 coolingOrder.append(id)
+                coolingRows[id] = row
             }
             cooldowns[id, default: []].append(CooldownListing(
-                model: row["model"], until: row["until"], reason: row["reason"], quotaId: row["quota_id"], project: row["project"]
-            ))
+                model: row.text("model"), until: row.date("until") ?? .distantPast, reason: row.text("reason"),
+                quotaId: row.optionalText("quota_id"), project: row.optionalText("cooldown_project")))
         }
-
-        func keys(_ rows: [Row]) -> [StatusPageData.Key] {
-            rows.map { row in
-                let state = KeyRecord.State(rawValue: row["state"]) ?? .active
-                let id: Int64 = row["id"]
-                return StatusPageData.Key(
-                    id: id, fingerprint: row["fingerprint"], tail: row["tail"], project: row["project"], state: state,
-                    cooldowns: cooldowns[id] ?? [], lastUsedAt: row["last_used_at"], lastThrottledAt: row["last_throttled_at"],
-                    since: state == .deleted ? row["deleted_at"] : state == .disabled ? row["disabled_at"] : nil,
-                    deletedReason: row["deleted_reason"]
-                )
-            }
-        }
-
-        var listed: [StatusPageData.Key] = []
-        if !coolingOrder.isEmpty {
-            let byID = Dictionary(uniqueKeysWithValues: keys(try Row.fetchAll(
-                db, sql: "SELECT \(statusKeyColumns) FROM keys WHERE id IN (\(databaseQuestionMarks(count: coolingOrder.count)))",
-                arguments: StatementArguments(coolingOrder)
-            )).map { ($0.id, $0) })
-            listed = coolingOrder.compactMap { byID[$0] }
-        }
+        var listed = coolingOrder.compactMap { id in coolingRows[id].map { key($0, cooldowns: cooldowns[id] ?? []) } }
         let shown = Set(listed.map(\.id))
-        for (state, order) in [("disabled", "disabled_at DESC, id"), ("deleted", "deleted_at DESC, id"), ("active", "id")] {
-            let room = limit - listed.count
+        for answer in byState {
+            let room = keyLimit - listed.count
             guard room > 0 else { break }
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT \(statusKeyColumns) FROM keys WHERE state = ? ORDER BY \(order) LIMIT ?
-                """, arguments: [state, room + shown.count])
-            listed += keys(rows).filter { !shown.contains($0.id) }.prefix(room)
+            listed += answer.storeRows.map { key($0, cooldowns: cooldowns[$0.int64("id")] ?? []) }
+                .filter { !shown.contains($0.id) }.prefix(room)
         }
         let total = counts.active + counts.disabled + counts.deleted
         return (listed, max(0, total - listed.count))
@@ -247,58 +302,60 @@ extension AppDatabase {
 
     // MARK: Upstreams
 
-    static func statusUpstreams(_ db: Database, since: Date) throws -> [StatusPageData.Upstream] {
-        var tries: [Int64: (Int, Int)] = [:]
-        for row in try Row.fetchAll(db, sql: """
-            SELECT upstream_id, COUNT(*) AS attempts,
-                   SUM(verdict IN ('upstream_failure', 'upstream_blocked', 'transient')) AS failures
-            FROM attempts WHERE started_at >= ? AND upstream_id IS NOT NULL
-            GROUP BY upstream_id
-            """, arguments: [since]) {
-            tries[row["upstream_id"]] = (row["attempts"], row["failures"])
-        }
-        return try UpstreamRecord.order(UpstreamRecord.Columns.id).fetchAll(db).map { upstream in
-            let counts = tries[upstream.id ?? 0]
-            return StatusPageData.Upstream(record: upstream, attempts: counts?.0 ?? 0, failures: counts?.1 ?? 0)
+    private func upstreams(tries: ReportTable, records: ReportTable) -> [StatusPageData.Upstream] {
+        var counts: [Int64: (Int, Int)] = [:]
+        for row in tries.storeRows { counts[row.int64("upstream_id")] = (row.int("attempts"), row.int("failures")) }
+        return records.storeRows.map { row in
+            let upstream = UpstreamRecord(row)
+            let tried = counts[upstream.id ?? 0]
+            return StatusPageData.Upstream(record: upstream, attempts: tried?.0 ?? 0, failures: tried?.1 ?? 0)
         }
     }
 
     // MARK: Traffic
 
-    /// One pass over the window's request rows (through `requests_started_at`), grouped by
-    /// minute and model; buckets and per-model totals are summed from that.
-    static func statusTraffic(_ db: Database, into data: inout StatusPageData, buckets: Int, modelLimit: Int) throws {
+    private func traffic(_ answer: ReportTable, into data: inout StatusPageData) {
         data.buckets = Array(repeating: .init(), count: buckets)
         var byModel: [String: StatusPageData.Traffic] = [:]
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT substr(started_at, 1, 16) AS minute, COALESCE(model, '-') AS model, COUNT(*) AS requests,
-                   SUM(outcome <> 'success') AS errors, SUM(total_tokens) AS tokens
-            FROM requests WHERE started_at >= ?
-            GROUP BY minute, model
-            """, arguments: [data.windowStart])
         var bucketOfMinute: [String: Int] = [:]
-        while let row = try rows.next() {
-            let minute: String = row["minute"]
-            let traffic = StatusPageData.Traffic(requests: row["requests"], errors: row["errors"], tokens: row["tokens"])
+        for row in answer.storeRows {
+            let minute = row.text("minute")
+            let traffic = StatusPageData.Traffic(requests: row.int("requests"), errors: row.int("errors"), tokens: row.int("tokens"))
             let bucket: Int
             if let known = bucketOfMinute[minute] {
                 bucket = known
             } else {
-                let start = formatter.date(from: minute) ?? data.now
+                let start = UTC.dateTime(minute) ?? data.now
                 bucket = min(buckets - 1, max(0, Int(start.timeIntervalSince(data.windowStart)) / data.bucketSeconds))
                 bucketOfMinute[minute] = bucket
             }
             data.buckets[bucket].add(traffic)
-            byModel[row["model"], default: .init()].add(traffic)
+            byModel[row.text("model"), default: .init()].add(traffic)
             data.total.add(traffic)
         }
         let ranked = byModel.map { StatusPageData.ModelTraffic(model: $0.key, traffic: $0.value) }
             .sorted { ($0.traffic.requests, $1.model) > ($1.traffic.requests, $0.model) }
         data.models = Array(ranked.prefix(modelLimit))
         data.modelsNotShown = ranked.count - data.models.count
+    }
+
+    // MARK: Spend
+
+    /// The UTC days of the spend chart, oldest first, today last.
+    private var spendDays: [String] {
+        let today = ClientUsageCounters.day(Int64(now.timeIntervalSince1970.rounded(.down)))
+        return ((today - Int64(StatusPageData.spendDays) + 1)...today).map { AppDatabase.utcDay($0 * 86_400) }
+    }
+
+    private func spend(_ answer: ReportTable) -> [StatusPageData.ClientSpend] {
+        let days = spendDays
+        var byClient: [String: [Int64]] = [:]
+        for row in answer.storeRows {
+            guard let index = days.firstIndex(of: row.text("day")) else { continue }
+            byClient[row.text("client"), default: Array(repeating: 0, count: days.count)][index] += row.int64("cost")
+        }
+        return byClient.map { StatusPageData.ClientSpend(client: $0.key, days: days, costMicros: $0.value) }
+            .sorted { ($0.total, $1.client) > ($1.total, $0.client) }
+            .prefix(Self.spendClientLimit).map { $0 }
     }
 }

@@ -24,37 +24,12 @@ public struct UpstreamListing: Codable, Sendable, Equatable {
 
 extension AppDatabase {
     public func listUpstreams(now: Date = Date()) throws -> [UpstreamListing] {
-        try read { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT u.*, COALESCE(r.requests, 0) AS requests, COALESCE(r.failed, 0) AS failed
-                FROM upstreams u
-                LEFT JOIN (SELECT upstream_id, SUM(requests) AS requests, SUM(upstream_failures) AS failed
-                           FROM daily_upstream_usage GROUP BY upstream_id) r ON r.upstream_id = u.id
-                ORDER BY u.id
-                """)
-            return try rows.map { row in
-                let upstream = try UpstreamRecord(row: row)
-                return UpstreamListing(
-                    id: upstream.id!, baseUrl: upstream.baseUrl, state: upstream.state,
-                    cooldownUntil: upstream.cooldownUntil.flatMap { $0 > now ? $0 : nil },
-                    failureStreak: upstream.failureStreak, lastFailureAt: upstream.lastFailureAt,
-                    lastFailureReason: upstream.lastFailureReason, lastUsedAt: upstream.lastUsedAt,
-                    requests: row["requests"], failedAttempts: row["failed"], invalidURL: !upstream.hasValidURL
-                )
-            }
-        }
+        try read { db in StoreLists.upstreams(try db.table(StoreQuery(.sqlite, sql: StoreLists.upstreamsSQL(.sqlite))), now: now) }
     }
 
-    /// Adds one upstream; returns nil when it was already there.
+    /// Adds one upstream (already there: counted as present, or as disabled).
     public func addUpstream(_ url: String, now: Date = Date()) throws -> UpstreamImportSummary {
-        switch ListFile.normalizeUpstreamURL(url) {
-        case .failure(let error):
-            throw StoreError.invalid("invalid upstream URL: \(error.message)")
-        case .success(let normalized):
-            var parsed = ListFile.Parsed<ListFile.UpstreamEntry>()
-            parsed.entries = [ListFile.UpstreamEntry(line: 1, baseURL: normalized)]
-            return try importUpstreams(parsed, now: now)
-        }
+        try importUpstreams(ListFile.oneUpstream(url), now: now)
     }
 
     /// Finds an upstream by id or base URL.

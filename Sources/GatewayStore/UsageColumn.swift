@@ -62,13 +62,13 @@ enum UsageColumn: String, CaseIterable, Sendable {
         switch self {
         case .errors:
             [.sum(self, inTable: true),
-             UsageMeasure(name: "error_rate", sql: "round(1.0 * SUM(errors) / SUM(requests), 4)", inTable: false)]
+             UsageMeasure(name: "error_rate", inTable: false) { $0.round("1.0 * SUM(errors) / NULLIF(SUM(requests), 0)", 4) }]
         case .latencyMsSum:
-            [UsageMeasure(name: "avg_latency_ms", sql: "round(SUM(latency_ms_sum) / SUM(requests), 1)", inTable: true)]
+            [UsageMeasure(name: "avg_latency_ms", inTable: true) { $0.round("SUM(latency_ms_sum) / NULLIF(SUM(requests), 0)", 1) }]
         case .ttfbMsSum:
             []
         case .ttfbRequests:
-            [UsageMeasure(name: "avg_ttfb_ms", sql: "round(SUM(ttfb_ms_sum) / NULLIF(SUM(ttfb_requests), 0), 1)", inTable: false)]
+            [UsageMeasure(name: "avg_ttfb_ms", inTable: false) { $0.round("SUM(ttfb_ms_sum) / NULLIF(SUM(ttfb_requests), 0)", 1) }]
         case .requests, .successful, .clientErrors, .throttled, .upstreamErrors, .cancelled, .truncated,
              .promptTokens, .cachedTokens, .candidatesTokens, .thoughtsTokens, .totalTokens:
             [.sum(self, inTable: true)]
@@ -76,9 +76,9 @@ enum UsageColumn: String, CaseIterable, Sendable {
              .requestBytes, .responseBytes, .clientLimited, .unpricedRequests:
             [.sum(self, inTable: false)]
         case .costMicros:
-            [UsageMeasure(name: "cost_usd", sql: "SUM(cost_micros) / 1000000.0", inTable: false)]
+            [UsageMeasure(name: "cost_usd", inTable: false) { $0.real("SUM(cost_micros)") + " / 1000000.0" }]
         case .listCostMicros:
-            [UsageMeasure(name: "list_cost_usd", sql: "SUM(list_cost_micros) / 1000000.0", inTable: false)]
+            [UsageMeasure(name: "list_cost_usd", inTable: false) { $0.real("SUM(list_cost_micros)") + " / 1000000.0" }]
         }
     }
 
@@ -86,17 +86,23 @@ enum UsageColumn: String, CaseIterable, Sendable {
     static let reportMeasures: [UsageMeasure] = allCases.flatMap(\.measures)
 }
 
-/// A column of a usage report: its name, the SQL that computes it, and whether the terminal table
-/// shows it (JSON and CSV show every column).
+/// A column of a usage report: its name, the SQL that computes it (in either store's dialect), and
+/// whether the terminal table shows it (JSON and CSV show every column).
 struct UsageMeasure: Sendable {
     let name: String
-    let sql: String
     let inTable: Bool
+    let sql: @Sendable (SQLDialect) -> String
+
+    init(name: String, inTable: Bool, sql: @escaping @Sendable (SQLDialect) -> String) {
+        self.name = name
+        self.inTable = inTable
+        self.sql = sql
+    }
 
     static func sum(_ column: UsageColumn, inTable: Bool) -> UsageMeasure {
-        UsageMeasure(name: column.name, sql: "SUM(\(column.name))", inTable: inTable)
+        UsageMeasure(name: column.name, inTable: inTable) { $0.int("SUM(\(column.name))") }
     }
 
     /// `sql AS name`.
-    var selected: String { "\(sql) AS \(name)" }
+    func selected(_ dialect: SQLDialect) -> String { "\(sql(dialect)) AS \(name)" }
 }

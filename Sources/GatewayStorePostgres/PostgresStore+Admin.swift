@@ -117,7 +117,7 @@ extension PostgresStore: AdminStore {
 
     /// One key by id, fingerprint (or a unique prefix of at least 4 hex digits), tail or whole
     /// secret, as SQLite's store finds it; unknown or ambiguous is an error that says so.
-    private func resolveKey(_ selector: String, _ connection: PostgresConnection) async throws -> KeyRecord {
+    func resolveKey(_ selector: String, _ connection: PostgresConnection) async throws -> KeyRecord {
         let trimmed = selector.hasPrefix("…") ? String(selector.dropFirst()) : selector
         let id = Int64(trimmed) ?? -1
         let prefix = trimmed.count >= 4 && trimmed.allSatisfy(\.isHexDigit) ? trimmed.lowercased() : nil

@@ -78,28 +78,4 @@ extension PostgresStore: ServingStore {
         }
         return (usage, lastMinute)
     }
-
-    public func keyCounts(now: Date) async throws -> StatusPageData.KeyCounts {
-        guard let row = try await rows("""
-            SELECT
-              (SELECT COUNT(*) FROM keys WHERE state = 'active') AS active,
-              (SELECT COUNT(*) FROM keys WHERE state = 'disabled') AS disabled,
-              (SELECT COUNT(*) FROM keys WHERE state = 'deleted') AS deleted,
-              (SELECT COUNT(*) FROM (
-                   SELECT c.key_id FROM key_cooldowns c JOIN keys k ON k.id = c.key_id
-                   WHERE c.until > \(now) AND k.state = 'active'
-                   UNION
-                   SELECT k.id FROM project_cooldowns p JOIN keys k ON k.project = p.project
-                   WHERE p.until > \(now) AND k.state = 'active') cooling) AS cooling
-            """).first else { return .init() }
-        return .init(
-            active: try row["active"].decode(Int.self), cooling: try row["cooling"].decode(Int.self),
-            disabled: try row["disabled"].decode(Int.self), deleted: try row["deleted"].decode(Int.self))
-    }
-
-    /// Not yet translated (issue 25's next step: the status page's queries in PostgreSQL's
-    /// dialect); `/status` says so instead of showing a page.
-    public func statusPageData(now: Date) async throws -> StatusPageData {
-        throw StoreError.unavailable(reason: "the status page is not available with a PostgreSQL store yet; use /metrics, or 'report' against the store")
-    }
 }

@@ -60,7 +60,8 @@ struct ClientsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setClientLimits(client, limits.change())
+                let (client, change) = (client, limits.change())
+                let record = try await database.withStore { try await $0.setClientLimits(client, change, now: Date()) }
                 print("client '\(record.name)': \(record.limits.described(ClientUsage()))")
             }
         }
@@ -73,7 +74,7 @@ struct ClientsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let clients = try database.open().listClients()
+                let clients = try await database.withStore { try await $0.listClients(now: Date()) }
                 if output.json { return try Output.json(clients) }
                 Output.table(
                     ["ID", "NAME", "TOKEN", "CREATED", "REVOKED", "REQUESTS", "LAST REQUEST", "LIMITS (USED/LIMIT)"],

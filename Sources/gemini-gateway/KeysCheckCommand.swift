@@ -69,43 +69,46 @@ extension KeysCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let store = try database.open()
-                // A secret edited by hand into something that is not a key is not sent anywhere
-                // (the gateway does not use it either): said, not probed.
-                let chosen = try store.keysToCheck(selectors: keys, all: all)
-                let candidates = chosen.filter { !$0.key.invalidSecret }
-                for skipped in chosen where skipped.key.invalidSecret {
-                    Output.warning("key \(skipped.key.fingerprint): its stored secret is not a valid key (edited by hand?), not checked; soft-delete it with 'gemini-gateway keys delete \(skipped.key.fingerprint)' and import the key again")
-                }
-                guard !candidates.isEmpty else {
-                    if output.json { return try Output.json(KeyCheckReport(upstream: nil, restore: restore, keys: [])) }
-                    print(!chosen.isEmpty ? "no key left to check (see the warnings above)"
-                        : all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")
-                    return
-                }
-                let base = try upstreamURL(in: store)
-                let prober = try KeyProber(upstream: base, timeout: timeout, caFile: caFile)
-                let run = await prober.probe(candidates.map(\.secret), concurrency: concurrency)
-                await prober.shutdown()
-                guard case .finished(let probes) = run else {
-                    throw CLIError(description: run.unreachableMessage(upstream: base), exitCode: 69)
-                }
-                var rows = zip(candidates, probes).map { KeyCheckRow(candidate: $0, probe: $1) }
-                if restore {
-                    for index in rows.indices { rows[index].action = try bringBack(rows[index], in: store) }
-                }
-                let report = KeyCheckReport(upstream: base, restore: restore, keys: rows)
-                if output.json { return try Output.json(report) }
-                printTable(report)
+                try await database.withStore { store in try await check(store) }
             }
+        }
+
+        private func check(_ store: any OperatorStore) async throws {
+            // A secret edited by hand into something that is not a key is not sent anywhere
+            // (the gateway does not use it either): said, not probed.
+            let chosen = try await store.keysToCheck(selectors: keys, all: all, now: Date())
+            let candidates = chosen.filter { !$0.key.invalidSecret }
+            for skipped in chosen where skipped.key.invalidSecret {
+                Output.warning("key \(skipped.key.fingerprint): its stored secret is not a valid key (edited by hand?), not checked; soft-delete it with 'gemini-gateway keys delete \(skipped.key.fingerprint)' and import the key again")
+            }
+            guard !candidates.isEmpty else {
+                if output.json { return try Output.json(KeyCheckReport(upstream: nil, restore: restore, keys: [])) }
+                print(!chosen.isEmpty ? "no key left to check (see the warnings above)"
+                    : all ? "no keys to check" : "no deleted, disabled or cooling keys to check (--all checks every key)")
+                return
+            }
+            let base = try await upstreamURL(in: store)
+            let prober = try KeyProber(upstream: base, timeout: timeout, caFile: caFile)
+            let run = await prober.probe(candidates.map(\.secret), concurrency: concurrency)
+            await prober.shutdown()
+            guard case .finished(let probes) = run else {
+                throw CLIError(description: run.unreachableMessage(upstream: base), exitCode: 69)
+            }
+            var rows = zip(candidates, probes).map { KeyCheckRow(candidate: $0, probe: $1) }
+            if restore {
+                for index in rows.indices { rows[index].action = try await bringBack(rows[index], in: store) }
+            }
+            let report = KeyCheckReport(upstream: base, restore: restore, keys: rows)
+            if output.json { return try Output.json(report) }
+            printTable(report)
         }
 
         /// `--upstream`, else the first enabled upstream that is not cooling, else the first
         /// enabled one (of those `serve` would use: a URL edited by hand into one `upstreams add`
         /// refuses is not); with no upstream configured at all, Google itself (as `serve` does).
-        private func upstreamURL(in store: AppDatabase) throws -> String {
+        private func upstreamURL(in store: any OperatorStore) async throws -> String {
             if let upstream, case .success(let normalized) = ListFile.normalizeUpstreamURL(upstream) { return normalized }
-            let upstreams = try store.listUpstreams()
+            let upstreams = try await store.listUpstreams(now: Date())
             guard !upstreams.isEmpty else { return GatewayConfiguration.defaultUpstream }
             let enabled = upstreams.filter { $0.state == .active && !$0.invalidURL }
             guard let chosen = enabled.first(where: { $0.cooldownUntil == nil }) ?? enabled.first else {
@@ -117,15 +120,15 @@ extension KeysCommand {
         }
 
         /// `--restore` for one key: what was done, or nil.
-        private func bringBack(_ row: KeyCheckRow, in store: AppDatabase) throws -> KeyCheckRow.Action? {
+        private func bringBack(_ row: KeyCheckRow, in store: any OperatorStore) async throws -> KeyCheckRow.Action? {
             guard row.isRestorable else {
                 return row.state == .active && row.result == .alive && !row.cooldowns.isEmpty ? .projectCooldownsKept : nil
             }
             if row.state != .active {
-                try store.setKeyState(String(row.id), to: .active)
+                _ = try await store.setKeyState(String(row.id), to: .active, reason: nil, now: Date())
                 return .restored
             }
-            guard try store.clearKeyCooldowns(id: row.id) != nil else { return nil }
+            guard try await store.clearKeyCooldowns(id: row.id, now: Date()) != nil else { return nil }
             return row.cooldowns.contains { $0.project != nil } ? .cooldownsClearedProjectCooldownsKept : .cooldownsCleared
         }
 

@@ -22,7 +22,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let keys = try database.open().listKeys(states: state.map { [$0] } ?? Set(KeyRecord.State.allCases))
+                let states = state.map { [$0] } ?? Set(KeyRecord.State.allCases)
+                let keys = try await database.withStore { try await $0.listKeys(now: Date(), states: states) }
                 if output.json { return try Output.json(keys) }
                 Output.table(
                     ["ID", "FINGERPRINT", "TAIL", "PROJECT", "FREE TIER", "STATE", "COOLDOWNS", "LAST USED", "LAST THROTTLED", "REQUESTS", "FAILED", "THROTTLES", "WHY DELETED"],
@@ -105,7 +106,8 @@ extension KeysCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let keys = try database.open().setFreeTier(freeTier, key: key, project: project)
+                let (freeTier, key, project) = (freeTier, key, project)
+                let keys = try await database.withStore { try await $0.setFreeTier(freeTier, key: key, project: project, now: Date()) }
                 for record in keys {
                     print("key \(record.fingerprint) (…\(record.tail)) \(freeTier ? "free-tier" : "paid")")
                 }

@@ -45,15 +45,21 @@ struct DatabaseOptions: ParsableArguments {
         return text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
     }
 
-    /// The store for the operator's changes that work on either kind (``AdminStore``), open while
-    /// `body` runs. A SQLite file is created only when `creating`.
-    func withAdminStore<T: Sendable>(creating: Bool, _ body: (any AdminStore) async throws -> T) async throws -> T {
+    /// The store, open while `body` runs: SQLite's file (created only when `creating`) or the
+    /// shared PostgreSQL database. Every command reads and changes the store through this.
+    func withAdminStore<T: Sendable>(creating: Bool, _ body: (any OperatorStore) async throws -> T) async throws -> T {
         switch try location() {
         case .sqlite(let path):
             return try await body(AppDatabase.open(path: path, busyTimeout: busyTimeout, creating: creating))
         case .postgres(let location):
             return try await PostgresStore.with(location, logger: Logger(label: "gemini-gateway")) { try await body($0) }
         }
+    }
+
+    /// The store, which must exist (a misspelt SQLite path is an error, exit 66, never a new empty
+    /// database that the command then reads or changes instead of the real one).
+    func withStore<T: Sendable>(_ body: (any OperatorStore) async throws -> T) async throws -> T {
+        try await withAdminStore(creating: false, body)
     }
 
     @Option(
@@ -70,27 +76,6 @@ struct DatabaseOptions: ParsableArguments {
             throw ValidationError("--busy-timeout must be a number of seconds >= 0")
         }
         guard !db.isEmpty else { throw ValidationError("--db must name a file") }
-    }
-
-    /// Opens the database at --db, which must exist: a misspelt path is an error (exit 66),
-    /// never a new empty database that the command then reads or changes instead of the real one.
-    func open() throws -> AppDatabase {
-        try AppDatabase.open(path: sqlitePath(), busyTimeout: busyTimeout, creating: false)
-    }
-
-    /// The SQLite file; with a PostgreSQL store, an error: the commands that read the store this
-    /// way (reports, lists, status, key checks, prices) are not translated yet (issue 25).
-    func sqlitePath() throws -> String {
-        guard case .sqlite(let path) = try location() else {
-            throw StoreError.unavailable(reason: "this command does not work with a PostgreSQL store yet; it works with 'import', 'serve', 'keys disable|restore|delete' and 'clients add|revoke'")
-        }
-        return path
-    }
-
-    /// Opens the database at --db, creating it if missing: only for `import` and `serve`, the
-    /// commands that set a gateway up.
-    func openOrCreate() throws -> AppDatabase {
-        try AppDatabase.open(path: sqlitePath(), busyTimeout: busyTimeout, creating: true)
     }
 }
 

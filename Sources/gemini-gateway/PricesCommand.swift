@@ -32,7 +32,7 @@ struct PricesCommand: AsyncParsableCommand {
                 case .failure(let error):
                     throw CLIError.noValidLine("\(file ?? "the shipped price table"): \(error)")
                 case .success(let prices):
-                    let count = try database.open().importPrices(prices)
+                    let count = try await database.withStore { try await $0.importPrices(prices, now: Date()) }
                     print("imported prices of \(count) models from \(file ?? "the shipped price table")")
                 }
             }
@@ -46,7 +46,7 @@ struct PricesCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let prices = try database.open().listPrices()
+                let prices = try await database.withStore { try await $0.listPrices() }
                 if output.json { return try Output.json(prices) }
                 func usd(_ micros: Int64?) -> String { micros.map { Micros.dollars($0) } ?? "-" }
                 Output.table(

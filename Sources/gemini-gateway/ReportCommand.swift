@@ -57,7 +57,7 @@ struct ReportCommand: AsyncParsableCommand {
     ) async throws {
         try await reportingErrors {
             let range = try range.parsed()
-            let report = try database.open().usageReport(by: dimension, range: range, filter: filter.filter, perDay: !totals)
+            let report = try await database.withStore { [filter = filter.filter] in try await $0.report(.usage(dimension, range, filter, perDay: !totals)) }
             let caption = range.caption("requests per \(noun)\(totals ? "" : " per day")")
             ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
         }
@@ -79,7 +79,7 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let range = try range.parsed()
-                let report = try database.open().spendReport(by: by, range: range, perDay: !totals)
+                let report = try await database.withStore { [by, totals] in try await $0.report(.spend(by, range, perDay: !totals)) }
                 let caption = range.caption(by == .day ? "spend per day" : "spend per \(by.rawValue)\(totals ? "" : " per day")")
                 ReportOutput.print(report, format: format.effective, caption: caption, empty: "no requests in this range")
                 if let column = report.columns.firstIndex(of: "unpriced_requests"),
@@ -105,7 +105,7 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let range = try range.parsed()
-                let report = try database.open().keyReport(range: range)
+                let report = try await database.withStore { try await $0.report(.keys(range)) }
                 ReportOutput.print(report, format: format.effective, caption: range.caption("keys"), empty: "no key was used in this range")
             }
         }
@@ -123,7 +123,7 @@ struct ReportCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let range = try range.parsed()
-                let report = try database.open().upstreamReport(range: range, model: model)
+                let report = try await database.withStore { [model] in try await $0.report(.upstreams(range, model: model)) }
                 ReportOutput.print(report, format: format.effective, caption: range.caption("upstreams"), empty: "no upstream was used in this range")
             }
         }
@@ -141,7 +141,7 @@ struct ReportCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let report = try database.open().healthReport(problemsOnly: problems)
+                let report = try await database.withStore { [problems] in try await $0.report(.health(problemsOnly: problems)) }
                 ReportOutput.print(report, format: format.effective, empty: problems ? "everything is usable" : "no keys or upstreams")
             }
         }

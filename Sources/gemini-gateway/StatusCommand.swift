@@ -12,7 +12,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let status = try database.open().status()
+            let status = try await database.withStore { try await $0.status(now: Date()) }
             if output.json { return try Output.json(status) }
             print("keys:      \(status.usableKeys) usable, \(status.coolingKeys) cooling, \(status.disabledKeys) disabled, \(status.deletedKeys) deleted")
             print("upstreams: \(status.activeUpstreams - status.coolingUpstreams) usable, \(status.coolingUpstreams) cooling, \(status.disabledUpstreams) disabled")

@@ -16,7 +16,7 @@ struct UpstreamsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let upstreams = try database.open().listUpstreams()
+                let upstreams = try await database.withStore { try await $0.listUpstreams(now: Date()) }
                 if output.json { return try Output.json(upstreams) }
                 Output.table(
                     ["ID", "BASE URL", "STATE", "COOLING UNTIL", "FAILURE STREAK", "LAST FAILURE", "LAST USED", "REQUESTS", "FAILED TRIES"],
@@ -42,7 +42,8 @@ struct UpstreamsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let summary = try database.open().addUpstream(url)
+                let url = url
+                let summary = try await database.withStore { try await $0.addUpstream(url, now: Date()) }
                 if summary.added == 1 {
                     print("upstream added")
                 } else if !summary.disabled.isEmpty {
@@ -61,7 +62,8 @@ struct UpstreamsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setUpstreamState(upstream, to: .disabled)
+                let upstream = upstream
+                let record = try await database.withStore { try await $0.setUpstreamState(upstream, to: .disabled, now: Date()) }
                 print("upstream \(record.baseUrl) disabled")
             }
         }
@@ -74,7 +76,8 @@ struct UpstreamsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let record = try database.open().setUpstreamState(upstream, to: .active)
+                let upstream = upstream
+                let record = try await database.withStore { try await $0.setUpstreamState(upstream, to: .active, now: Date()) }
                 print("upstream \(record.baseUrl) active")
             }
         }
