@@ -268,6 +268,21 @@ import Testing
         shared.process.terminate()
         #expect(await shared.process.waitForExit(timeout: patience) == 0)
         #expect(try await store.value("SELECT COUNT(*) FROM requests") == "18")
+
+        // The ready queries of etc/reports/postgres run on it, as etc/reports/ on SQLite.
+        let reports = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("etc/reports/postgres")
+        let files = try FileManager.default.contentsOfDirectory(atPath: reports.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.count == 7)
+        for file in files {
+            // psql stops at the first error (ON_ERROR_STOP) and throws here.
+            let output = try await SharedDatabase.psql(store.url, arguments: ["-f", reports.appendingPathComponent(file).path])
+            switch file {
+            case "clients-daily.sql", "tokens-this-month.sql": #expect(output.contains("app|18|"), "\(file): \(output)")
+            case "keys.sql", "models-daily.sql", "upstreams.sql": #expect(!output.isEmpty, "\(file)")
+            default: break  // failures and cooldowns: none here
+            }
+        }
     }
 
     /// Two instances starting together on an empty store, each importing the same files: one
@@ -434,10 +449,14 @@ struct SharedDatabase {
     }
 
     static func psql(_ url: String, _ sql: String) async throws -> String {
-        let child = try await ChildProcess("/usr/bin/env", ["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        try await psql(url, arguments: ["-c", sql])
+    }
+
+    static func psql(_ url: String, arguments: [String]) async throws -> String {
+        let child = try await ChildProcess("/usr/bin/env", ["psql", url, "-XAtq", "-v", "ON_ERROR_STOP=1"] + arguments,
                                            environment: ProcessInfo.processInfo.environment)
         let status = await child.waitForExit()
-        guard status == 0 else { throw PSQLFailed(sql: sql, output: child.stderr) }
+        guard status == 0 else { throw PSQLFailed(sql: arguments.joined(separator: " "), output: child.stderr) }
         return child.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
