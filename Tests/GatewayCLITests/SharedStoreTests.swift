@@ -139,6 +139,19 @@ import Testing
     private func postgreSQLGoesAway(_ cluster: OwnCluster) async throws {
         guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n", server: cluster.url) else { return }
         defer { pair.stop() }
+        do {
+            try await postgreSQLGoesAway(cluster, pair)
+        } catch {
+            // What the gateways said (a process that died says why here).
+            for (name, gateway) in [("A", pair.a), ("B", pair.b)] {
+                let exit = await gateway.process.waitForExit(timeout: 0)
+                Issue.record("\(name) exit \(exit.map(String.init) ?? "none"), last stderr: \(gateway.process.stderr.suffix(3_000))")
+            }
+            throw error
+        }
+    }
+
+    private func postgreSQLGoesAway(_ cluster: OwnCluster, _ pair: TwoGateways) async throws {
         let (fake, token, a, b, store) = (pair.fake, pair.token, pair.a, pair.b, pair.store)
         var ids = Set<String>()
         func serveSome() async throws {
