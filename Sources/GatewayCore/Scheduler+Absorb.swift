@@ -24,19 +24,14 @@ extension Scheduler {
             switch change {
             case .keyCooldown(let cooldown):
                 guard let slot = slotByID[cooldown.keyID] else { continue }
-                let entry = CooldownEntry(
-                    model: cooldown.model, until: cooldown.until.timeIntervalSinceReferenceDate,
-                    reason: cooldown.reason, quotaID: cooldown.quotaID)
-                _ = Self.merge(entry, into: &slots[Int(slot)].cooldowns, now: time)
-                if cooldown.reason == CooldownPolicy.invalidKeyRecheckReason, entry.until > time {
-                    suspects[cooldown.keyID] = max(suspects[cooldown.keyID] ?? -.infinity, entry.until)
+                let shared = entry(cooldown.model, cooldown.until, cooldown.reason, cooldown.quotaID)
+                _ = Self.merge(shared, into: &slots[Int(slot)].cooldowns, now: time)
+                if cooldown.reason == CooldownPolicy.invalidKeyRecheckReason, shared.until > time {
+                    suspects[cooldown.keyID] = max(suspects[cooldown.keyID] ?? -.infinity, shared.until)
                 }
             case .projectCooldown(let cooldown):
                 guard let index = projectByName[cooldown.project] else { continue }
-                let entry = CooldownEntry(
-                    model: cooldown.model, until: cooldown.until.timeIntervalSinceReferenceDate,
-                    reason: cooldown.reason, quotaID: cooldown.quotaID)
-                _ = Self.merge(entry, into: &projects[Int(index)].cooldowns, now: time)
+                _ = Self.merge(entry(cooldown.model, cooldown.until, cooldown.reason, cooldown.quotaID), into: &projects[Int(index)].cooldowns, now: time)
             case .keyCooldownLifted(let keyID, let model, let until):
                 guard let slot = slotByID[keyID] else { continue }
                 let end = until.timeIntervalSinceReferenceDate

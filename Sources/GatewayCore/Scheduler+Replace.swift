@@ -134,7 +134,7 @@ extension Scheduler {
         return index
     }
 
-    private func entry(_ model: String, _ until: Date, _ reason: String, _ quotaID: String?) -> CooldownEntry {
+    func entry(_ model: String, _ until: Date, _ reason: String, _ quotaID: String?) -> CooldownEntry {
         CooldownEntry(model: model, until: until.timeIntervalSinceReferenceDate, reason: reason, quotaID: quotaID)
     }
 
@@ -157,11 +157,7 @@ extension Scheduler {
         }
         for cooldown in cooldowns where keyIDs.contains(cooldown.keyID) {
             guard let slot = slotByID[cooldown.keyID].map(Int.init) else { continue }
-            _ = Self.merge(
-                CooldownEntry(model: cooldown.model, until: cooldown.until.timeIntervalSinceReferenceDate,
-                              reason: cooldown.reason, quotaID: cooldown.quotaID),
-                into: &slots[slot].cooldowns
-            )
+            _ = Self.merge(entry(cooldown.model, cooldown.until, cooldown.reason, cooldown.quotaID), into: &slots[slot].cooldowns)
         }
         // Parked keys may have become usable: let the per-model views be rebuilt on demand.
         if touched {
