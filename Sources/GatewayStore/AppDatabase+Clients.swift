@@ -147,13 +147,10 @@ extension AppDatabase {
 
     // MARK: - What clients used, for their limits
 
-    /// One request of the last minute, for the limit counters' rebuild at start.
-    public typealias RecentRequest = RecentClientRequest
-
     /// What the active clients used (by id) as of `now`: admitted requests (not refused by their
     /// limits), tokens (prompt + candidates + thoughts) and cost in today's and this month's UTC
     /// days from the daily totals (by client name), and the last minute from the raw rows.
-    public func clientUsage(now: Date = Date()) throws -> (usage: [Int64: ClientUsage], lastMinute: [RecentRequest]) {
+    public func clientUsage(now: Date = Date()) throws -> (usage: [Int64: ClientUsage], lastMinute: [RecentClientRequest]) {
         try read { db in (try Self.clientUsage(db, now: now), try Self.lastMinute(db, now: now)) }
     }
 
@@ -188,14 +185,14 @@ extension AppDatabase {
         return usage
     }
 
-    static func lastMinute(_ db: Database, now: Date) throws -> [RecentRequest] {
+    static func lastMinute(_ db: Database, now: Date) throws -> [RecentClientRequest] {
         try Row.fetchAll(db, sql: """
             SELECT client_id, started_at, prompt_tokens + candidates_tokens + thoughts_tokens AS tokens
             FROM requests
             WHERE started_at > ? AND client_id IS NOT NULL AND outcome <> 'client_limit'
             ORDER BY started_at
             """, arguments: [now.addingTimeInterval(-60)]).map {
-            RecentRequest(clientId: $0["client_id"], startedAt: $0["started_at"], tokens: $0["tokens"])
+            RecentClientRequest(clientId: $0["client_id"], startedAt: $0["started_at"], tokens: $0["tokens"])
         }
     }
 

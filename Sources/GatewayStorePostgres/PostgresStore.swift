@@ -252,14 +252,6 @@ public final class PostgresStore: Sendable {
         }
         return "\(error)"
     }
-
-    /// The SQLSTATE of a server error, if the error is one.
-    static func sqlState(_ error: any Error) -> String? {
-        if let error = error as? PostgresTransactionError {
-            return (error.closureError ?? error.commitError ?? error.beginError).flatMap(sqlState)
-        }
-        return (error as? PSQLError)?.serverInfo?[.sqlState]
-    }
 }
 
 // MARK: - Health

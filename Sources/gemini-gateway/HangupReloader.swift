@@ -3,7 +3,6 @@ import Foundation
 import GatewayServer
 import GatewayStore
 import Logging
-import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
