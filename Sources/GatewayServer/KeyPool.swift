@@ -16,6 +16,9 @@ public final class KeyPool: Sendable {
 
     private let state: Mutex<State>
     let changes = BatchQueue<StateChange>(capacity: 100_000)
+    /// Rung when a queued change is one other instances sharing the store must hear of
+    /// (``StateChange/isShared``): ``PoolSync`` then writes it at once rather than at its next tick.
+    let sharedChangeQueued = Doorbell()
     let policy: CooldownPolicy
 
     public init(policy: CooldownPolicy) {
@@ -55,6 +58,7 @@ public final class KeyPool: Sendable {
             return changes
         }
         for change in changes { self.changes.enqueue(change) }
+        if changes.contains(where: \.isShared) { sharedChangeQueued.ring() }
     }
 
     /// Folds in what other gateway instances recorded (a shared store): nothing is queued for

@@ -6,7 +6,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Keeps the in-memory pool and SQLite in step, as one Service:
-/// - writes state changes (cooldowns, deletions, upstream failures) behind, within ~100 ms;
+/// - writes state changes (cooldowns, deletions, upstream failures) behind, within ~100 ms (with a
+///   shared store, those other instances must hear of as soon as they are queued);
 /// - writes last-use times in batches, once a second;
 /// - notices changes made by the CLI (`import`, `keys`, `upstreams`, `clients`) by polling a cheap
 ///   marker, and reloads the pool and the client tokens when it moves.
@@ -20,6 +21,8 @@ public final class PoolSync: Service, Sendable {
     let limiter: (any ClientLimitStore)?
     let prices: Prices?
     let reloadInterval: Duration
+    /// How often queued changes are written and the marker may be looked at.
+    let tick: Duration
     let logger: Logger
     /// The marker of the last load (and when it started). `run` starts from the one `loadInitial`
     /// saw, so that a change made between the initial load and the start of `run` is not taken
@@ -38,7 +41,7 @@ public final class PoolSync: Service, Sendable {
     public init(
         database: any ServingStore, pool: KeyPool, authenticator: ClientAuthenticator,
         limiter: (any ClientLimitStore)? = nil, prices: Prices? = nil, reloadInterval: Duration,
-        stragglers: @escaping @Sendable () async -> Void = {}, logger: Logger
+        tick: Duration = .milliseconds(100), stragglers: @escaping @Sendable () async -> Void = {}, logger: Logger
     ) {
         self.database = database
         self.pool = pool
@@ -46,6 +49,7 @@ public final class PoolSync: Service, Sendable {
         self.limiter = limiter
         self.prices = prices
         self.reloadInterval = reloadInterval
+        self.tick = tick
         self.stragglers = stragglers
         self.logger = logger
     }
@@ -105,13 +109,15 @@ public final class PoolSync: Service, Sendable {
         }
         var lastUsageFlush = ContinuousClock.now
         var lastReloadCheck = ContinuousClock.now
-        let tick: Duration = .milliseconds(100)
+        var lastFlush = ContinuousClock.now
+        var flushFailed = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: tick)
+            await waitForTick(since: lastFlush, retrying: flushFailed)
             let now = ContinuousClock.now
             let flushUsage = now - lastUsageFlush >= .seconds(1)
             if flushUsage { lastUsageFlush = now }
-            await flush(includingUsage: flushUsage)
+            lastFlush = now
+            flushFailed = !(await flush(includingUsage: flushUsage))
             let rang = rung.exchange(false, ordering: .relaxed)
             guard rang || now - lastReloadCheck >= reloadInterval else { continue }
             lastReloadCheck = now
@@ -137,6 +143,22 @@ public final class PoolSync: Service, Sendable {
             if cancelled { await self.stragglers() }
             await self.flush(includingUsage: true, last: true)
         }.value
+    }
+
+    /// Waits for the next tick. With a shared store, a change the other instances must hear of
+    /// (a 429's cooldown, a soft delete) ends the wait when it is queued: the tick would be most of
+    /// the time they take to learn it. Such early flushes come at most every `minimumGap`, and
+    /// after a failed write only the tick paces the retries.
+    private func waitForTick(since lastFlush: ContinuousClock.Instant, retrying: Bool) async {
+        guard database.sharedChanges != nil, !retrying else {
+            try? await Task.sleep(for: tick)
+            return
+        }
+        let minimumGap: Duration = .milliseconds(10)
+        let deadline = lastFlush + tick
+        guard await pool.sharedChangeQueued.wait(timeout: deadline - .now) else { return }
+        let soonest = lastFlush + minimumGap
+        if soonest > .now { try? await Task.sleep(until: soonest) }
     }
 
     /// Puts a loaded state in force: the pool, the client tokens, their limits, the prices.
@@ -177,14 +199,17 @@ public final class PoolSync: Service, Sendable {
 
     /// Writes queued state changes (and, if asked, last-use times). A failed write is retried on
     /// the next tick: the changes and the times go back to the pool (the `last` one has no next).
-    func flush(includingUsage: Bool, last: Bool = false) async {
+    /// Returns false when the write failed.
+    @discardableResult
+    func flush(includingUsage: Bool, last: Bool = false) async -> Bool {
         await shareClientUsage()
         let changes = pool.changes.drain()
         let usage = includingUsage ? pool.takeLastUsed() : LastUsedBatch()
-        guard !changes.isEmpty || !usage.isEmpty else { return }
+        guard !changes.isEmpty || !usage.isEmpty else { return true }
         do {
             try await database.apply(changes, lastUsed: usage, now: Date())
             pool.written(changes)
+            return true
         } catch {
             pool.changes.requeue(changes)
             pool.restoreLastUsed(usage)
@@ -192,6 +217,7 @@ public final class PoolSync: Service, Sendable {
                 last ? "writing pool state failed at exit: these changes are lost" : "writing pool state failed; will retry",
                 metadata: ["changes": "\(changes.count)", "error": "\(error)"]
             )
+            return false
         }
     }
 }

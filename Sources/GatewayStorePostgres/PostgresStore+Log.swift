@@ -387,7 +387,8 @@ struct CopyText {
             }
         case .int(let value?): buffer.writeString(String(value))
         // A NaN is stored as NULL, as SQLite stores it.
-        case .double(let value?): value.isFinite ? buffer.writeString("\(value)") : buffer.writeStaticString("\\N")
+        case .double(let value?):
+            if value.isFinite { buffer.writeString("\(value)") } else { buffer.writeStaticString("\\N") }
         case .bool(let value): buffer.writeStaticString(value ? "t" : "f")
         case .date(let date): buffer.writeString(Self.timestamp(date))
         }

@@ -349,19 +349,7 @@ extension PostgresStore: SharedChangeFeed {
     }
 
     public func waitForChanges(timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await self.doorbell.wait()
-                return !Task.isCancelled
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        await doorbell.wait(timeout: timeout)
     }
 
     /// Listens for `NOTIFY gateway_pool` on a connection of its own and rings the doorbell at

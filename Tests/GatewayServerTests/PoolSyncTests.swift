@@ -87,6 +87,27 @@ import TestSupport
     }
 
     /// A database with one key and one upstream, and a sync that has loaded it (not running).
+    /// With a store other instances share, a change they must hear of (here a 429's cooldown) is
+    /// written as soon as it is queued, not at the sync's next tick (an hour here): that tick was
+    /// most of the time another instance took to learn of a throttle.
+    @Test func aSharedChangeIsWrittenWhenItIsQueued() async throws {
+        let (directory, database, pool, _) = try await Self.started(reloadInterval: .seconds(3_600))
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let sync = PoolSync(
+            database: SharedSQLite(database), pool: pool, authenticator: ClientAuthenticator(staticToken: nil),
+            reloadInterval: .seconds(3_600), tick: .seconds(3_600), logger: Logger(label: "test")
+        )
+        try await sync.loadInitial()
+        let running = Task { try await sync.run() }
+        defer { running.cancel() }
+        guard case .pair(let key, let upstream) = pool.pick(model: "gemini-2.5-flash", tried: []) else {
+            Issue.record("no pair")
+            return
+        }
+        pool.record(.throttled(Throttle(kind: .perMinute, retryDelay: 600)), pair: PairID(key: key.id, upstream: upstream.id), model: "gemini-2.5-flash")
+        try await waitUntil("the cooldown is written") { try database.listKeys().first?.cooldowns.map(\.model) == ["gemini-2.5-flash"] }
+    }
+
     static func started(reloadInterval: Duration) async throws -> (String, AppDatabase, KeyPool, PoolSync) {
         let directory = NSTemporaryDirectory() + "pool-sync-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -101,4 +122,47 @@ import TestSupport
         try await sync.loadInitial()
         return (directory, database, pool, sync)
     }
+}
+
+/// The SQLite store dressed as one several instances share (a feed that never has news), for the
+/// sync's shared-store behaviour without a PostgreSQL server.
+private struct SharedSQLite: ServingStore, SharedChangeFeed {
+    let base: AppDatabase
+    init(_ base: AppDatabase) { self.base = base }
+
+    var sharedChanges: (any SharedChangeFeed)? { self }
+    func changesByOthers() async throws -> [StateChange] { [] }
+    func waitForChanges(timeout: Duration) async -> Bool {
+        try? await Task.sleep(for: timeout)
+        return false
+    }
+    func publish(_ usage: [ClientUsageDelta]) async throws {}
+    func clientUsageByOthers() async throws -> [ClientUsageDelta] { [] }
+
+    var displayName: String { base.displayName }
+    func recoverInterruptedStreams() async throws -> [RequestLogEntry] { try await base.recoverInterruptedStreams() }
+    func importShippedPricesIfEmpty(now: Date) async throws -> Int { try base.importShippedPricesIfEmpty(now: now) }
+    func clientUsage(now: Date) async throws -> (usage: [Int64: ClientUsage], lastMinute: [RecentClientRequest]) {
+        try base.clientUsage(now: now)
+    }
+    func poolMarker() async throws -> String { try await base.poolMarker() }
+    func loadPoolState(now: Date, changedSince: PoolLoad?) async throws -> PoolState {
+        try await base.loadPoolState(now: now, changedSince: changedSince)
+    }
+    func apply(_ changes: [StateChange], lastUsed: LastUsedBatch, now: Date) async throws {
+        try await base.apply(changes, lastUsed: lastUsed, now: now)
+    }
+    func insert(_ entries: [RequestLogEntry], streams: [RequestLogEntry]) async throws { try await base.insert(entries, streams: streams) }
+    func pruneBatch(before cutoff: Date, limit: Int, now: Date) async throws -> PruneBatch {
+        try await base.pruneBatch(before: cutoff, limit: limit, now: now)
+    }
+    func resourceOwners(now: Date) async throws -> [String: ResourceOwner] { try await base.resourceOwners(now: now) }
+    func resourceOwner(named name: String, now: Date) async throws -> ResourceOwner? { try await base.resourceOwner(named: name, now: now) }
+    func saveResourceOwners(_ names: [String], owner: ResourceOwner, now: Date) async throws {
+        try await base.saveResourceOwners(names, owner: owner, now: now)
+    }
+    func deleteResourceOwner(_ name: String) async throws { try await base.deleteResourceOwner(name) }
+    func pruneResourceOwners(now: Date) async throws -> Int { try await base.pruneResourceOwners(now: now) }
+    func keyCounts(now: Date) async throws -> StatusPageData.KeyCounts { try await base.keyCounts(now: now) }
+    func statusPageData(now: Date) async throws -> StatusPageData { try await base.statusPageData(now: now) }
 }
