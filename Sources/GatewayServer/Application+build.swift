@@ -57,7 +57,7 @@ public struct Gateway: Sendable {
         if !interrupted.isEmpty {
             logger.warning("streams interrupted when the gateway last stopped: logged with outcome interrupted", metadata: [
                 "streams": "\(interrupted.count)",
-                "request_ids": "\(interrupted.prefix(10).map(\.requestId).joined(separator: ","))\(interrupted.count > 10 ? ",…" : "")",
+                "request_ids": "\(interrupted.requestIDsForLog)",
             ])
         }
         pool = KeyPool(policy: configuration.policy)

@@ -97,6 +97,13 @@ public struct RequestLogEntry: Sendable, Equatable, Codable {
     }
 }
 
+extension Array where Element == RequestLogEntry {
+    /// The first ten request ids, for a log line about these rows (`a,b,…` when there are more).
+    public var requestIDsForLog: String {
+        prefix(10).map(\.requestId).joined(separator: ",") + (count > 10 ? ",…" : "")
+    }
+}
+
 extension AppDatabase {
     /// Writes a batch of request rows and their attempts in ONE transaction, and folds them into
     /// the daily totals (migration 0002) in the same transaction.

@@ -216,16 +216,33 @@ extension PostgresStore {
         try await connection.query("DELETE FROM streams_in_flight WHERE request_id = ANY(\(Array(ended)))", logger: logger)
     }
 
-    /// The streams this instance left running when it last stopped become `interrupted` rows.
-    /// Only this instance's (by the id prefix of its request ids): another instance's streams may
-    /// still be running.
+    /// The streams this instance's id left running when it last stopped become `interrupted`
+    /// rows, and so do those of every id no live instance holds (its last heartbeat older than
+    /// ``staleInstance``): an instance that crashed and came back at once got a new id, and its
+    /// old streams would wait for whoever takes the old one. Another live instance's streams may
+    /// still be running and are left alone.
     public func recoverInterruptedStreams() async throws -> [RequestLogEntry] {
+        try await recoverStreams(includingOwn: true)
+    }
+
+    /// The streams of ids no live instance holds, while serving (from the heartbeat, every
+    /// ``orphanCheckInterval``): those of an instance that died since this one started.
+    func recoverOrphanedStreams() async throws -> [RequestLogEntry] {
+        try await recoverStreams(includingOwn: false)
+    }
+
+    private func recoverStreams(includingOwn: Bool) async throws -> [RequestLogEntry] {
         let prefix = String(format: "%04x", instanceID)
         return try await transaction { connection in
             var entries: [RequestLogEntry] = []
             let decoder = JSONDecoder()
+            // Rows another instance recovers at the same time are locked, then gone: skipped.
             for try await (requestID, entry) in try await connection.query("""
-                SELECT request_id, entry FROM streams_in_flight WHERE substr(request_id, 12, 4) = \(prefix)
+                SELECT request_id, entry FROM streams_in_flight
+                WHERE (\(includingOwn) AND substr(request_id, 12, 4) = \(prefix))
+                   OR (substr(request_id, 12, 4) <> \(prefix) AND substr(request_id, 12, 4) NOT IN (
+                        SELECT lpad(to_hex(id), 4, '0') FROM gateway_instances
+                        WHERE heartbeat_at > now() - make_interval(secs => \(Self.staleInstance))))
                 ORDER BY started_at, request_id FOR UPDATE
                 """, logger: self.logger).decode((String, String).self) {
                 var recovered = (try? decoder.decode(RequestLogEntry.self, from: Data(entry.utf8)))

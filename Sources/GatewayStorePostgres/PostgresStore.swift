@@ -37,6 +37,7 @@ public final class PostgresStore: Sendable {
         var failingSince: Date?
         var failure: String?
         var lastHeartbeat: ContinuousClock.Instant?
+        var lastOrphanCheck: ContinuousClock.Instant?
     }
 
     /// The time (the database's clock) of the last read of an events table, and the events read
@@ -118,16 +119,34 @@ public final class PostgresStore: Sendable {
     static let bootstrapLock: Int64 = 0x6777_0003
     static let retentionLock: Int64 = 0x6777_0004
 
-    /// Tells the others this instance is alive (every 10 s, from the pool's sync).
+    /// Seconds between looks for the streams of instances that died (``recoverOrphanedStreams()``).
+    static let orphanCheckInterval: Duration = .seconds(60)
+
+    /// Tells the others this instance is alive (every 10 s, from the pool's sync), and now and
+    /// then turns the streams of instances that died into `interrupted` rows.
     func heartbeatIfDue() async {
         let now = ContinuousClock.now
-        let due = state.withLock { state -> Bool in
-            guard state.lastHeartbeat.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
+        let (due, orphanCheckDue) = state.withLock { state -> (Bool, Bool) in
+            guard state.lastHeartbeat.map({ now - $0 >= .seconds(10) }) ?? true else { return (false, false) }
             state.lastHeartbeat = now
-            return true
+            guard state.lastOrphanCheck.map({ now - $0 >= Self.orphanCheckInterval }) ?? true else { return (true, false) }
+            state.lastOrphanCheck = now
+            return (true, true)
         }
         guard due, instanceID > 0 else { return }
-        _ = try? await client.query("UPDATE gateway_instances SET heartbeat_at = now() WHERE id = \(instanceID)", logger: logger)
+        guard (try? await client.query("UPDATE gateway_instances SET heartbeat_at = now() WHERE id = \(instanceID)", logger: logger)) != nil,
+              orphanCheckDue
+        else { return }
+        do {
+            let recovered = try await recoverOrphanedStreams()
+            guard !recovered.isEmpty else { return }
+            logger.warning("streams of a gateway instance that stopped: logged with outcome interrupted", metadata: [
+                "streams": "\(recovered.count)",
+                "request_ids": "\(recovered.requestIDsForLog)",
+            ])
+        } catch {
+            logger.debug("looking for the streams of stopped instances failed; will retry", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: - Running queries

@@ -1,7 +1,7 @@
 import Foundation
 import GatewayCore
 import GatewayStore
-import GatewayStorePostgres
+@testable import GatewayStorePostgres
 import Logging
 import TestSupport
 import Testing
@@ -75,6 +75,45 @@ import Testing
                 #expect(try await a.changesByOthers().isEmpty, "an instance skips its own")
             }
         }
+    }
+
+    /// The streams an instance left running when it died are logged `interrupted` by another,
+    /// also when that instance came back at once under another id: by the old id's stale
+    /// heartbeat, at start and while serving. A live instance's streams are left alone, and the
+    /// check while serving never takes this instance's own.
+    @Test func theStreamsOfAnInstanceThatDiedAreRecoveredByAnother() async throws {
+        guard let location = try await freshDatabase() else { return }
+        try await PostgresStore.with(location, logger: Logger(label: "a")) { a in
+            try await PostgresStore.with(location, logger: Logger(label: "b")) { b in
+                let (idA, idB) = (try await a.registerInstance(name: "a"), try await b.registerInstance(name: "b"))
+                func stream(of instance: Int32, _ number: Int) -> RequestLogEntry {
+                    // A request id: 11 hex digits of time, 4 of the instance, 5 of a counter.
+                    var entry = RequestLogEntry(requestId: "00000000000" + String(format: "%04x%05d", instance, number),
+                                                startedAt: Date(), method: "POST", endpoint: "streamGenerateContent")
+                    entry.isStream = true
+                    entry.outcome = .success
+                    entry.status = 200
+                    entry.responseBytes = 100
+                    return entry
+                }
+                let (ofA, ofB) = (stream(of: idA, 1), stream(of: idB, 1))
+                try await a.insert([], streams: [ofA])
+                try await b.insert([], streams: [ofB])
+
+                #expect(try await b.recoverOrphanedStreams().isEmpty, "A is alive, and B's own are running")
+                _ = try await psql(location, "UPDATE gateway_instances SET heartbeat_at = now() - interval '1 hour' WHERE id = \(idA)")
+                let recovered = try await b.recoverOrphanedStreams()
+                #expect(recovered.map(\.requestId) == [ofA.requestId])
+                #expect(try await b.recoverOrphanedStreams().isEmpty, "once")
+                // At start, an instance's own id's streams are its last run's: recovered.
+                #expect(try await b.recoverInterruptedStreams().map(\.requestId) == [ofB.requestId])
+            }
+        }
+        let rows = try await psql(location, """
+            SELECT string_agg(outcome || ':' || error_reason, ',') || ' ' || (SELECT COUNT(*) FROM streams_in_flight)
+                || ' ' || (SELECT SUM(requests) FROM daily_usage) FROM requests
+            """)
+        #expect(rows == "interrupted:GATEWAY_STOPPED,interrupted:GATEWAY_STOPPED 0 2")
     }
 }
 
