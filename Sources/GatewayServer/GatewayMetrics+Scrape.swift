@@ -25,13 +25,16 @@ extension GatewayMetrics {
 
     /// Every metric in the text format, with the state gauges read now.
     public func exposition(now: Date = Date()) async -> [UInt8] {
-        let stored: StatusPageData.KeyCounts? = if let storedKeyCounts { try? await storedKeyCounts() } else { nil }
+        let databaseHealthy = databaseHealthy?()
+        // While the store is known to fail, the disabled and deleted counts keep their last values:
+        // a read would wait out the store's deadline (10 s for PostgreSQL) on every scrape.
+        let stored: StatusPageData.KeyCounts? =
+            if let storedKeyCounts, databaseHealthy != false { try? await storedKeyCounts() } else { nil }
         let snapshot = pool.snapshot(now: now)
         let upstreams = pool.upstreamStates(now: now)
         let keys = perKey ? pool.keyStates(now: now) : []
         let queueDepth = logWriter.queueDepth
         let droppedRows = logWriter.droppedRows
-        let databaseHealthy = databaseHealthy?()
         let waiting = waiting?() ?? 0
         scrape.withLock { state in
             fixed.keys(.usable).set(Double(snapshot.activeKeys - snapshot.coolingKeys))
