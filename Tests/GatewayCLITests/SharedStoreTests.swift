@@ -95,6 +95,33 @@ import Testing
         }
     }
 
+    /// `keys check --restore` against the shared store frees a key that both instances held
+    /// cooling (A met its 403, B learnt it from A): its cooldowns go from the store, and each
+    /// instance drops the one it held in memory at its next reload.
+    @Test func keysCheckRestoreFreesACoolingKeyOnEveryInstance() async throws {
+        guard let pair = try await TwoGateways.start(keys: "\(secrets[0])\n\(secrets[1])\n") else { return }
+        defer { pair.stop() }
+        let (fake, token, a, b, ws, store) = (pair.fake, pair.token, pair.a, pair.b, pair.ws, pair.store)
+        fake.setRules([.init(key: secrets[0], times: 1, reply: .fixture("403-service-disabled"))])
+        try await waitUntil("A sent the first key its 403") {
+            _ = try await a.generate(token: token)
+            return fake.received().contains { $0.header("x-goog-api-key") == secrets[0] }
+        }
+        for gateway in [a, b] {
+            try await waitUntil("the first key cools on both") { try await gateway.metric(#"gemini_gateway_keys{state="cooling"}"#) == 1 }
+        }
+        let checked = try await ws.run("keys", "check", "--restore", "--store", store.url)
+        #expect(checked.status == 0, "\(checked.all)")
+        #expect(checked.stdout.contains("cleared the cooldowns of 1 key"), "\(checked.stdout)")
+        #expect(try await store.value("SELECT COUNT(*) FROM key_cooldowns") == "0")
+        for gateway in [a, b] {
+            try await waitUntil("the first key is usable again on both") {
+                try await gateway.metric(#"gemini_gateway_keys{state="cooling"}"#) == 0
+            }
+        }
+        #expect(!checked.all.contains(secrets[0]) && !checked.all.contains(secrets[1]))
+    }
+
     /// A resumable upload begun through A goes on through B, whose chunks carry no token: B finds
     /// the session's owner in the store and sends them with the same key and upstream, and both
     /// instances send calls naming the file with the key that created it.
