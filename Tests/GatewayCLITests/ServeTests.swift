@@ -31,16 +31,8 @@ import Testing
         #expect(serve.stdout.contains("upstreams from proxy_urls.txt: 1 added"))
         #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
 
-        let client = HTTPClient.shared
-        func generate(_ model: String) async throws -> Int {
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/\(model):generateContent")
-            request.method = .POST
-            request.headers.add(name: "x-goog-api-key", value: token)
-            request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
-            let response = try await client.execute(request, timeout: .seconds(120))
-            _ = try await response.body.collect(upTo: 1 << 20)
-            return Int(response.status.code)
-        }
+        let gateway = ServedGateway(process: serve, port: port)
+        func generate(_ model: String) async throws -> Int { try await gateway.generateWithID(token: token, model: model).status }
         #expect(try await generate("gemini-2.5-flash") == 200)
         #expect(fake.received().first?.header("x-goog-api-key") == secrets[0])
         // At the default level, a line per request (buffered: it comes within a moment), in

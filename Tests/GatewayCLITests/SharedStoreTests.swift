@@ -272,7 +272,7 @@ import Testing
         let node = try await ServeProcess(["serve", "--host", "127.0.0.1", "--port", "\(port)"], in: ws.path)
         defer { node.kill() }
         #expect(await node.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
-        let sqliteGateway = SharedGateway(process: node, port: port)
+        let sqliteGateway = ServedGateway(process: node, port: port)
         for _ in 0..<12 { #expect(try await sqliteGateway.generate(token: token) == 200) }
         node.terminate()
         #expect(await node.waitForExit(timeout: patience) == 0)
@@ -300,7 +300,7 @@ import Testing
         #expect(copiedAgain.stderr.contains("not empty"), "\(copiedAgain.stderr)")
 
         // The shared store serves with the node's keys and tokens; the deleted key stays unused.
-        let shared = try await SharedGateway.start(store: store, in: ws)
+        let shared = try await ServedGateway.start(store: store, in: ws)
         defer { shared.process.kill() }
         let before = fake.received().count
         for _ in 0..<6 { #expect(try await shared.generate(token: token) == 200) }
@@ -363,7 +363,7 @@ import Testing
         #expect(try await store.value("SELECT COUNT(DISTINCT id) FROM gateway_instances") == "2")
         let token = try #require(tokens.first.map(String.init))
 
-        let gateways = [SharedGateway(process: a, port: portA), SharedGateway(process: b, port: portB)]
+        let gateways = [ServedGateway(process: a, port: portA), ServedGateway(process: b, port: portB)]
         var ids = Set<String>()
         for index in 0..<40 {
             let (status, id) = try await gateways[index % 2].generateWithID(token: token)
@@ -433,8 +433,8 @@ struct TwoGateways {
     let ws: Workspace
     let fake: FakeGemini
     let token: String
-    let a: SharedGateway
-    let b: SharedGateway
+    let a: ServedGateway
+    let b: ServedGateway
 
     /// Nil when there is no test server (the test is skipped).
     static func start(keys: String, server: String? = nil, clientLimits: [String] = []) async throws -> TwoGateways? {
@@ -445,8 +445,8 @@ struct TwoGateways {
         ws.write("proxy_urls.txt", "\(fake.baseURL)\n")
         #expect(try await ws.run("import", "--store", store.url, "--keys", "api_keys.txt", "--upstreams", "proxy_urls.txt").status == 0)
         let token = try await store.addClient(in: ws, limits: clientLimits)
-        let a = try await SharedGateway.start(store: store, in: ws)
-        let b = try await SharedGateway.start(store: store, in: ws)
+        let a = try await ServedGateway.start(store: store, in: ws)
+        let b = try await ServedGateway.start(store: store, in: ws)
         return TwoGateways(store: store, ws: ws, fake: fake, token: token, a: a, b: b)
     }
 
@@ -504,68 +504,5 @@ struct SharedDatabase {
         var sql: String
         var output: String
         var description: String { "psql failed on '\(sql)': \(output)" }
-    }
-}
-
-/// One `serve --store postgres://…` process and its port.
-struct SharedGateway {
-    let process: ServeProcess
-    let port: Int
-
-    static func start(store: SharedDatabase, in ws: Workspace) async throws -> SharedGateway {
-        let port = try freePort()
-        let process = try await ServeProcess(
-            ["serve", "--store", store.url, "--host", "127.0.0.1", "--port", "\(port)", "--metrics-public"],
-            in: ws.path)
-        #expect(await process.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil, "\(process.stderr)")
-        return SharedGateway(process: process, port: port)
-    }
-
-    func generate(token: String) async throws -> Int {
-        try await generateWithID(token: token).status
-    }
-
-    func generateWithID(token: String, model: String = "gemini-2.5-flash") async throws -> (status: Int, id: String) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1beta/models/\(model):generateContent")
-        request.method = .POST
-        request.headers.add(name: "x-goog-api-key", value: token)
-        request.body = .bytes(ByteBuffer(string: #"{"contents":[{"parts":[{"text":"hi"}]}]}"#))
-        let response = try await Self.execute(request, timeout: .seconds(60))
-        _ = try await response.body.collect(upTo: 1 << 20)
-        return (Int(response.status.code), response.headers.first(name: "x-gateway-request-id") ?? "")
-    }
-
-    /// The request, sent once more if the connection it went out on was reset: a kept-alive
-    /// connection the gateway closes for idleness (while a test waits out an outage) at the
-    /// moment the client reuses it. Such a request never reached the gateway's handler.
-    static func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
-        do {
-            return try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch let error as IOError where error.errnoCode == ECONNRESET {
-            return try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch let error as HTTPClientError where error == .remoteConnectionClosed {
-            return try await HTTPClient.shared.execute(request, timeout: timeout)
-        }
-    }
-
-    /// Any request; `token` nil sends none.
-    func send(
-        _ path: String, method: HTTPMethod = .POST, token: String?, headers: [(String, String)] = [], body: String? = nil
-    ) async throws -> (status: Int, headers: HTTPHeaders, body: String) {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        request.method = method
-        if let token { request.headers.add(name: "x-goog-api-key", value: token) }
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        if let body { request.body = .bytes(ByteBuffer(string: body)) }
-        let response = try await Self.execute(request, timeout: .seconds(60))
-        let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        return (Int(response.status.code), response.headers, text)
-    }
-
-    /// The value of one sample line of `/metrics`, nil when absent.
-    func metric(_ sample: String) async throws -> Double? {
-        let response = try await Self.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/metrics"), timeout: .seconds(30))
-        let text = String(buffer: try await response.body.collect(upTo: 16 << 20))
-        return text.split(separator: "\n").first { $0.hasPrefix(sample + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 }
