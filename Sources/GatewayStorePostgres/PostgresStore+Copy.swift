@@ -90,7 +90,8 @@ extension PostgresStore {
         }
     }
 
-    /// One table, 10,000 rows at a time (by rowid where the table has one), by COPY.
+    /// One table, 10,000 rows at a time (by rowid where the table has one), as a JSON parameter
+    /// (not `COPY`: see ``StoreRecords``).
     private func copy(_ table: String, columns: [String], from source: AppDatabase, _ connection: PostgresConnection) async throws -> Int {
         let list = columns.map { "\"\($0)\"" }.joined(separator: ", ")
         // A WITHOUT ROWID table (the cooldowns, the daily totals) has no rowid to page by: it is
@@ -99,8 +100,8 @@ extension PostgresStore {
         var copied = 0
         var after: Int64 = .min
         while true {
-            let (text, last, count) = try source.read { db -> (CopyText, Int64, Int) in
-                var text = CopyText()
+            let (records, last, count) = try source.read { db -> (StoreRecords, Int64, Int) in
+                var records = StoreRecords(columns: columns)
                 var last = after
                 var count = 0
                 let sql = hasRowID
@@ -109,15 +110,16 @@ extension PostgresStore {
                 let rows = try Row.fetchCursor(db, sql: sql, arguments: hasRowID ? [after] : [])
                 while let row = try rows.next() {
                     last = row["copy_rowid"]
-                    text.row(columns.indices.map { CopyText.Value(row[$0 + 1] as DatabaseValue) })
+                    records.row(columns.indices.map { StoreRecords.Value(row[$0 + 1] as DatabaseValue) })
                     count += 1
                 }
-                return (text, last, count)
+                return (records, last, count)
             }
             if count > 0 {
-                try await connection.copyFrom(table: table, columns: columns, logger: logger) { writer in
-                    try await writer.write(text.buffer)
-                }
+                try await connection.query("""
+                    INSERT INTO \(unescaped: table) (\(unescaped: list))
+                    SELECT \(unescaped: list) FROM jsonb_populate_recordset(NULL::\(unescaped: table), \(records.json)::jsonb)
+                    """, logger: logger)
             }
             copied += count
             after = last
@@ -131,8 +133,8 @@ extension PostgresStore {
     }
 }
 
-extension CopyText.Value {
-    /// A SQLite value as COPY text takes it: times stay the text SQLite holds (read as UTC),
+extension StoreRecords.Value {
+    /// A SQLite value as the store's records take it: times stay the text SQLite holds (read as UTC),
     /// 0 and 1 go into boolean columns as PostgreSQL reads them.
     init(_ value: DatabaseValue) {
         switch value.storage {

@@ -8,8 +8,8 @@ import PostgresNIO
 
 extension PostgresStore {
     /// Writes a batch of finished rows and snapshots of running streams in ONE transaction:
-    /// 1. the rows go by `COPY` (two round trips whatever the batch's size) into temporary stage
-    ///    tables that the commit empties;
+    /// 1. the rows go as one JSON parameter per table (one round trip whatever the batch's size)
+    ///    into temporary stage tables that the commit empties (not by `COPY`: ``StoreRecords``);
     /// 2. `INSERT … SELECT` moves them into `requests` and `attempts`, skipping request ids already
     ///    there: a batch written again after its commit's answer was lost adds nothing;
     /// 3. only the rows inserted now are added to the daily tables, each table's rows upserted in
@@ -33,8 +33,8 @@ extension PostgresStore {
             CREATE TEMP TABLE IF NOT EXISTS attempts_stage ON COMMIT DELETE ROWS AS
             SELECT \(unescaped: Self.attemptColumns.joined(separator: ", ")) FROM attempts WITH NO DATA
             """, logger: logger)
-        var requests = CopyText()
-        var attempts = CopyText()
+        var requests = StoreRecords(columns: Self.requestColumns)
+        var attempts = StoreRecords(columns: Self.attemptColumns)
         for e in entries {
             requests.row(
                 .text(e.requestId), .date(e.startedAt), .int(e.clientId), .text(e.clientName), .text(e.method),
@@ -53,13 +53,13 @@ extension PostgresStore {
                     .text(a.quotaId), .double(a.latencyMs))
             }
         }
-        try await connection.copyFrom(table: "requests_stage", columns: Self.requestColumns, logger: logger) { writer in
-            try await writer.write(requests.buffer)
-        }
+        try await connection.query(
+            "INSERT INTO requests_stage SELECT * FROM jsonb_populate_recordset(NULL::requests_stage, \(requests.json)::jsonb)",
+            logger: logger)
         if !attempts.isEmpty {
-            try await connection.copyFrom(table: "attempts_stage", columns: Self.attemptColumns, logger: logger) { writer in
-                try await writer.write(attempts.buffer)
-            }
+            try await connection.query(
+                "INSERT INTO attempts_stage SELECT * FROM jsonb_populate_recordset(NULL::attempts_stage, \(attempts.json)::jsonb)",
+                logger: logger)
         }
         let requestList = Self.requestColumns.joined(separator: ", ")
         var inserted: [Int64] = []
@@ -359,12 +359,17 @@ extension PostgresStore {
     }
 }
 
-// MARK: - COPY's text format
+// MARK: - Rows as a JSON parameter
 
-/// Rows in `COPY … FROM STDIN`'s text format: tab between values, a line per row, `\N` for
-/// NULL, and backslash, tab, line feed and carriage return escaped. PostgreSQL's text cannot hold
-/// NUL, which is dropped (SQLite's store keeps a text up to its first NUL: both lose it).
-struct CopyText {
+/// Rows as one JSON array of objects (column name to value), for
+/// `jsonb_populate_recordset(NULL::table, $1::jsonb)`: the request log's batches and `store copy`
+/// go this way rather than by `COPY`. postgres-nio 1.33 stops the process (a
+/// `preconditionFailure("Copy mode is only supported for extended queries")` in `sendCopyDone`)
+/// when the connection drops during a `COPY`; a PostgreSQL crash under load did that to a
+/// serving gateway. Times go as `YYYY-MM-DD HH:MM:SS.mmm+00` strings, a non-finite double as null
+/// (as SQLite stores a NaN), and NUL is dropped from text (PostgreSQL's text cannot hold it;
+/// SQLite's store keeps a text up to its first NUL: both lose it).
+struct StoreRecords {
     enum Value {
         case text(String?)
         case int(Int64?)
@@ -373,42 +378,62 @@ struct CopyText {
         case date(Date)
     }
 
-    private(set) var buffer = ByteBuffer()
-    var isEmpty: Bool { buffer.readableBytes == 0 }
+    /// Each column's name as a JSON key with its colon: `"name":`.
+    private let keys: [[UInt8]]
+    private var bytes: [UInt8] = [UInt8(ascii: "[")]
+    private(set) var isEmpty = true
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    init(columns: [String]) {
+        keys = columns.map { Array("\"\($0)\":".utf8) }
+    }
+
+    /// The rows written, as one JSON array.
+    var json: String { String(decoding: bytes + [UInt8(ascii: "]")], as: UTF8.self) }
 
     mutating func row(_ values: Value...) {
         row(values)
     }
 
     mutating func row(_ values: [Value]) {
+        precondition(values.count == keys.count, "a row of \(values.count) values for \(keys.count) columns")
+        if !isEmpty { bytes.append(UInt8(ascii: ",")) }
+        isEmpty = false
+        bytes.append(UInt8(ascii: "{"))
         for (index, value) in values.enumerated() {
-            if index > 0 { buffer.writeInteger(UInt8(ascii: "\t")) }
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(contentsOf: keys[index])
             write(value)
         }
-        buffer.writeInteger(UInt8(ascii: "\n"))
+        bytes.append(UInt8(ascii: "}"))
     }
 
     private mutating func write(_ value: Value) {
         switch value {
-        case .text(nil), .int(nil), .double(nil): buffer.writeStaticString("\\N")
-        case .text(let text?):
-            for byte in text.utf8 {
-                switch byte {
-                case 0: continue
-                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
-                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
-                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
-                default: buffer.writeInteger(byte)
-                }
-            }
-        case .int(let value?): buffer.writeString(String(value))
-        // A NaN is stored as NULL, as SQLite stores it.
-        case .double(let value?):
-            if value.isFinite { buffer.writeString("\(value)") } else { buffer.writeStaticString("\\N") }
-        case .bool(let value): buffer.writeStaticString(value ? "t" : "f")
-        case .date(let date): buffer.writeString(Self.timestamp(date))
+        case .text(nil), .int(nil), .double(nil): bytes.append(contentsOf: "null".utf8)
+        case .text(let text?): writeString(text)
+        case .int(let value?): bytes.append(contentsOf: String(value).utf8)
+        case .double(let value?): bytes.append(contentsOf: (value.isFinite ? "\(value)" : "null").utf8)
+        case .bool(let value): bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        case .date(let date): writeString(Self.timestamp(date))
         }
+    }
+
+    private mutating func writeString(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case 0: continue  // PostgreSQL's text cannot hold NUL
+            case UInt8(ascii: "\""): bytes.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: "\\\\".utf8)
+            case 0x01..<0x20:
+                bytes.append(contentsOf: "\\u00".utf8)
+                bytes.append(Self.hex[Int(byte >> 4)])
+                bytes.append(Self.hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     /// `YYYY-MM-DD HH:MM:SS.mmm+00`, to the millisecond as SQLite's store keeps times.

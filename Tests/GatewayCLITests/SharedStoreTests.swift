@@ -172,7 +172,10 @@ import Testing
             // What the gateways said (a process that died says why here).
             for (name, gateway) in [("A", pair.a), ("B", pair.b)] {
                 let exit = await gateway.process.waitForExit(timeout: 0)
-                Issue.record("\(name) exit \(exit.map(String.init) ?? "none"), last stderr: \(gateway.process.stderr.suffix(3_000))")
+                // A crash prints its reason, then a long backtrace: from the reason on.
+                let stderr = gateway.process.stderr
+                let crash = stderr.range(of: "Fatal error").map { stderr[$0.lowerBound...] } ?? stderr.range(of: "💣").map { stderr[$0.lowerBound...] }
+                Issue.record("\(name) exit \(exit.map(String.init) ?? "none"), stderr: \(crash.map { String($0.prefix(6_000)) } ?? String(stderr.suffix(3_000)))")
             }
             throw error
         }

@@ -46,6 +46,37 @@ import Testing
         #expect(rows == "50 50 50 50 50")
     }
 
+    /// The log's rows go to PostgreSQL as a JSON parameter (not `COPY`, see `insertRows`): text
+    /// with quotes, backslashes, control characters and non-ASCII arrives as it was (NUL dropped,
+    /// as PostgreSQL's text cannot hold it), nulls stay null, times keep their milliseconds.
+    @Test func aRowsValuesArriveAsWritten() async throws {
+        guard let location = try await freshDatabase() else { return }
+        let reason = "quote \" backslash \\ tab \t newline \n cr \r bell \u{07} nul \u{0} é 漢 🙂 {\"json\": [1]}"
+        let started = Date(timeIntervalSince1970: 1_765_000_000.125)
+        try await PostgresStore.with(location, logger: Logger(label: "test")) { store in
+            try await store.registerInstance(name: "test")
+            var entry = RequestLogEntry(requestId: "test-escapes", startedAt: started, method: "POST", endpoint: "generateContent")
+            entry.errorReason = reason
+            entry.latencyMs = 12.25
+            entry.ttfbMs = .nan
+            entry.attempts = [AttemptRow(attempt: 1, startedAt: started, keyId: nil, upstreamId: 1, status: nil, verdict: "x\ny", latencyMs: 1e-5)]
+            try await store.insert([entry], streams: [])
+        }
+        let stored = try await psql(location, """
+            SELECT (error_reason = \(Self.literal(reason.replacingOccurrences(of: "\u{0}", with: "")))) || ' ' || (ttfb_ms IS NULL) || ' ' ||
+                latency_ms || ' ' || (client_id IS NULL) || ' ' || to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS')
+            FROM requests WHERE request_id = 'test-escapes'
+            """)
+        #expect(stored == "true true 12.25 true 2025-12-06 05:46:40.125")
+        let attempt = try await psql(location, "SELECT (verdict = E'x\\ny') || ' ' || (key_id IS NULL) || ' ' || (status IS NULL) || ' ' || latency_ms FROM attempts")
+        #expect(attempt == "true true true 1e-05")
+    }
+
+    /// `text` as a PostgreSQL string literal (E'…' with backslashes and quotes escaped).
+    static func literal(_ text: String) -> String {
+        "E'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+    }
+
     /// What one instance writes is read by another, once, and never by itself.
     @Test func sharedChangesReachTheOtherInstanceOnly() async throws {
         guard let location = try await freshDatabase() else { return }
