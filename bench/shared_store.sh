@@ -104,11 +104,22 @@ for round in $(seq 1 "$ROUNDS"); do
     wait "$first"
 done
 
-log "waiting for the log writers, then counting rows"
-sleep 3
-rows_sqlite=$(sqlite3 "$OUT/sqlite/gateway.db" "SELECT COUNT(*) FROM requests")
-rows_pg1=$(psql "$STORE1" -XAtqc "SELECT COUNT(*) FROM requests")
-rows_pg2=$(psql "$STORE2" -XAtqc "SELECT COUNT(*) FROM requests")
+log "waiting for the log writers (until the counts stop moving, at most 60 s), then counting rows"
+count_rows() {
+    rows_sqlite=$(sqlite3 "$OUT/sqlite/gateway.db" "SELECT COUNT(*) FROM requests")
+    rows_pg1=$(psql "$STORE1" -XAtqc "SELECT COUNT(*) FROM requests")
+    rows_pg2=$(psql "$STORE2" -XAtqc "SELECT COUNT(*) FROM requests")
+    echo "$rows_sqlite $rows_pg1 $rows_pg2"
+}
+previous=$(count_rows) waited=0
+while sleep 2; do
+    waited=$((waited + 2))
+    current=$(count_rows)
+    [ "$current" != "$previous" ] && [ $waited -lt 60 ] || break
+    previous=$current
+done
+log "the writers caught up within ${waited} s after the last load"
+read -r rows_sqlite rows_pg1 rows_pg2 <<<"$current"
 "$PY" - "$OUT/raw" "$ROUNDS" "$rows_sqlite" "$rows_pg1" "$rows_pg2" <<'EOF' | tee "$OUT/summary.md"
 import json, re, statistics, sys
 raw, rounds = sys.argv[1], int(sys.argv[2])

@@ -118,7 +118,7 @@ extension PostgresStore {
             if count > 0 {
                 try await connection.query("""
                     INSERT INTO \(unescaped: table) (\(unescaped: list))
-                    SELECT \(unescaped: list) FROM jsonb_populate_recordset(NULL::\(unescaped: table), \(records.json)::jsonb)
+                    SELECT \(unescaped: list) FROM json_populate_recordset(NULL::\(unescaped: table), \(records.json)::json)
                     """, logger: logger)
             }
             copied += count

@@ -54,11 +54,11 @@ extension PostgresStore {
             }
         }
         try await connection.query(
-            "INSERT INTO requests_stage SELECT * FROM jsonb_populate_recordset(NULL::requests_stage, \(requests.json)::jsonb)",
+            "INSERT INTO requests_stage SELECT * FROM json_populate_recordset(NULL::requests_stage, \(requests.json)::json)",
             logger: logger)
         if !attempts.isEmpty {
             try await connection.query(
-                "INSERT INTO attempts_stage SELECT * FROM jsonb_populate_recordset(NULL::attempts_stage, \(attempts.json)::jsonb)",
+                "INSERT INTO attempts_stage SELECT * FROM json_populate_recordset(NULL::attempts_stage, \(attempts.json)::json)",
                 logger: logger)
         }
         let requestList = Self.requestColumns.joined(separator: ", ")
@@ -362,7 +362,7 @@ extension PostgresStore {
 // MARK: - Rows as a JSON parameter
 
 /// Rows as one JSON array of objects (column name to value), for
-/// `jsonb_populate_recordset(NULL::table, $1::jsonb)`: the request log's batches and `store copy`
+/// `json_populate_recordset(NULL::table, $1::json)`: the request log's batches and `store copy`
 /// go this way rather than by `COPY`. postgres-nio 1.33 stops the process (a
 /// `preconditionFailure("Copy mode is only supported for extended queries")` in `sendCopyDone`)
 /// when the connection drops during a `COPY`; a PostgreSQL crash under load did that to a
