@@ -21,6 +21,7 @@ import http.server
 import json
 import os
 import secrets
+import signal
 import socket
 import statistics
 import string
@@ -200,4 +201,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # A SIGTERM (`timeout`, a CI runner) unwinds like an error, so the cluster and gateways stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())
