@@ -37,18 +37,20 @@ final class RequestRecorder: Sendable {
     let requestID: String
 
     init(
-        entry: RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, prices: Prices? = nil, logger: Logger,
+        entry: consuming RequestLogEntry, writer: RequestLogWriter, metrics: GatewayMetrics, prices: Prices? = nil, logger: Logger,
         requestLine: RequestLineWriter? = nil
     ) {
         self.requestLine = requestLine
         self.prices = prices
         self.requestID = entry.requestId
-        self.state = Mutex(State(entry: entry, countedAsStream: entry.isStream))
+        let isStream = entry.isStream
+        // Moved in, not copied (a copy is a retain and a release of each of its strings).
+        self.state = Mutex(State(entry: consume entry, countedAsStream: isStream))
         self.writer = writer
         self.metrics = metrics
         self.logger = logger
         self.started = .now
-        metrics.requestStarted(isStream: entry.isStream)
+        metrics.requestStarted(isStream: isStream)
     }
 
     private func update(_ change: (inout RequestLogEntry) -> Void) {
@@ -170,53 +172,61 @@ final class RequestRecorder: Sendable {
 
     /// Completes the row and queues it (once; later calls do nothing).
     private func finish(_ change: (inout RequestLogEntry) -> Void) {
-        let finished: (entry: RequestLogEntry, countedAsStream: Bool, freeTier: Bool, charges: (store: any ClientLimitStore, client: Int64)?)? = state.withLock { state in
+        // The row is moved out and on to the writer, never copied: a field read from a tuple
+        // holding it copied the whole row (a retain and a release of each of its strings), three
+        // times a request (bench/RESULTS.md, "Instructions under load").
+        var countedAsStream = false
+        var freeTier = false
+        var charges: (store: any ClientLimitStore, client: Int64)?
+        let taken: RequestLogEntry? = state.withLock { state in
             guard !state.done else { return nil }
             state.done = true
             change(&state.entry)
             // Measured after `change`, which may stamp the time to first byte: latency >= ttfb.
             state.entry.latencyMs = elapsedMilliseconds()
-            // Moved out, not copied: nothing reads the row after this.
+            countedAsStream = state.countedAsStream
+            freeTier = state.freeTier
+            charges = state.charges
             var entry = Self.finishedEntry
             swap(&entry, &state.entry)
-            return (entry, state.countedAsStream, state.freeTier, state.charges)
+            return entry
         }
-        guard let finished else { return }
-        var entry = finished.entry
-        let countedAsStream = finished.countedAsStream
+        guard var entry = consume taken else { return }
         // What it cost, from the tokens it used, priced now: the row carries it to the log, and
         // the client's limits are charged with it.
         let usage = UsageMetadata(
             prompt: entry.promptTokens, cached: entry.cachedTokens, candidates: entry.candidatesTokens,
             thoughts: entry.thoughtsTokens, toolUse: entry.toolUseTokens, total: entry.totalTokens, audio: entry.audioTokens)
         if let prices {
-            let cost = prices.cost(model: entry.model, usage: usage, freeTier: finished.freeTier)
+            let cost = prices.cost(model: entry.model, usage: usage, freeTier: freeTier)
             if cost != .zero { entry.cost = cost }
         }
-        if let charges = finished.charges {
+        if let charges {
             charges.store.finish(
                 client: charges.client, tokens: usage.prompt + usage.candidates + usage.thoughts,
                 costMicros: entry.cost?.costMicros ?? 0, now: Date().timeIntervalSince1970)
         }
-        metrics.requestFinished(entry, countedAsStream: countedAsStream)
+        // A `var` passed to a call is copied first (the call could reach it); a `let` is lent.
+        let row = consume entry
+        metrics.requestFinished(row, countedAsStream: countedAsStream)
         if let requestLine {
-            requestLine(entry)
+            requestLine(row)
         } else {
             // The values as they are (no interpolation: a string each, per request, at the default level).
             logger.info("request", metadata: [
-                "request_id": .string(entry.requestId),
-                "client": .string(entry.clientName ?? "-"),
-                "endpoint": .string(entry.endpoint),
-                "model": .string(entry.model ?? "-"),
-                "status": .stringConvertible(entry.status),
-                "outcome": .string(entry.outcome.rawValue),
-                "attempts": .stringConvertible(entry.attempts.count),
-                "key": .string(entry.keyFingerprint ?? "-"),
-                "upstream": .string(entry.upstreamUrl ?? "-"),
-                "latency_ms": .stringConvertible(Int((entry.latencyMs ?? 0).rounded())),
+                "request_id": .string(row.requestId),
+                "client": .string(row.clientName ?? "-"),
+                "endpoint": .string(row.endpoint),
+                "model": .string(row.model ?? "-"),
+                "status": .stringConvertible(row.status),
+                "outcome": .string(row.outcome.rawValue),
+                "attempts": .stringConvertible(row.attempts.count),
+                "key": .string(row.keyFingerprint ?? "-"),
+                "upstream": .string(row.upstreamUrl ?? "-"),
+                "latency_ms": .stringConvertible(Int((row.latencyMs ?? 0).rounded())),
             ])
         }
-        writer.enqueue(entry)
+        writer.enqueue(row)
     }
 
     /// What a finished recorder holds instead of its row.
