@@ -23,8 +23,13 @@
 # runs per second and not per request, such as the pool's reload check, weighs more in the count),
 # BENCH_CLIENT_LIMITS (none: options for `clients add`, such as "--rpm 1000000 --models gemini-*", so
 # the bench's client is checked against limits it never reaches), BENCH_INSTR_TARGET (gateway; floor: count bench/nio-proxy-floor instead, the plainest SwiftNIO
-# proxy, for the gateway's distance to it function by function). Installs nginx, valgrind and gcc
-# with apt-get when run as root. Output in bench/out/instructions-*/; one bench at a time
+# proxy, for the gateway's distance to it function by function), BENCH_INSTR_LOAD (unset: requests
+# one at a time, as above; a number of connections, such as 64: wrk loads the target under callgrind
+# for BENCH_INSTR_FEW_SECONDS (10) and then BENCH_INSTR_MANY_SECONDS (25), and the count is
+# divided by the difference in requests served (the gateway's request rows; the floor's answers as
+# wrk counted them): the request path as bench/run.sh loads it, with 64 requests in flight and the
+# log writer's transactions holding tens of rows). Installs nginx, valgrind, gcc and (for
+# BENCH_INSTR_LOAD) wrk with apt-get when run as root. Output in bench/out/instructions-*/; one bench at a time
 # (bench/out/run.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +68,12 @@ need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+LOAD=${BENCH_INSTR_LOAD:-}
+if [ -n "$LOAD" ]; then
+    command -v wrk >/dev/null 2>&1 || need+=(wrk)
+    FEW=${BENCH_INSTR_FEW_SECONDS:-10}
+    MANY=${BENCH_INSTR_MANY_SECONDS:-25}
+fi
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing: ${need[*]} (run as root, or: apt-get install ${need[*]})"
@@ -127,8 +138,16 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     local pid=$!
     PIDS+=($pid)
     "$PY" bench/tools.py wait-port "$GATEWAY_PORT" 120
-    log "$n requests under callgrind"
-    "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$("$PY" bench/tools.py token "$OUT/client-$n.json")" "$n" "${BENCH_INSTR_PAUSE:-0}"
+    local token
+    token=$("$PY" bench/tools.py token "$OUT/client-$n.json")
+    if [ -n "$LOAD" ]; then
+        log "$LOAD connections for $n s under callgrind"
+        BENCH_TOKEN=$token wrk -t2 -c"$LOAD" -d"${n}s" --timeout 30s -s bench/generate.lua \
+            "http://127.0.0.1:$GATEWAY_PORT/v1beta/models/gemini-2.5-flash:generateContent" > "$OUT/wrk-$n.txt"
+    else
+        log "$n requests under callgrind"
+        "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$token" "$n" "${BENCH_INSTR_PAUSE:-0}"
+    fi
     kill -TERM "$pid"
     wait "$pid" || die "the gateway under callgrind failed: see $OUT/gateway-$n.log"
     local kept=() other
@@ -136,8 +155,13 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     PIDS=("${kept[@]}")  # gone: not to be signalled again at exit
     local rows
     rows=$(sqlite3 "$db" 'SELECT COUNT(*) FROM requests' 2>/dev/null || "$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT COUNT(*) FROM requests').fetchone()[0])" "$db")
-    [ "$rows" = "$n" ] || die "$rows request rows for $n requests"
+    if [ -n "$LOAD" ]; then
+        SERVED[$n]=$rows  # every request wrk sent was answered and has its row (SIGTERM drains)
+    else
+        [ "$rows" = "$n" ] || die "$rows request rows for $n requests"
+    fi
 }
+declare -A SERVED
 count_floor() {  # the same for the floor: no database, no token, no rows to check
     local n=$1
     valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind-$n.out" \
@@ -152,8 +176,15 @@ count_floor() {  # the same for the floor: no database, no token, no rows to che
         [ $((waited += 1)) -le 1200 ] || die "the floor under callgrind did not listen within 120 s"
         sleep 0.1
     done
-    log "$n requests to the floor under callgrind"
-    "$PY" bench/tools.py sequential "$GATEWAY_PORT" unused "$n"
+    if [ -n "$LOAD" ]; then
+        log "$LOAD connections for $n s to the floor under callgrind"
+        BENCH_TOKEN=unused wrk -t2 -c"$LOAD" -d"${n}s" --timeout 30s -s bench/generate.lua \
+            "http://127.0.0.1:$GATEWAY_PORT/v1beta/models/gemini-2.5-flash:generateContent" > "$OUT/wrk-$n.txt"
+        SERVED[$n]=$(awk '/requests in/ { print $1 }' "$OUT/wrk-$n.txt")
+    else
+        log "$n requests to the floor under callgrind"
+        "$PY" bench/tools.py sequential "$GATEWAY_PORT" unused "$n"
+    fi
     kill -TERM "$pid"  # (not INT: a script's background jobs ignore it)
     wait "$pid" || true  # the floor has no graceful stop: killed, callgrind still writes its counts
     local kept=() other
@@ -163,10 +194,16 @@ count_floor() {  # the same for the floor: no database, no token, no rows to che
 }
 count "$FEW"
 count "$MANY"
-"$PY" bench/tools.py callgrind-diff "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$((MANY - FEW))" "${BENCH_TOP:-25}" \
+REQUESTS=$((MANY - FEW))
+if [ -n "$LOAD" ]; then
+    REQUESTS=$((SERVED[$MANY] - SERVED[$FEW]))
+    [ "$REQUESTS" -gt 0 ] || die "the longer load served no more requests (${SERVED[$FEW]}, then ${SERVED[$MANY]})"
+    log "requests served: ${SERVED[$FEW]}, then ${SERVED[$MANY]}"
+fi
+"$PY" bench/tools.py callgrind-diff "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$REQUESTS" "${BENCH_TOP:-25}" \
     | tee "$OUT/summary.txt"
 if [ "$TARGET" = gateway ]; then
-    "$PY" bench/tools.py callgrind-threads "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$((MANY - FEW))" \
+    "$PY" bench/tools.py callgrind-threads "$OUT/callgrind-$FEW.out" "$OUT/callgrind-$MANY.out" "$REQUESTS" \
         | tee "$OUT/threads.txt"
 fi
 log "done: $OUT/summary.txt (callgrind_annotate $OUT/callgrind-$MANY.out for the whole profile)"
