@@ -217,21 +217,23 @@ extension PostgresStore {
     }
 
     /// The streams this instance's id left running when it last stopped become `interrupted`
-    /// rows, and so do those of every id no live instance holds (its last heartbeat older than
-    /// ``staleInstance``): an instance that crashed and came back at once got a new id, and its
-    /// old streams would wait for whoever takes the old one. Another live instance's streams may
-    /// still be running and are left alone.
+    /// rows, at start. Those of other ids no live instance holds are left to the heartbeat's
+    /// look (``recoverOrphanedStreams()``), which waits until the heartbeats have gone through for
+    /// a while: an instance that starts just after an outage of the database sees every other
+    /// instance's heartbeat old, also of those still serving their streams.
     public func recoverInterruptedStreams() async throws -> [RequestLogEntry] {
-        try await recoverStreams(includingOwn: true)
+        try await recoverStreams(own: true)
     }
 
-    /// The streams of ids no live instance holds, while serving (from the heartbeat, every
-    /// ``orphanCheckInterval``): those of an instance that died since this one started.
+    /// The streams of ids no live instance holds (its last heartbeat older than
+    /// ``staleInstance``), while serving (from the heartbeat, every ``orphanCheckInterval``): those
+    /// of an instance that died, also of one that came back at once under another id. Another
+    /// live instance's streams may still be running and are left alone.
     func recoverOrphanedStreams() async throws -> [RequestLogEntry] {
-        try await recoverStreams(includingOwn: false)
+        try await recoverStreams(own: false)
     }
 
-    private func recoverStreams(includingOwn: Bool) async throws -> [RequestLogEntry] {
+    private func recoverStreams(own: Bool) async throws -> [RequestLogEntry] {
         let prefix = String(format: "%04x", instanceID)
         return try await transaction { connection in
             var entries: [RequestLogEntry] = []
@@ -239,8 +241,8 @@ extension PostgresStore {
             // Rows another instance recovers at the same time are locked, then gone: skipped.
             for try await (requestID, entry) in try await connection.query("""
                 SELECT request_id, entry FROM streams_in_flight
-                WHERE (\(includingOwn) AND substr(request_id, 12, 4) = \(prefix))
-                   OR (substr(request_id, 12, 4) <> \(prefix) AND substr(request_id, 12, 4) NOT IN (
+                WHERE (\(own) AND substr(request_id, 12, 4) = \(prefix))
+                   OR (NOT \(own) AND substr(request_id, 12, 4) <> \(prefix) AND substr(request_id, 12, 4) NOT IN (
                         SELECT lpad(to_hex(id), 4, '0') FROM gateway_instances
                         WHERE heartbeat_at > now() - make_interval(secs => \(Self.staleInstance))))
                 ORDER BY started_at, request_id FOR UPDATE

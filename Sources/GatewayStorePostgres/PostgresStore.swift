@@ -38,6 +38,25 @@ public final class PostgresStore: Sendable {
         var failure: String?
         var lastHeartbeat: ContinuousClock.Instant?
         var lastOrphanCheck: ContinuousClock.Instant?
+        /// The first of this instance's heartbeats since the last that failed: nil after a failure.
+        var heartbeatsUpSince: ContinuousClock.Instant?
+
+        /// Notes a heartbeat's result, and says whether to look for the streams of instances that
+        /// died now: at most every `interval`, and only once the heartbeats have gone through for
+        /// `settle` without a break. After an outage of the database every instance's last
+        /// heartbeat is old; the first back must give the others time to beat again before
+        /// taking an id's streams for a dead instance's, or it would end streams still running.
+        mutating func heartbeat(succeeded: Bool, at now: ContinuousClock.Instant, interval: Duration, settle: Duration) -> Bool {
+            guard succeeded else {
+                heartbeatsUpSince = nil
+                return false
+            }
+            let upSince = heartbeatsUpSince ?? now
+            heartbeatsUpSince = upSince
+            guard now - upSince >= settle, lastOrphanCheck.map({ now - $0 >= interval }) ?? true else { return false }
+            lastOrphanCheck = now
+            return true
+        }
     }
 
     /// The time (the database's clock) of the last read of an events table, and the events read
@@ -88,19 +107,28 @@ public final class PostgresStore: Sendable {
 
     // MARK: - Instances
 
-    /// Registers this instance and returns its id, the smallest one free: an id whose instance
-    /// has not been heard of for ``staleInstance`` is free again. Ids keep the instances' request
-    /// ids apart, and tell whose `pool_events` are whose.
+    /// Registers this instance and returns its id: the smallest never used, or, once all 65,535
+    /// have been, the one not heard of for longest (at least ``staleInstance``). Ids keep the
+    /// instances' request ids apart, and tell whose `pool_events` are whose. A stale id is taken
+    /// only when no fresh one is left: after an outage of the database every live instance's
+    /// heartbeat is old, and an instance starting then must not take the id of one still serving
+    /// (their request ids could collide, and its streams would be ended as its own).
     @discardableResult
     public func registerInstance(name: String) async throws -> Int32 {
         let id = try await transaction { connection in
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.instancesLock))", logger: self.logger)
             let rows = try await connection.query("""
                 INSERT INTO gateway_instances (id, name, started_at, heartbeat_at)
-                SELECT MIN(candidate), \(name), now(), now()
-                FROM generate_series(1, 65535) AS candidate
-                WHERE candidate NOT IN (
-                    SELECT id FROM gateway_instances WHERE heartbeat_at > now() - make_interval(secs => \(Self.staleInstance)))
+                SELECT id, \(name), now(), now() FROM (
+                    SELECT MIN(candidate) AS id, NULL::timestamptz AS heartbeat_at FROM generate_series(1, 65535) AS candidate
+                    WHERE candidate NOT IN (SELECT id FROM gateway_instances)
+                    UNION ALL
+                    SELECT id, heartbeat_at FROM gateway_instances
+                    WHERE heartbeat_at <= now() - make_interval(secs => \(Self.staleInstance))
+                ) AS free
+                WHERE id IS NOT NULL
+                ORDER BY heartbeat_at NULLS FIRST, id
+                LIMIT 1
                 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, started_at = now(), heartbeat_at = now()
                 RETURNING id
                 """, logger: self.logger)
@@ -121,22 +149,25 @@ public final class PostgresStore: Sendable {
 
     /// Seconds between looks for the streams of instances that died (``recoverOrphanedStreams()``).
     static let orphanCheckInterval: Duration = .seconds(60)
+    /// How long this instance's heartbeats must have gone through before it looks for them: three
+    /// heartbeats of every live instance.
+    static let orphanCheckSettle: Duration = .seconds(30)
 
     /// Tells the others this instance is alive (every 10 s, from the pool's sync), and now and
     /// then turns the streams of instances that died into `interrupted` rows.
     func heartbeatIfDue() async {
         let now = ContinuousClock.now
-        let (due, orphanCheckDue) = state.withLock { state -> (Bool, Bool) in
-            guard state.lastHeartbeat.map({ now - $0 >= .seconds(10) }) ?? true else { return (false, false) }
+        let due = state.withLock { state -> Bool in
+            guard state.lastHeartbeat.map({ now - $0 >= .seconds(10) }) ?? true else { return false }
             state.lastHeartbeat = now
-            guard state.lastOrphanCheck.map({ now - $0 >= Self.orphanCheckInterval }) ?? true else { return (true, false) }
-            state.lastOrphanCheck = now
-            return (true, true)
+            return true
         }
         guard due, instanceID > 0 else { return }
-        guard (try? await client.query("UPDATE gateway_instances SET heartbeat_at = now() WHERE id = \(instanceID)", logger: logger)) != nil,
-              orphanCheckDue
-        else { return }
+        let beat = (try? await client.query("UPDATE gateway_instances SET heartbeat_at = now() WHERE id = \(instanceID)", logger: logger)) != nil
+        let orphanCheckDue = state.withLock {
+            $0.heartbeat(succeeded: beat, at: now, interval: Self.orphanCheckInterval, settle: Self.orphanCheckSettle)
+        }
+        guard orphanCheckDue else { return }
         do {
             let recovered = try await recoverOrphanedStreams()
             guard !recovered.isEmpty else { return }

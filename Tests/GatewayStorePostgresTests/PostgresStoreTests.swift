@@ -110,8 +110,8 @@ import Testing
 
     /// The streams an instance left running when it died are logged `interrupted` by another,
     /// also when that instance came back at once under another id: by the old id's stale
-    /// heartbeat, at start and while serving. A live instance's streams are left alone, and the
-    /// check while serving never takes this instance's own.
+    /// heartbeat, while serving. A live instance's streams are left alone, the check while
+    /// serving never takes this instance's own, and the start takes only its own.
     @Test func theStreamsOfAnInstanceThatDiedAreRecoveredByAnother() async throws {
         guard let location = try await freshDatabase() else { return }
         try await PostgresStore.with(location, logger: Logger(label: "a")) { a in
@@ -138,13 +138,64 @@ import Testing
                 #expect(try await b.recoverOrphanedStreams().isEmpty, "once")
                 // At start, an instance's own id's streams are its last run's: recovered.
                 #expect(try await b.recoverInterruptedStreams().map(\.requestId) == [ofB.requestId])
+                // Another id's streams are not taken at start (after an outage of the database
+                // every other instance's heartbeat is old), only by the check while serving.
+                let ofGone = stream(of: 0x0999, 1)
+                try await b.insert([], streams: [ofGone])
+                #expect(try await b.recoverInterruptedStreams().isEmpty)
+                #expect(try await b.recoverOrphanedStreams().map(\.requestId) == [ofGone.requestId])
             }
         }
         let rows = try await psql(location, """
             SELECT string_agg(outcome || ':' || error_reason, ',') || ' ' || (SELECT COUNT(*) FROM streams_in_flight)
                 || ' ' || (SELECT SUM(requests) FROM daily_usage) FROM requests
             """)
-        #expect(rows == "interrupted:GATEWAY_STOPPED,interrupted:GATEWAY_STOPPED 0 2")
+        #expect(rows == "interrupted:GATEWAY_STOPPED,interrupted:GATEWAY_STOPPED,interrupted:GATEWAY_STOPPED 0 3")
+    }
+
+    /// After an outage of the database every instance's heartbeat is old. An instance starting
+    /// then takes an id never used, not the id of one still serving; once all are used, the one
+    /// not heard of for longest.
+    @Test func anInstanceStartingAfterAnOutageTakesNoLiveInstancesId() async throws {
+        guard let location = try await freshDatabase() else { return }
+        try await PostgresStore.with(location, logger: Logger(label: "a")) { a in
+            let idA = try await a.registerInstance(name: "a")
+            _ = try await psql(location, "UPDATE gateway_instances SET heartbeat_at = now() - interval '1 hour'")
+            try await PostgresStore.with(location, logger: Logger(label: "b")) { b in
+                let idB = try await b.registerInstance(name: "b")
+                #expect(idB != idA, "A's heartbeat is stale, but ids never used come first")
+            }
+            // Every id used, all stale: the stalest is taken.
+            _ = try await psql(location, """
+                INSERT INTO gateway_instances (id, name, started_at, heartbeat_at)
+                SELECT g, 'gone', now(), now() - interval '1 hour' FROM generate_series(1, 65535) AS g
+                ON CONFLICT (id) DO UPDATE SET heartbeat_at = now() - interval '1 hour';
+                UPDATE gateway_instances SET heartbeat_at = now() - interval '2 hours' WHERE id = 4242
+                """)
+            try await PostgresStore.with(location, logger: Logger(label: "c")) { c in
+                let idC = try await c.registerInstance(name: "c")
+                #expect(idC == 4242)
+            }
+        }
+    }
+
+    /// The look for dead instances' streams waits until this instance's heartbeats have gone
+    /// through for a while, again after each failure: after an outage the others need time to
+    /// beat again. Then it runs at most once an interval.
+    @Test func theOrphanCheckWaitsForTheHeartbeatsToSettle() {
+        var state = PostgresStore.State()
+        let start = ContinuousClock.now
+        func beat(_ succeeded: Bool, at seconds: Int) -> Bool {
+            state.heartbeat(succeeded: succeeded, at: start + .seconds(seconds), interval: .seconds(60), settle: .seconds(30))
+        }
+        #expect(!beat(true, at: 0), "the first heartbeat after start")
+        #expect(!beat(true, at: 10))
+        #expect(beat(true, at: 30), "30 s of heartbeats")
+        #expect(!beat(true, at: 40), "within the interval")
+        #expect(!beat(false, at: 100), "a heartbeat failed: the database is away")
+        #expect(!beat(true, at: 300), "back after an outage")
+        #expect(!beat(true, at: 320))
+        #expect(beat(true, at: 330), "30 s after the outage")
     }
 }
 
