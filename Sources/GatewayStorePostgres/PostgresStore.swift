@@ -149,9 +149,11 @@ public final class PostgresStore: Sendable {
 
     /// Seconds between looks for the streams of instances that died (``recoverOrphanedStreams()``).
     static let orphanCheckInterval: Duration = .seconds(60)
-    /// How long this instance's heartbeats must have gone through before it looks for them: three
-    /// heartbeats of every live instance.
-    static let orphanCheckSettle: Duration = .seconds(30)
+    /// How long this instance's heartbeats must have gone through before it looks for them: as
+    /// long as an id takes to go stale. After an outage every live instance has beaten again by
+    /// then: its connection pool retries at most a minute apart (postgres-nio's backoff), and it
+    /// beats every 10 s.
+    static let orphanCheckSettle: Duration = .seconds(staleInstance)
 
     /// Tells the others this instance is alive (every 10 s, from the pool's sync), and now and
     /// then turns the streams of instances that died into `interrupted` rows.
