@@ -123,6 +123,10 @@ PIDS+=($!)
 printf 'http://127.0.0.1:%s\nhttp://localhost:%s\nhttp://127.0.0.1:%s/p3\n' \
     "$UPSTREAM_PORT" "$UPSTREAM_PORT" "$UPSTREAM_PORT" > "$OUT/proxy_urls.txt"
 
+load() {  # load SECONDS TOKEN: wrk's BENCH_INSTR_LOAD connections on the target, its output in wrk-SECONDS.txt
+    BENCH_TOKEN=$2 wrk -t2 -c"$LOAD" -d"$1s" --timeout 30s -s bench/generate.lua \
+        "http://127.0.0.1:$GATEWAY_PORT/v1beta/models/gemini-2.5-flash:generateContent" > "$OUT/wrk-$1.txt"
+}
 count() {  # count N: the instructions of a gateway run that serves N requests
     local n=$1 db=$OUT/gateway-$1.db
     if [ "$TARGET" = floor ]; then
@@ -142,8 +146,7 @@ count() {  # count N: the instructions of a gateway run that serves N requests
     token=$("$PY" bench/tools.py token "$OUT/client-$n.json")
     if [ -n "$LOAD" ]; then
         log "$LOAD connections for $n s under callgrind"
-        BENCH_TOKEN=$token wrk -t2 -c"$LOAD" -d"${n}s" --timeout 30s -s bench/generate.lua \
-            "http://127.0.0.1:$GATEWAY_PORT/v1beta/models/gemini-2.5-flash:generateContent" > "$OUT/wrk-$n.txt"
+        load "$n" "$token"
     else
         log "$n requests under callgrind"
         "$PY" bench/tools.py sequential "$GATEWAY_PORT" "$token" "$n" "${BENCH_INSTR_PAUSE:-0}"
@@ -178,8 +181,7 @@ count_floor() {  # the same for the floor: no database, no token, no rows to che
     done
     if [ -n "$LOAD" ]; then
         log "$LOAD connections for $n s to the floor under callgrind"
-        BENCH_TOKEN=unused wrk -t2 -c"$LOAD" -d"${n}s" --timeout 30s -s bench/generate.lua \
-            "http://127.0.0.1:$GATEWAY_PORT/v1beta/models/gemini-2.5-flash:generateContent" > "$OUT/wrk-$n.txt"
+        load "$n" unused
         SERVED[$n]=$(awk '/requests in/ { print $1 }' "$OUT/wrk-$n.txt")
     else
         log "$n requests to the floor under callgrind"

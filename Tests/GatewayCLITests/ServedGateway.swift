@@ -39,11 +39,14 @@ struct ServedGateway {
     static func execute(_ request: HTTPClientRequest, timeout: TimeAmount) async throws -> HTTPClientResponse {
         do {
             return try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch let error as IOError where error.errnoCode == ECONNRESET {
-            return try await HTTPClient.shared.execute(request, timeout: timeout)
-        } catch let error as HTTPClientError where error == .remoteConnectionClosed {
+        } catch where wasReset(error) {
             return try await HTTPClient.shared.execute(request, timeout: timeout)
         }
+    }
+
+    /// The connection a request went out on was reset or closed by the gateway.
+    private static func wasReset(_ error: any Error) -> Bool {
+        (error as? IOError)?.errnoCode == ECONNRESET || (error as? HTTPClientError) == .remoteConnectionClosed
     }
 
     /// Any request; `token` nil sends none.
