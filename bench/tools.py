@@ -20,6 +20,11 @@
                                                                  event loops, the database's queues (the
                                                                  request log's transactions, pool state,
                                                                  commits)
+    tools.py async-frames BINARY [PATTERN...]                    the initial frame (async context) of each
+                                                                 async function of the request path, in
+                                                                 bytes: memory every proxied request's
+                                                                 task allocates (needs nm, readelf and
+                                                                 swift demangle)
 """
 
 import http.client
@@ -279,9 +284,42 @@ def callgrind_threads(args):
     print("request log transactions: %d, then %d" % (calls(args[0], log_insert), calls(args[1], log_insert)))
 
 
+def async_frames(args):
+    # An async function's "async function pointer" (symbol suffix `Tu`) is a relative offset to
+    # its code and the size of the context its caller allocates for it: 32-bit each.
+    binary = args[0]
+    patterns = args[1:] or ["ProxyHandler", "Responder.respond", "NIOHTTP1Transport.", "ClientConnectionHandler."]
+    symbols = [line.split() for line in subprocess.run(
+        ["nm", binary], capture_output=True, text=True, check=True).stdout.splitlines()]
+    symbols = [(int(fields[0], 16), fields[2]) for fields in symbols if len(fields) == 3 and fields[2].endswith("Tu")]
+    sections = []
+    for line in subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True, check=True).stdout.splitlines():
+        fields = line.strip().split("]", 1)[-1].split()
+        if len(fields) >= 5 and fields[1] != "NOBITS":
+            try:
+                sections.append((int(fields[2], 16), int(fields[3], 16), int(fields[4], 16)))
+            except ValueError:
+                pass
+    names = subprocess.run(["swift", "demangle", "--simplified"], input="\n".join(name for _, name in symbols),
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    found = []
+    with open(binary, "rb") as file:
+        for (address, _), name in zip(symbols, names):
+            name = name.replace("async function pointer to ", "")
+            if not any(pattern in name for pattern in patterns):
+                continue
+            for start, offset, size in sections:
+                if start <= address < start + size:
+                    file.seek(offset + address - start)
+                    found.append((int.from_bytes(file.read(8)[4:], "little"), name))
+                    break
+    for size, name in sorted(found, reverse=True):
+        print("%6d  %s" % (size, name[:140]))
+
+
 COMMANDS = {"render": render, "keys": keys, "ports": ports, "wait-port": wait_port, "probe": probe,
             "proc": proc, "rows": rows, "token": token, "sequential": sequential, "callgrind-diff": callgrind_diff,
-            "callgrind-threads": callgrind_threads}
+            "callgrind-threads": callgrind_threads, "async-frames": async_frames}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

@@ -17,6 +17,12 @@ extension ProxyHandler {
         case retry(Failure)
         /// This pair failed and no other would do better: answer with it.
         case final(Failure)
+
+        /// A 429 from Google that another pair may get past.
+        var isThrottle: Bool {
+            if case .retry(let failure) = self { return failure.isThrottle }
+            return false
+        }
     }
 
     /// Sends the request to the pair, classifies what comes back, and charges the pool with it
@@ -26,8 +32,24 @@ extension ProxyHandler {
         _ number: Int, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange, refusedBy: inout [PairID]
     ) async -> AttemptResult {
         let started = ContinuousClock.now
-        var row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
-        let outgoing = UpstreamRequest(
+        let row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
+        // Send; a transport failure blames the upstream.
+        var response: UpstreamResponse
+        do {
+            response = try await transport.send(outgoing(to: key, upstream, exchange))
+        } catch {
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
+        }
+        if (200..<300).contains(response.status) {
+            return await succeeded(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: refusedBy)
+        }
+        return await refused(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: &refusedBy)
+    }
+
+    /// The request as it goes to `upstream` with `key`.
+    @inline(never)
+    private func outgoing(to key: PoolKey, _ upstream: PoolUpstream, _ exchange: Exchange) -> UpstreamRequest {
+        UpstreamRequest(
             method: exchange.request.method,
             baseURL: upstream.baseURL,
             target: exchange.target.forwarded,
@@ -37,18 +59,6 @@ extension ProxyHandler {
             ),
             body: exchange.request.body
         )
-        // Send; a transport failure blames the upstream.
-        var response: UpstreamResponse
-        do {
-            response = try await transport.send(outgoing)
-        } catch {
-            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
-        }
-        row.status = response.status
-        if (200..<300).contains(response.status) {
-            return await succeeded(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: refusedBy)
-        }
-        return await refused(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: &refusedBy)
     }
 
     /// A 2xx: its first chunk is read before anything goes to the client (until then a failure
@@ -76,15 +86,7 @@ extension ProxyHandler {
         } catch {
             return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
         }
-        let model = exchange.model
-        pool.record(.success, pair: PairID(key: key.id, upstream: upstream.id), model: model)
-        for refused in refusedBy {
-            pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
-        }
-        var row = attempt
-        row.verdict = Verdict.success.label
-        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
-        exchange.recorder.relaying(row, status: response.status)
+        charge(success: response.status, key: key, upstream: upstream, exchange, attempt: attempt, started: started, refusedBy: refusedBy)
         if exchange.creates, let first {
             let owner = ResourceOwner(keyID: key.id, upstreamID: upstream.id, clientID: exchange.client.id)
             await rememberCreated(first, headers: &response.headers, owner: owner, upstream: upstream, request: exchange.request)
@@ -95,6 +97,25 @@ extension ProxyHandler {
             return .answer(relayWhole(response, body: first, exchange))
         }
         return .answer(relay(response, first: first, exchange))
+    }
+
+    /// Marks the pair healthy, charges the relays that refused this request, and completes the
+    /// try's row.
+    @inline(never)
+    private func charge(
+        success status: Int, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
+        attempt: AttemptRow, started: ContinuousClock.Instant, refusedBy: [PairID]
+    ) {
+        let model = exchange.model
+        pool.record(.success, pair: PairID(key: key.id, upstream: upstream.id), model: model)
+        for refused in refusedBy {
+            pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
+        }
+        var row = attempt
+        row.status = status
+        row.verdict = Verdict.success.label
+        row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
+        exchange.recorder.relaying(row, status: status)
     }
 
     /// An error answer: read (bounded) and classified from status and body; the key or upstream
@@ -109,6 +130,15 @@ extension ProxyHandler {
         } catch {
             return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
         }
+        return classify(response, body: body, key: key, upstream: upstream, exchange, attempt: attempt, started: started, refusedBy: &refusedBy)
+    }
+
+    /// Classifies an error answer read whole, charges whom it blames and completes the try's row.
+    @inline(never)
+    private func classify(
+        _ response: UpstreamResponse, body: ByteBuffer, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
+        attempt: AttemptRow, started: ContinuousClock.Instant, refusedBy: inout [PairID]
+    ) -> AttemptResult {
         let analysis = OutcomeClassifier.analyze(
             status: response.status, body: body.getBytes(at: body.readerIndex, length: body.readableBytes) ?? []
         )
@@ -120,6 +150,7 @@ extension ProxyHandler {
             pool.record(verdict, pair: pair, model: exchange.model)
         }
         var row = attempt
+        row.status = response.status
         row.verdict = verdict.label
         row.reason = verdict.reason
         row.googleStatus = analysis.googleStatus
@@ -143,6 +174,7 @@ extension ProxyHandler {
     /// - any other error is no failure of the upstream's but of the gateway's own code: nobody
     ///   is blamed, no other pair is tried (it would meet the same fault), and the client gets
     ///   500 `INTERNAL`.
+    @inline(never)
     private func transportFailed(
         _ error: any Error, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
         attempt: AttemptRow, started: ContinuousClock.Instant

@@ -7,7 +7,10 @@ import NIOHTTP1
 
 extension ProxyHandler {
     /// The last thing that went wrong, kept to answer with when no attempt succeeds.
-    enum Failure {
+    ///
+    /// Indirect: a failure is boxed once, and the loop's frame holds a word for it instead of an
+    /// answer's status, headers and body in every copy it makes.
+    indirect enum Failure {
         case answer(status: Int, headers: HTTPHeaders, body: ByteBuffer, verdict: Verdict, googleStatus: String?)
         case transport(UpstreamTransportError)
         /// The gateway's own code failed (an error that is no transport failure): nobody's fault
@@ -23,6 +26,7 @@ extension ProxyHandler {
 
     /// Answers with the last failure: a Google answer is passed through as it came; a relay's
     /// non-Google page or a transport failure becomes a 502 in Gemini's envelope.
+    @inline(never)
     func finishWithFailure(_ failure: Failure, _ recorder: RequestRecorder) -> ProxyAnswer {
         switch failure {
         case .answer(let status, let headers, let body, let verdict, let googleStatus):
@@ -59,6 +63,7 @@ extension ProxyHandler {
     }
 
     /// Answers with one of the gateway's own errors and logs the request.
+    @inline(never)
     func fail(_ recorder: RequestRecorder, _ error: GeminiErrorResponse, outcome: RequestOutcome, reason: String? = nil) -> ProxyAnswer {
         finishRow(recorder, error, outcome: outcome, reason: reason)
         let (head, body) = error.answer()

@@ -9,6 +9,7 @@ extension ProxyHandler {
     /// picked: nil when it may go on (counted, and charged with its tokens and cost when its row
     /// is finished), else the refusal, with its row (outcome `client_limit`, the limit as error
     /// reason) and its metric. No key or upstream is touched either way.
+    @inline(never)
     func checkLimits(_ exchange: Exchange) -> ProxyAnswer? {
         guard let id = exchange.client.id else { return nil }
         let model = exchange.model == ModelName.unknown ? nil : exchange.model

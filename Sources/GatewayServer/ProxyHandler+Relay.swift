@@ -9,6 +9,7 @@ import NIOHTTP1
 extension ProxyHandler {
     /// The answer to the client: the upstream's status and headers, and its body passed through
     /// chunk by chunk as it arrives (never re-framed; a known length is kept).
+    @inline(never)
     func relay(_ response: UpstreamResponse, first: ByteBuffer?, _ exchange: Exchange) -> ProxyAnswer {
         let head = Self.head(status: response.status, headers: ForwardedHeaders.toClient(response.headers))
         let relay = Relay(
@@ -20,6 +21,7 @@ extension ProxyHandler {
 
     /// The answer for a body already read in full: head and body go out in one write.
     /// (A client that vanishes during that write is logged as served: the answer was complete.)
+    @inline(never)
     func relayWhole(_ response: UpstreamResponse, body: ByteBuffer, _ exchange: Exchange) -> ProxyAnswer {
         var scanner = UsageScanner()
         scanner.feed(body.readableBytesView)
@@ -53,61 +55,101 @@ extension ProxyHandler {
         /// upstream after the first byte is thrown, for the caller to abort the client's
         /// connection (the client then sees an error, never a clean but truncated answer); a
         /// `write` that throws (the client went away) stops the upstream read.
+        ///
+        /// A stream's task holds this frame for as long as the stream lasts: it keeps the
+        /// ``Progress`` once and leaves the rest to functions that are not inlined into it.
         mutating func run(write: (ByteBuffer) async throws -> Void) async throws {
-            var scanner = UsageScanner()
-            var bytes = 0
-            var ttfb: Double?
+            var progress = Progress(isStream: recorder.isStream)
             var next = first
             first = nil
-            let isStream = recorder.isStream
-            var nextSnapshot = ContinuousClock.now
             while let chunk = next {
-                scanner.feed(chunk.readableBytesView)
-                bytes += chunk.readableBytes
+                progress.scan(chunk)
                 do {
                     try await write(chunk)
                 } catch {
-                    finishCancelled(bytes: bytes, ttfb: ttfb, scanner: scanner)
+                    finishCancelled(progress)
                     throw error
                 }
-                if ttfb == nil { ttfb = recorder.elapsedMilliseconds() }
-                if isStream, ContinuousClock.now >= nextSnapshot {
-                    recorder.snapshotStream(bytes: bytes, ttfb: ttfb, usage: usage(scanner, truncated: true))
-                    nextSnapshot = .now + Self.snapshotInterval
-                }
+                progress.written(self)
                 do {
                     next = try await upstream.next()
                 } catch {
-                    if Task.isCancelled {
-                        // The client went away while the upstream was quiet: the read stopped.
-                        finishCancelled(bytes: bytes, ttfb: ttfb, scanner: scanner)
-                    } else {
-                        let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
-                        recorder.served(.truncated, reason: reason, bytes: bytes, ttfb: ttfb, usage: usage(scanner, truncated: true))
-                    }
+                    brokeOff(error, progress)
                     throw error
                 }
             }
+            try finish(progress)
+        }
+
+        /// What has gone to the client so far.
+        struct Progress {
+            var scanner = UsageScanner()
+            var bytes = 0
+            var ttfb: Double?
+            let isStream: Bool
+            var nextSnapshot = ContinuousClock.now
+
+            init(isStream: Bool) {
+                self.isStream = isStream
+            }
+
+            mutating func scan(_ chunk: ByteBuffer) {
+                scanner.feed(chunk.readableBytesView)
+                bytes += chunk.readableBytes
+            }
+
+            /// A chunk went out: the first byte's time, and a stream's row refreshed now and then.
+            @inline(never)
+            mutating func written(_ relay: Relay) {
+                if ttfb == nil { ttfb = relay.recorder.elapsedMilliseconds() }
+                if isStream, ContinuousClock.now >= nextSnapshot {
+                    relay.recorder.snapshotStream(bytes: bytes, ttfb: ttfb, usage: relay.usage(scanner, truncated: true))
+                    nextSnapshot = .now + Relay.snapshotInterval
+                }
+            }
+        }
+
+        /// The upstream read failed after the answer had begun.
+        @inline(never)
+        private func brokeOff(_ error: any Error, _ progress: Progress) {
+            if Task.isCancelled {
+                // The client went away while the upstream was quiet: the read stopped.
+                finishCancelled(progress)
+            } else {
+                let reason = (error as? UpstreamTransportError)?.failure.rawValue ?? "UPSTREAM_BODY_FAILED"
+                recorder.served(
+                    .truncated, reason: reason, bytes: progress.bytes, ttfb: progress.ttfb,
+                    usage: usage(progress.scanner, truncated: true))
+            }
+        }
+
+        /// The upstream's body ended: the row is complete (unless the client went away).
+        @inline(never)
+        private func finish(_ progress: Progress) throws {
             if Task.isCancelled {
                 // The client went away: a stream ends its read early without an error.
-                finishCancelled(bytes: bytes, ttfb: ttfb, scanner: scanner)
+                finishCancelled(progress)
                 throw CancellationError()
             }
-            let sawError = scanner.sawErrorEvent
+            let sawError = progress.scanner.sawErrorEvent
             recorder.served(
                 sawError ? .truncated : .success, reason: sawError ? "ERROR_EVENT_IN_STREAM" : nil,
-                bytes: bytes, ttfb: ttfb ?? recorder.elapsedMilliseconds(), usage: usage(scanner, truncated: sawError)
+                bytes: progress.bytes, ttfb: progress.ttfb ?? recorder.elapsedMilliseconds(),
+                usage: usage(progress.scanner, truncated: sawError)
             )
         }
 
         /// The client went away before the answer could be sent.
         func abandon() {
-            finishCancelled(bytes: 0, ttfb: nil, scanner: UsageScanner())
+            finishCancelled(Progress(isStream: recorder.isStream))
         }
 
         /// The client went away during the answer: 499, its usage as far as it was read.
-        private func finishCancelled(bytes: Int, ttfb: Double?, scanner: UsageScanner) {
-            recorder.served(.cancelled, status: 499, bytes: bytes, ttfb: ttfb, usage: usage(scanner, truncated: true))
+        @inline(never)
+        private func finishCancelled(_ progress: Progress) {
+            recorder.served(
+                .cancelled, status: 499, bytes: progress.bytes, ttfb: progress.ttfb,
+                usage: usage(progress.scanner, truncated: true))
         }
 
         private func usage(_ scanner: UsageScanner, truncated: Bool) -> AnswerUsage {

@@ -57,17 +57,28 @@ struct ProxyHandler: Sendable {
     /// A client the head of its request authenticates: by its token, or (the chunks of a
     /// resumable upload carry no token: Google's own upload URL is the credential) by a known
     /// upload session, which stands for the client that started it.
-    struct Admission: Sendable {
-        var client: ClientIdentity
+    ///
+    /// A class: it travels to the connection handler and back as `any Sendable` (a struct of its
+    /// size would be boxed there anyway), and the request path then copies a reference, not
+    /// ~150 bytes, into the frames of its async functions.
+    final class Admission: Sendable {
+        let client: ClientIdentity
         /// The request's target as parsed to find the token: parsed once per request.
-        var target: ForwardedTarget
+        let target: ForwardedTarget
         /// The upload session the request continues, bound to the key and upstream that began it.
-        var uploadPin: ResourcePin?
+        let uploadPin: ResourcePin?
         /// An upload session this instance does not know, continued without a token: with a
         /// shared store another instance may have begun it, which only the store can say, and
         /// the head's check cannot wait for it. ``handle(_:)`` looks it up before anything else
         /// and answers 401 if it is nobody's (its body was read, up to the body limit).
-        var unresolvedUpload: String?
+        let unresolvedUpload: String?
+
+        init(client: ClientIdentity, target: ForwardedTarget, uploadPin: ResourcePin?, unresolvedUpload: String? = nil) {
+            self.client = client
+            self.target = target
+            self.uploadPin = uploadPin
+            self.unresolvedUpload = unresolvedUpload
+        }
     }
 
     /// Who sent the request, from its head alone (so that no body is read for a stranger); nil
@@ -85,16 +96,31 @@ struct ProxyHandler: Sendable {
     }
 
     /// Answers a proxied request. Every request gets exactly one row in the log (the recorder's).
+    ///
+    /// The async functions of the request path are kept small: each holds in its frame only what
+    /// outlives a wait, and its other work (building rows and answers) is in plain functions that
+    /// are not inlined into it. Every frame is memory the request's task allocates, and a frame of
+    /// kilobytes is a `malloc` of its own (bench/RESULTS.md, "Async frames").
     func handle(_ request: ProxyRequest) async -> ProxyAnswer {
-        var request = request
         if let session = request.admission.unresolvedUpload {
-            guard let owner = await owners.lookUp(session), let client = authenticator.identity(clientID: owner.clientID) else {
-                return refuse(request.head, .unauthenticated, outcome: .unauthorized)
-            }
-            request.admission.client = client
-            request.admission.uploadPin = ResourcePin(name: session, owner: owner)
-            request.admission.unresolvedUpload = nil
+            return await continueUpload(request, session: session)
         }
+        return await answer(request)
+    }
+
+    /// An upload chunk without a token for a session this instance does not know: the store
+    /// says whose it is, or it is answered 401.
+    @inline(never)
+    private func continueUpload(_ request: ProxyRequest, session: String) async -> ProxyAnswer {
+        guard let owner = await owners.lookUp(session), let client = authenticator.identity(clientID: owner.clientID) else {
+            return refuse(request.head, .unauthenticated, outcome: .unauthorized)
+        }
+        var request = request
+        request.admission = Admission(client: client, target: request.admission.target, uploadPin: ResourcePin(name: session, owner: owner))
+        return await answer(request)
+    }
+
+    private func answer(_ request: ProxyRequest) async -> ProxyAnswer {
         let (target, route, recorder) = begin(request.head, target: request.admission.target)
         var answer = await proxy(request, target: target, route: route, recorder: recorder)
         answer.head.headers.add(name: Self.requestIDHeader, value: recorder.requestID)
@@ -131,6 +157,7 @@ struct ProxyHandler: Sendable {
     static let overloadReason = "MAX_IN_FLIGHT"
 
     /// Starts the request's row; `target` is the head's, when ``admit(_:)`` parsed it already.
+    @inline(never)
     private func begin(_ head: HTTPRequestHead, target: ForwardedTarget? = nil) -> (ForwardedTarget, GeminiRoute, RequestRecorder) {
         let target = target ?? ForwardedTarget(target: head.uri)
         let route = GeminiRoute(path: target.path, query: target.query)
@@ -150,7 +177,11 @@ struct ProxyHandler: Sendable {
 
     /// A request on its way through the loop: what it asks, who sent it, where it may go, and
     /// its row. Settled once (``prepare(_:target:route:recorder:)``), read by every try.
-    struct Exchange {
+    ///
+    /// A class: the loop's async functions keep it in their frames across every wait, and a
+    /// struct of ~400 bytes was held there in several copies (each frame is memory the request's
+    /// task allocates); a reference is one word.
+    final class Exchange {
         let request: ProxyRequest
         let target: ForwardedTarget
         let route: GeminiRoute
@@ -162,6 +193,20 @@ struct ProxyHandler: Sendable {
         let pin: ResourcePin?
         /// The call creates a project-bound resource: its answer is read whole, and its owner kept.
         let creates: Bool
+
+        init(
+            request: ProxyRequest, target: ForwardedTarget, route: GeminiRoute, recorder: RequestRecorder,
+            client: ClientIdentity, model: String, pin: ResourcePin?, creates: Bool
+        ) {
+            self.request = request
+            self.target = target
+            self.route = route
+            self.recorder = recorder
+            self.client = client
+            self.model = model
+            self.pin = pin
+            self.creates = creates
+        }
     }
 
     /// Caddy's loop: choose a pair, send, classify, update; relay the first success, or try the
@@ -187,7 +232,7 @@ struct ProxyHandler: Sendable {
             if attempt > 1 {
                 if ContinuousClock.now >= deadline { break }
                 // The client went away: no further try (its answer could reach no one).
-                if Task.isCancelled { return fail(recorder, .clientGone, outcome: .cancelled) }
+                if Task.isCancelled { return clientGone(recorder) }
             }
             let key: PoolKey, upstream: PoolUpstream
             switch await choose(exchange, tried: &tried, lastFailure: lastFailure, waiting: &waiting, retryDeadline: deadline) {
@@ -197,7 +242,7 @@ struct ProxyHandler: Sendable {
             tried.insert(PairID(key: key.id, upstream: upstream.id))
             recorder.picked(key: key, upstream: upstream)
             let result = await self.attempt(attempt, key: key, upstream: upstream, exchange, refusedBy: &refusedBy)
-            if case .retry(let failure) = result, failure.isThrottle {
+            if result.isThrottle {
                 waiting.throttled.insert(PairID(key: key.id, upstream: upstream.id))
                 endTurn(&waiting, model: exchange.model, throttled: true)
             } else {
@@ -209,8 +254,20 @@ struct ProxyHandler: Sendable {
             case .final(let failure): return finishWithFailure(failure, recorder)
             }
         }
-        return lastFailure.map { finishWithFailure($0, recorder) }
+        return noTryLeft(lastFailure, recorder)
+    }
+
+    /// The answer when the budget of tries or time is spent: the last failure, if a try was made.
+    @inline(never)
+    private func noTryLeft(_ lastFailure: Failure?, _ recorder: RequestRecorder) -> ProxyAnswer {
+        lastFailure.map { finishWithFailure($0, recorder) }
             ?? fail(recorder, .upstreamsFailed("no attempt could be made"), outcome: .upstreamError)
+    }
+
+    /// The client went away before the request could be answered.
+    @inline(never)
+    private func clientGone(_ recorder: RequestRecorder) -> ProxyAnswer {
+        fail(recorder, .clientGone, outcome: .cancelled)
     }
 
     /// Authenticates and pins: records who sent the request (authenticated from its head before
@@ -255,12 +312,11 @@ struct ProxyHandler: Sendable {
     /// one to come back when it may (``waitForKey(_:_:retryDeadline:)``), and then picks again
     /// (a pair throttled before the wait may be tried again), else it is a 429 with `Retry-After`.
     /// None left: the last failure if a try was made, else the gateway's own error.
+    @inline(never)
     private func choose(
         _ exchange: Exchange, tried: inout Set<PairID>, lastFailure: Failure?, waiting: inout Waiting,
         retryDeadline: ContinuousClock.Instant
     ) async -> Choice {
-        let model = exchange.model
-        let recorder = exchange.recorder
         var picked = pick(exchange, tried: tried)
         while case .allKeysCooling = picked {
             switch await waitForKey(exchange, &waiting, retryDeadline: retryDeadline) {
@@ -272,25 +328,34 @@ struct ProxyHandler: Sendable {
             case .refuse:
                 break
             case .cancelled:
-                return .answered(fail(recorder, .clientGone, outcome: .cancelled))
+                return .answered(clientGone(exchange.recorder))
             }
             break
         }
+        if case .pair(let key, let upstream) = picked { return .pair(key, upstream) }
+        return .answered(noPair(picked, exchange, lastFailure: lastFailure))
+    }
+
+    /// The answer when no pair is left to try: the last failure if a try was made, else the
+    /// gateway's own error.
+    @inline(never)
+    private func noPair(_ picked: PickResult, _ exchange: Exchange, lastFailure: Failure?) -> ProxyAnswer {
+        let recorder = exchange.recorder
         switch picked {
-        case .pair(let key, let upstream):
-            return .pair(key, upstream)
+        case .pair:
+            preconditionFailure("noPair(_:_:lastFailure:) is for the picks that found no pair")
         case .noKeys:
-            return .answered(lastFailure.map { finishWithFailure($0, recorder) }
-                ?? fail(recorder, exchange.pin.map { .resourceKeyUnavailable($0.name) } ?? .noKeys, outcome: .noCapacity))
+            return lastFailure.map { finishWithFailure($0, recorder) }
+                ?? fail(recorder, exchange.pin.map { .resourceKeyUnavailable($0.name) } ?? .noKeys, outcome: .noCapacity)
         case .noUpstreams:
-            return .answered(lastFailure.map { finishWithFailure($0, recorder) }
-                ?? fail(recorder, exchange.pin.map { .resourceUpstreamUnavailable($0.name) } ?? .noUpstreams, outcome: .noCapacity))
+            return lastFailure.map { finishWithFailure($0, recorder) }
+                ?? fail(recorder, exchange.pin.map { .resourceUpstreamUnavailable($0.name) } ?? .noUpstreams, outcome: .noCapacity)
         case .allKeysCooling(let until):
             let seconds = max(1, Int(until.timeIntervalSinceNow.rounded(.up)))
-            return .answered(fail(recorder, .allKeysCooling(model: model, retryAfter: seconds), outcome: .throttled))
+            return fail(recorder, .allKeysCooling(model: exchange.model, retryAfter: seconds), outcome: .throttled)
         case .exhausted:
-            return .answered(lastFailure.map { finishWithFailure($0, recorder) }
-                ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: .upstreamError))
+            return lastFailure.map { finishWithFailure($0, recorder) }
+                ?? fail(recorder, .upstreamsFailed("every key and upstream was tried"), outcome: .upstreamError)
         }
     }
 

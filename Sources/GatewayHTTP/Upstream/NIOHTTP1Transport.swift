@@ -83,22 +83,29 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
             pool = own
             taken = try Self.take(request.baseURL, from: pool)
         } else {
-            pool = pools[ObjectIdentifier(group.next())]!
-            do {
-                taken = try await pool.loop.submit { [pool] in try Self.take(request.baseURL, from: pool) }.get()
-            } catch {
-                throw UpstreamTransportError(error)  // a loop shut down too: what is thrown is always one of these
-            }
+            (pool, taken) = try await takeOffLoop(request.baseURL)
         }
         let (endpoint, idle) = taken
-        let outgoing = OutgoingRequest(request, endpoint: endpoint)
         let connection: Connection
         if let idle {
             connection = idle
         } else {
             connection = try await connect(endpoint, on: pool.loop)
         }
-        return try await exchange(on: connection, request: outgoing)
+        return try await exchange(on: connection, request: OutgoingRequest(request, endpoint: endpoint))
+    }
+
+    /// ``send(_:)`` from a thread that is none of the group's loops: one loop's pool, on it.
+    /// Not inlined, as ``connect(_:on:)`` is not: the frame of ``send(_:)`` is memory every
+    /// request's task allocates, and stays small without them.
+    @inline(never)
+    private func takeOffLoop(_ baseURL: String) async throws -> (LoopPool, (Endpoint, Connection?)) {
+        let pool = pools[ObjectIdentifier(group.next())]!
+        do {
+            return (pool, try await pool.loop.submit { [pool] in try Self.take(baseURL, from: pool) }.get())
+        } catch {
+            throw UpstreamTransportError(error)  // a loop shut down too: what is thrown is always one of these
+        }
     }
 
     private static func take(_ baseURL: String, from pool: LoopPool) throws -> (Endpoint, Connection?) {
@@ -147,6 +154,7 @@ public final class NIOHTTP1Transport: UpstreamTransport, Service {
         pools[ObjectIdentifier(channel.eventLoop)]?.remove(channel, endpoint: endpoint)
     }
 
+    @inline(never)
     private func connect(_ endpoint: Endpoint, on loop: any EventLoop) async throws -> Connection {
         let sslContext = self.sslContext
         let readIdleTimeout = self.readIdleTimeout
