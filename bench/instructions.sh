@@ -75,6 +75,7 @@ if [ -n "$LOAD" ]; then
     MANY=${BENCH_INSTR_MANY_SECONDS:-25}
 fi
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || need+=(libjemalloc-dev)
 if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing: ${need[*]} (run as root, or: apt-get install ${need[*]})"
     log "installing with apt-get: ${need[*]}"

@@ -26,7 +26,7 @@
 # variables pass through, e.g. GEMINI_GATEWAY_MAX_IN_FLIGHT=0.
 #
 # Installs what it needs with apt-get when run as root (nginx, wrk, python3, python3-uvloop,
-# linux-perf, libsqlite3-dev, procps). Contacts nothing but 127.0.0.1/localhost. Everything it
+# linux-perf, libsqlite3-dev, libjemalloc-dev, procps). Contacts nothing but 127.0.0.1/localhost. Everything it
 # starts is stopped on exit. One run at a time (bench/out/run.lock). Raw results go to
 # bench/out/run-*/ (ignored by git).
 set -euo pipefail
@@ -121,6 +121,7 @@ command -v "$PY" >/dev/null 2>&1 || need+=(python3)
 "$PY" -c 'import uvloop' >/dev/null 2>&1 || need+=(python3-uvloop)
 if [ "$PROFILE" = 1 ]; then command -v perf >/dev/null 2>&1 || need+=(linux-perf); fi
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || need+=(libjemalloc-dev)
 if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing: ${need[*]} (run as root, or: apt-get install ${need[*]})"
     log "installing with apt-get: ${need[*]}"

@@ -170,6 +170,7 @@ public struct Gateway: Sendable {
             onRunning: onServerRunning,
             logger: logger
         )
+        logger.info("memory allocator", metadata: ["allocator": "\(MemoryTrimmer.allocator)"])
         // Started in this order, stopped in reverse: the proxied requests still running after
         // the server closed its connections end before the request log's last flush; the
         // transport stops last. The database's watcher stops after the log writer and the

@@ -8,11 +8,11 @@ import Synchronization
 
 /// Gives the memory a burst left free back to the system once the gateway is quiet again.
 ///
-/// glibc's allocator keeps what it freed for the next allocation: after a burst of a thousand
+/// The allocator keeps what it freed for the next allocation: after a burst of a thousand
 /// streams the process holds some 20 MiB more than it uses, until the next burst reuses it (the
 /// benchmark's "memory after each round" followed the size of that round's burst). After an
 /// interval in which no proxied request started and none is running, if any ran since the last
-/// time, `malloc_trim` returns the free pages; under steady traffic it never runs. It trims once
+/// time, ``returnFreeMemory()`` returns the free pages; under steady traffic it never runs. It trims once
 /// more when the quiet has lasted `againAfter` since that trim: by then the upstream pools have
 /// closed the connections the burst left idle (`upstreamPoolIdleTimeout`, 60 s after the last
 /// was put back, at the latest at the first trim), whose buffers the first trim could not return
@@ -55,19 +55,51 @@ final class MemoryTrimmer: Service, Sendable {
         }
     }
 
-    /// glibc's `malloc_trim(0)`: free pages of every arena back to the system. Looked up at run
-    /// time (Swift's Glibc module leaves out `malloc.h`); elsewhere nothing.
+    /// Free pages of every arena back to the system: jemalloc's `arena.<all>.purge` when the
+    /// process runs on jemalloc (the release build links it: it purges on its own only while it
+    /// is called), else glibc's `malloc_trim(0)`. Looked up at run time (Swift's Glibc module
+    /// leaves out `malloc.h`); elsewhere nothing.
     static func returnFreeMemory() {
-        _ = mallocTrim?(0)
+        switch trimmer {
+        case .jemalloc(let mallctl):
+            _ = mallctl(jemallocPurgeAll, nil, nil, nil, 0)
+        case .glibc(let mallocTrim):
+            _ = mallocTrim(0)
+        case nil:
+            break
+        }
     }
 
-    /// Whether this system's allocator can be trimmed (glibc).
-    static var canTrim: Bool { mallocTrim != nil }
+    /// Whether this system's allocator can be trimmed (jemalloc or glibc).
+    static var canTrim: Bool { trimmer != nil }
 
-    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+    /// The allocator whose free pages ``returnFreeMemory()`` returns, for the start's log line.
+    static var allocator: String {
+        switch trimmer {
+        case .jemalloc: "jemalloc"
+        case .glibc: "glibc"
+        case nil: "unknown"
+        }
+    }
+
+    private enum Trimmer {
+        case jemalloc(@convention(c) (UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?, UnsafeMutableRawPointer?, Int) -> Int32)
+        case glibc(@convention(c) (Int) -> Int32)
+    }
+
+    /// `MALLCTL_ARENAS_ALL` is 4096.
+    private static let jemallocPurgeAll = "arena.4096.purge"
+
+    private static let trimmer: Trimmer? = {
         #if canImport(Glibc)
-        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        let process = dlopen(nil, RTLD_NOW)
+        if let symbol = dlsym(process, "mallctl") {
+            return .jemalloc(unsafeBitCast(symbol, to: (@convention(c) (
+                UnsafePointer<CChar>?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int>?, UnsafeMutableRawPointer?, Int
+            ) -> Int32).self))
+        }
+        guard let symbol = dlsym(process, "malloc_trim") else { return nil }
+        return .glibc(unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self))
         #else
         return nil
         #endif

@@ -30,6 +30,8 @@ import Testing
         #expect(serve.stdout.contains("keys from api_keys.txt: 2 added"))
         #expect(serve.stdout.contains("upstreams from proxy_urls.txt: 1 added"))
         #expect(await serve.waitForStderr(timeout: patience) { $0.contains("Server started") } != nil)
+        // Package.swift links jemalloc (bench/RESULTS.md, "The allocator"); the start says so.
+        #expect(serve.stderr.contains("allocator=jemalloc"), "\(serve.stderr)")
 
         let gateway = ServedGateway(process: serve, port: port)
         func generate(_ model: String) async throws -> Int { try await gateway.generateWithID(token: token, model: model).status }

@@ -65,7 +65,7 @@ struct MemoryTrimmerTests {
 
     @Test func theServiceTrimsWhenRequestsHaveStoppedAndTheAllocatorCanBeTrimmed() async throws {
         #if canImport(Glibc)
-        #expect(MemoryTrimmer.canTrim, "glibc's malloc_trim is found")
+        #expect(MemoryTrimmer.canTrim, "jemalloc's mallctl or glibc's malloc_trim is found")
         #endif
         MemoryTrimmer.returnFreeMemory()
 
