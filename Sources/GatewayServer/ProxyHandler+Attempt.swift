@@ -32,7 +32,7 @@ extension ProxyHandler {
         _ number: Int, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange, refusedBy: inout [PairID]
     ) async -> AttemptResult {
         let started = ContinuousClock.now
-        let row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
+        var row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
         // Send; a transport failure blames the upstream.
         var response: UpstreamResponse
         do {
@@ -40,6 +40,7 @@ extension ProxyHandler {
         } catch {
             return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
         }
+        row.status = response.status
         if (200..<300).contains(response.status) {
             return await succeeded(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: refusedBy)
         }
@@ -112,7 +113,6 @@ extension ProxyHandler {
             pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
         }
         var row = attempt
-        row.status = status
         row.verdict = Verdict.success.label
         row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.relaying(row, status: status)
@@ -150,7 +150,6 @@ extension ProxyHandler {
             pool.record(verdict, pair: pair, model: exchange.model)
         }
         var row = attempt
-        row.status = response.status
         row.verdict = verdict.label
         row.reason = verdict.reason
         row.googleStatus = analysis.googleStatus

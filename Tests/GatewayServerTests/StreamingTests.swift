@@ -79,6 +79,14 @@ import TestSupport
             let rows = try await gateway.requestRows(count: 1)
             #expect(rows.first?["outcome"] as String? == "success")
             #expect(rows.first?["attempt_count"] as Int? == 2)
+            // The broken try keeps the status of the head it got (none when the connection closed).
+            let requestID = try #require(rows.first?["request_id"] as String?)
+            let tries = try gateway.attemptRows(requestID: requestID)
+            #expect(tries.count == 2)
+            #expect(tries.first?["status"] as Int? == (kind == "abort" ? 200 : nil))
+            #expect(tries.first?["verdict"] as String? != "success")
+            #expect(tries.last?["status"] as Int? == 200)
+            #expect(tries.last?["verdict"] as String? == "success")
         }
     }
 
