@@ -32,7 +32,7 @@ extension ProxyHandler {
         _ number: Int, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange, refusedBy: inout [PairID]
     ) async -> AttemptResult {
         let started = ContinuousClock.now
-        var row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
+        let row = AttemptRow(attempt: number, startedAt: Date(), keyId: key.id, upstreamId: upstream.id, status: nil, verdict: "pending")
         // Send; a transport failure blames the upstream.
         var response: UpstreamResponse
         do {
@@ -40,7 +40,6 @@ extension ProxyHandler {
         } catch {
             return transportFailed(error, key: key, upstream: upstream, exchange, attempt: row, started: started)
         }
-        row.status = response.status
         if (200..<300).contains(response.status) {
             return await succeeded(&response, key: key, upstream: upstream, exchange, attempt: row, started: started, refusedBy: refusedBy)
         }
@@ -85,7 +84,8 @@ extension ProxyHandler {
                 }
             }
         } catch {
-            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
+            // The head came: the try's row keeps its status.
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, status: response.status, started: started)
         }
         charge(success: response.status, key: key, upstream: upstream, exchange, attempt: attempt, started: started, refusedBy: refusedBy)
         if exchange.creates, let first {
@@ -112,7 +112,7 @@ extension ProxyHandler {
         for refused in refusedBy {
             pool.record(.upstreamFailure(reason: OutcomeClassifier.Reason.notGoogle4xx), pair: refused, model: model)
         }
-        var row = attempt
+        var row = attempt.answered(status)
         row.verdict = Verdict.success.label
         row.latencyMs = (ContinuousClock.now - started) / .milliseconds(1)
         exchange.recorder.relaying(row, status: status)
@@ -128,7 +128,8 @@ extension ProxyHandler {
         do {
             body = try await Self.collect(&response.body, limit: Self.maximumErrorBody)
         } catch {
-            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, started: started)
+            // The head came: the try's row keeps its status.
+            return transportFailed(error, key: key, upstream: upstream, exchange, attempt: attempt, status: response.status, started: started)
         }
         return classify(response, body: body, key: key, upstream: upstream, exchange, attempt: attempt, started: started, refusedBy: &refusedBy)
     }
@@ -149,7 +150,7 @@ extension ProxyHandler {
         } else {
             pool.record(verdict, pair: pair, model: exchange.model)
         }
-        var row = attempt
+        var row = attempt.answered(response.status)
         row.verdict = verdict.label
         row.reason = verdict.reason
         row.googleStatus = analysis.googleStatus
@@ -173,11 +174,14 @@ extension ProxyHandler {
     /// - any other error is no failure of the upstream's but of the gateway's own code: nobody
     ///   is blamed, no other pair is tried (it would meet the same fault), and the client gets
     ///   500 `INTERNAL`.
+    ///
+    /// `status` is the head's, when one came before the body broke off: the try's row keeps it.
     @inline(never)
     private func transportFailed(
         _ error: any Error, key: PoolKey, upstream: PoolUpstream, _ exchange: Exchange,
-        attempt: AttemptRow, started: ContinuousClock.Instant
+        attempt: AttemptRow, status: Int? = nil, started: ContinuousClock.Instant
     ) -> AttemptResult {
+        let attempt = status.map { attempt.answered($0) } ?? attempt
         let failure: UpstreamTransportError
         switch error {
         case _ where Task.isCancelled, is CancellationError:
@@ -240,5 +244,14 @@ extension ProxyHandler {
             collected.writeBuffer(&chunk)
         }
         return collected
+    }
+}
+
+extension AttemptRow {
+    /// The row of a try whose answer's head came with `status`.
+    fileprivate func answered(_ status: Int) -> AttemptRow {
+        var row = self
+        row.status = status
+        return row
     }
 }
