@@ -32,6 +32,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import socket
 import sqlite3
@@ -287,6 +288,7 @@ def callgrind_threads(args):
 def async_frames(args):
     # An async function's "async function pointer" (symbol suffix `Tu`) is a relative offset to
     # its code and the size of the context its caller allocates for it: 32-bit each.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quietly, into `| head`
     binary = args[0]
     patterns = args[1:] or ["ProxyHandler", "Responder.respond", "NIOHTTP1Transport.", "ClientConnectionHandler."]
     symbols = [line.split() for line in subprocess.run(

@@ -56,8 +56,8 @@ final class MemoryTrimmer: Service, Sendable {
     }
 
     /// Free pages of every arena back to the system: jemalloc's `arena.<all>.purge` when the
-    /// process runs on jemalloc (the release build links it: it purges on its own only while it
-    /// is called), else glibc's `malloc_trim(0)`. Looked up at run time (Swift's Glibc module
+    /// process runs on jemalloc (the gateway links it; it purges on its own only while it is
+    /// called), else glibc's `malloc_trim(0)`. Looked up at run time (Swift's Glibc module
     /// leaves out `malloc.h`); elsewhere nothing.
     static func returnFreeMemory() {
         switch trimmer {
